@@ -1,0 +1,43 @@
+"""The FastAPI app factory (uvicorn `endpoints.app:create_app --factory`, Modal's asgi_app).
+
+Building the app connects to nothing; the services are built on startup, so importing and
+creating the app stays cheap for a cold start.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from endpoints.errors import install_error_handlers
+from endpoints.routers import dataset, health, jobs, profiles, quota
+from pipeline.services import Services, build_services
+from pipeline.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or (services.settings if services else get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or build_services(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.services.close()
+
+    app = FastAPI(title="svc-pipeline", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    install_error_handlers(app)
+    for router in (health.router, profiles.router, dataset.router, jobs.router, quota.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,89 @@
+"""Every error leaves as `{"error": {"code", "message", "details"}}` (ARCHITECTURE §8).
+
+404 covers "not yours" too, so existence is never revealed; nothing a client sends yields 500.
+"""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipeline.errors import ErrorKind, PipelineError
+from schemas.common import ErrorBody, ErrorInfo
+
+log = logging.getLogger(__name__)
+
+STATUS_OF_KIND: dict[ErrorKind, int] = {
+    ErrorKind.UNAUTHORIZED: 401,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.TOO_LARGE: 413,
+    ErrorKind.UNSUPPORTED: 415,
+    ErrorKind.INVALID: 422,
+    ErrorKind.QUOTA: 429,
+    ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.INTERNAL: 500,
+}
+
+CODE_OF_STATUS: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "TOO_LARGE",
+    415: "UNSUPPORTED_FORMAT",
+    422: "VALIDATION_FAILED",
+    429: "RATE_LIMITED",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    body = ErrorBody(error=ErrorInfo(code=code, message=message, details=details or {}))
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+
+
+async def _pipeline_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PipelineError)
+    status = STATUS_OF_KIND[exc.kind]
+    if status >= 500:
+        log.warning("pipeline error %s: %s", exc.code, exc.message)
+    return error_response(status, exc.code, exc.message, exc.details)
+
+
+def _describe(error: dict[str, Any]) -> dict[str, Any]:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    return {"field": where, "problem": error.get("msg", "invalid"), "type": error.get("type")}
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_describe(e) for e in exc.errors()]
+    first = problems[0] if problems else {"field": "", "problem": "invalid"}
+    message = f"{first['field'] or 'The request'}: {first['problem']}"
+    return error_response(422, "VALIDATION_FAILED", message, {"errors": problems})
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = CODE_OF_STATUS.get(exc.status_code, "HTTP_ERROR")
+    message = exc.detail if isinstance(exc.detail, str) else "The request failed."
+    return error_response(exc.status_code, code, message)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "INTERNAL", "Something went wrong on our side. Please try again.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PipelineError, _pipeline_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,21 @@
+from fastapi import APIRouter
+
+from endpoints.deps import ServicesDep
+from schemas.health import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health(services: ServicesDep) -> Health:
+    """Unauthenticated: says whether the database and the bucket answer, without details."""
+    try:
+        database = bool(services.db.call("health")["ok"])
+    except Exception:
+        database = False
+    try:
+        storage = services.storage.ping()
+    except Exception:
+        storage = False
+    healthy = database and storage
+    return Health(status="ok" if healthy else "degraded", database=database, storage=storage)

@@ -1,0 +1,39 @@
+"""The audio formats a client may declare, by extension and content type."""
+
+from pipeline.errors import PipelineError
+
+CONTENT_TYPES: dict[str, frozenset[str]] = {
+    "wav": frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"}),
+    "flac": frozenset({"audio/flac", "audio/x-flac"}),
+    "mp3": frozenset({"audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg-3"}),
+}
+
+
+def check_declared_format(ext: str, content_type: str, allowed: list[str]) -> str:
+    """The normalised content type, if the extension and declared type agree on an allowed
+    format. The bytes are checked again by the probe; this only refuses what is plainly wrong."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if ext not in allowed or ext not in CONTENT_TYPES:
+        raise PipelineError(
+            "UNSUPPORTED_FORMAT",
+            f"Only {', '.join(sorted(allowed)).upper()} files are accepted.",
+            {"extension": ext, "allowed": sorted(allowed)},
+        )
+    if mime not in CONTENT_TYPES[ext]:
+        raise PipelineError(
+            "UNSUPPORTED_FORMAT",
+            f"A .{ext} file should be sent as {sorted(CONTENT_TYPES[ext])[0]}, not {mime!r}.",
+            {"extension": ext, "content_type": mime},
+        )
+    return mime
+
+
+def check_size(size_bytes: int, max_bytes: int) -> None:
+    if size_bytes <= 0:
+        raise PipelineError("INVALID_ARGUMENT", "The file is empty.", {"size_bytes": size_bytes})
+    if size_bytes > max_bytes:
+        raise PipelineError(
+            "TOO_LARGE",
+            f"Files can be at most {max_bytes // (1024 * 1024)} MB.",
+            {"size_bytes": size_bytes, "max_bytes": max_bytes},
+        )

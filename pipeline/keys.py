@@ -1,0 +1,110 @@
+"""Object keys of ARCHITECTURE §6: the one place that builds and parses them.
+
+The parser is a security boundary for events: anything that does not match the layout
+exactly (UUIDs in canonical form, known leaf names) is rejected, never guessed at.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Literal
+from uuid import UUID
+
+from pipeline.errors import PipelineError
+
+ROOT = "vc/users"
+MAX_FILENAME_CHARS = 255
+_SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_KEY = re.compile(
+    rf"^vc/users/(?P<user>{_UUID})/profiles/(?P<profile>{_UUID})/"
+    rf"(?:dataset/(?P<file>{_UUID})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{{0,99}})"
+    rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json)"
+    rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|output\.wav))$"
+)
+
+KeyKind = Literal["dataset", "model", "model_config", "conversion_input", "conversion_output"]
+
+
+@dataclass(frozen=True)
+class ParsedKey:
+    kind: KeyKind
+    user_id: UUID
+    profile_id: UUID
+    object_id: UUID  # the file, model version or conversion job the key belongs to
+    leaf: str
+
+
+def _prefix(user_id: UUID, profile_id: UUID) -> str:
+    return f"{ROOT}/{user_id}/profiles/{profile_id}"
+
+
+def check_filename(filename: str) -> str:
+    """Refuses names a client could use to smuggle paths or control characters."""
+    if not filename or not filename.strip():
+        raise PipelineError("INVALID_FILENAME", "The file needs a name.")
+    if len(filename) > MAX_FILENAME_CHARS:
+        raise PipelineError(
+            "INVALID_FILENAME",
+            f"File names can be at most {MAX_FILENAME_CHARS} characters.",
+            {"length": len(filename)},
+        )
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co"} for ch in filename):
+        raise PipelineError("INVALID_FILENAME", "The file name contains control characters.")
+    if "/" in filename or "\\" in filename or filename.strip() in {".", ".."}:
+        raise PipelineError("INVALID_FILENAME", "The file name must not contain a path.")
+    return filename.strip()
+
+
+def extension_of(filename: str) -> str:
+    return PurePosixPath(filename).suffix.lower().lstrip(".")
+
+
+def safe_filename(filename: str) -> str:
+    """A key-safe form of a display name: ASCII letters, digits, `._-`, at most 100 chars."""
+    ascii_name = (
+        unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii").strip()
+    )
+    ext = extension_of(ascii_name)
+    stem = ascii_name[: -len(ext) - 1] if ext else ascii_name
+    stem = _SAFE_CHARS.sub("_", stem).strip("._-") or "audio"
+    suffix = f".{_SAFE_CHARS.sub('', ext)}" if ext else ""
+    return f"{stem[: 100 - len(suffix)]}{suffix}"
+
+
+def dataset_key(user_id: UUID, profile_id: UUID, file_id: UUID, filename: str) -> str:
+    return f"{_prefix(user_id, profile_id)}/dataset/{file_id}/{safe_filename(filename)}"
+
+
+def model_key(user_id: UUID, profile_id: UUID, model_version_id: UUID) -> str:
+    return f"{_prefix(user_id, profile_id)}/models/{model_version_id}/model.pth"
+
+
+def model_config_key(user_id: UUID, profile_id: UUID, model_version_id: UUID) -> str:
+    return f"{_prefix(user_id, profile_id)}/models/{model_version_id}/config.json"
+
+
+def conversion_input_key(user_id: UUID, profile_id: UUID, job_id: UUID, ext: str) -> str:
+    return f"{_prefix(user_id, profile_id)}/conversions/{job_id}/input.{ext}"
+
+
+def conversion_output_key(user_id: UUID, profile_id: UUID, job_id: UUID) -> str:
+    return f"{_prefix(user_id, profile_id)}/conversions/{job_id}/output.wav"
+
+
+def parse_key(key: str) -> ParsedKey | None:
+    """The parsed key, or None for anything outside the layout."""
+    match = _KEY.match(key)
+    if match is None:
+        return None
+    groups = match.groupdict()
+    user, profile = UUID(groups["user"]), UUID(groups["profile"])
+    if groups["file"]:
+        return ParsedKey("dataset", user, profile, UUID(groups["file"]), groups["name"])
+    if groups["model"]:
+        kind: KeyKind = "model" if groups["artifact"] == "model.pth" else "model_config"
+        return ParsedKey(kind, user, profile, UUID(groups["model"]), groups["artifact"])
+    leaf = groups["leaf"]
+    kind = "conversion_output" if leaf == "output.wav" else "conversion_input"
+    return ParsedKey(kind, user, profile, UUID(groups["job"]), leaf)

@@ -1,0 +1,175 @@
+"""Starts and stops the pieces of the local stack in order; reused by the CLI and the tests."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import psycopg
+
+from pipeline.local.issuer import LocalIssuer, ThreadedServer
+from pipeline.local.migrate import prepare_database
+from pipeline.local.postgres import start_postgres
+from pipeline.local.seaweed import SeaweedPorts, SeaweedS3
+from pipeline.settings import Settings
+from pipeline.storage import Storage
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEV_EMAIL = "dev@localhost"
+
+
+@dataclass
+class StackConfig:
+    root: Path = REPO_ROOT / ".local"
+    api_port: int = 8000
+    auth_port: int = 54321
+    web_port: int = 3000
+    s3_base_port: int = 8330
+    bucket: str = "svc-pipeline-local"
+
+
+@dataclass
+class LocalStack:
+    config: StackConfig
+    database_url: str = ""
+    postgres: Any = None
+    s3: SeaweedS3 | None = None
+    issuer: LocalIssuer | None = None
+    servers: list[ThreadedServer] = field(default_factory=list)
+    api: subprocess.Popen[bytes] | None = None
+
+    # Pieces ---------------------------------------------------------------------------
+
+    def start_database(self) -> list[str]:
+        self.postgres, self.database_url = start_postgres(self.config.root / "pg")
+        return prepare_database(self.database_url)
+
+    def start_storage(self) -> None:
+        access, secret = self._s3_credentials()
+        ports = SeaweedPorts.from_base(self.config.s3_base_port)
+        self.s3 = SeaweedS3(self.config.root / "s3", ports, access, secret)
+        self.s3.start()
+        deadline = time.monotonic() + 30
+        while True:  # the gateway answers before the volume server takes writes
+            try:
+                Storage(self.settings()).ensure_bucket(self.cors_origins())
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def start_auth(self) -> None:
+        base = f"http://127.0.0.1:{self.config.auth_port}"
+        self.issuer = LocalIssuer(self.config.root / "auth" / "es256.pem", base)
+        self.servers.append(ThreadedServer(self.issuer.asgi_app(), self.config.auth_port).start())
+
+    def start_web(self) -> None:
+        from starlette.staticfiles import StaticFiles
+
+        app = StaticFiles(directory=REPO_ROOT / "web", html=True)
+        self.servers.append(ThreadedServer(app, self.config.web_port).start())
+
+    def start_api(self, timeout: float = 60.0) -> None:
+        env = os.environ | self.env()
+        args = [
+            sys.executable, "-m", "uvicorn", "endpoints.app:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(self.config.api_port), "--log-level", "info",
+        ]  # fmt: skip
+        self.api = subprocess.Popen(args, env=env, cwd=REPO_ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.api.poll() is not None:
+                raise RuntimeError("the API exited during start-up")
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the API did not become healthy")
+
+    def start(self) -> None:
+        self.config.root.mkdir(parents=True, exist_ok=True)
+        self.start_database()
+        self.start_storage()
+        self.start_auth()
+        self.start_web()
+        self.start_api()
+
+    def stop(self) -> None:
+        if self.api is not None and self.api.poll() is None:
+            self.api.terminate()
+            try:
+                self.api.wait(10)
+            except subprocess.TimeoutExpired:
+                self.api.kill()
+        for server in reversed(self.servers):
+            server.stop()
+        if self.s3 is not None:
+            self.s3.stop()
+        if self.postgres is not None:
+            self.postgres.cleanup()
+
+    # What the pieces need to know about each other --------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.api_port}"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.web_port}"
+
+    def cors_origins(self) -> list[str]:
+        return [self.web_url, f"http://localhost:{self.config.web_port}"]
+
+    def env(self) -> dict[str, str]:
+        assert self.s3 is not None
+        return {
+            "VC_DB_TRANSPORT": "postgres",
+            "VC_DATABASE_URL": self.database_url,
+            "VC_SUPABASE_URL": f"http://127.0.0.1:{self.config.auth_port}",
+            "VC_S3_ENDPOINT_URL": self.s3.endpoint_url,
+            "VC_S3_BUCKET": self.config.bucket,
+            "VC_S3_ACCESS_KEY_ID": self.s3.access_key,
+            "VC_S3_SECRET_ACCESS_KEY": self.s3.secret_key,
+            "VC_CORS_ORIGINS": json.dumps(self.cors_origins()),
+        }
+
+    def settings(self, **overrides: Any) -> Settings:
+        values = {k.removeprefix("VC_").lower(): v for k, v in self.env().items()}
+        values["cors_origins"] = self.cors_origins()
+        return Settings(**(values | overrides))
+
+    def _s3_credentials(self) -> tuple[str, str]:
+        path = self.config.root / "s3-credentials.json"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"access": "local" + secrets.token_hex(6),
+                                        "secret": secrets.token_urlsafe(24)}))  # fmt: skip
+            path.chmod(0o600)
+        creds = json.loads(path.read_text())
+        return creds["access"], creds["secret"]
+
+    # Users ----------------------------------------------------------------------------
+
+    def ensure_user(self, email: str, user_id: UUID | None = None) -> UUID:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            row = conn.execute("select id from auth.users where email = %s", (email,)).fetchone()
+            if row:
+                return row[0]
+            new_id = user_id or uuid4()
+            conn.execute("insert into auth.users (id, email) values (%s, %s)", (new_id, email))
+            return new_id
+
+    def dev_token(self, email: str = DEV_EMAIL, ttl_seconds: int = 12 * 3600) -> str:
+        assert self.issuer is not None
+        return self.issuer.issue(self.ensure_user(email), email, ttl_seconds)

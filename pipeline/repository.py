@@ -1,0 +1,232 @@
+"""Typed calls to the SQL functions, with the limits from settings passed in.
+
+Each method is one database round trip; the rules themselves are in the migrations.
+"""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pipeline.db import Database
+from pipeline.settings import Settings
+from schemas.jobs import ConversionJob, TrainingJob
+from schemas.profiles import DatasetFile, Profile, ProfileDetail
+from schemas.quota import Quota
+
+JobKind = str  # "training" | "conversion"
+JOB_MODELS: dict[str, type[TrainingJob] | type[ConversionJob]] = {
+    "training": TrainingJob,
+    "conversion": ConversionJob,
+}
+
+
+class Repository:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    # Profiles
+    def create_profile(self, user_id: UUID, name: str) -> Profile:
+        row = self.db.call(
+            "create_profile", user_id=user_id, name=name, max_profiles=self.settings.max_profiles
+        )
+        return Profile.model_validate(row)
+
+    def list_profiles(self, user_id: UUID) -> list[Profile]:
+        return [Profile.model_validate(r) for r in self.db.call("list_profiles", user_id=user_id)]
+
+    def get_profile(self, user_id: UUID, profile_id: UUID) -> ProfileDetail:
+        row = self.db.call("get_profile", user_id=user_id, profile_id=profile_id)
+        return ProfileDetail.model_validate(row)
+
+    def delete_profile(self, user_id: UUID, profile_id: UUID) -> Profile:
+        row = self.db.call("delete_profile", user_id=user_id, profile_id=profile_id)
+        return Profile.model_validate(row)
+
+    # Dataset
+    def register_upload(
+        self,
+        user_id: UUID,
+        profile_id: UUID,
+        file_id: UUID,
+        object_key: str,
+        filename: str,
+        content_type: str,
+        size_bytes: int,
+    ) -> DatasetFile:
+        row = self.db.call(
+            "register_upload",
+            user_id=user_id,
+            profile_id=profile_id,
+            file_id=file_id,
+            object_key=object_key,
+            filename=filename,
+            content_type=content_type,
+            size_bytes=size_bytes,
+            max_files=self.settings.max_dataset_files,
+        )
+        return DatasetFile.model_validate(row)
+
+    def list_dataset_files(self, user_id: UUID, profile_id: UUID) -> list[DatasetFile]:
+        rows = self.db.call("list_dataset_files", user_id=user_id, profile_id=profile_id)
+        return [DatasetFile.model_validate(r) for r in rows]
+
+    def delete_dataset_file(self, user_id: UUID, file_id: UUID) -> dict[str, Any]:
+        """The deleted row, object key included, so the caller can remove the object."""
+        return self.db.call("delete_dataset_file", user_id=user_id, file_id=file_id)
+
+    def record_probe(
+        self,
+        file_id: UUID,
+        *,
+        etag: str | None,
+        size_bytes: int | None,
+        probe: dict[str, Any],
+        reject_code: str | None = None,
+        reject_message: str | None = None,
+    ) -> DatasetFile:
+        row = self.db.call(
+            "record_probe",
+            file_id=file_id,
+            etag=etag,
+            size_bytes=size_bytes,
+            probe=probe,
+            reject_code=reject_code,
+            reject_message=reject_message,
+            max_total_seconds=self.settings.max_dataset_seconds,
+        )
+        return DatasetFile.model_validate(row)
+
+    # Jobs
+    def get_job(self, kind: JobKind, user_id: UUID, job_id: UUID) -> TrainingJob | ConversionJob:
+        row = self.db.call("get_job", kind=kind, user_id=user_id, job_id=job_id)
+        return JOB_MODELS[kind].model_validate(row)
+
+    def list_jobs(
+        self, kind: JobKind, user_id: UUID, profile_id: UUID | None = None, limit: int = 50
+    ) -> list[TrainingJob | ConversionJob]:
+        rows = self.db.call(
+            "list_jobs", kind=kind, user_id=user_id, profile_id=profile_id, limit=limit
+        )
+        return [JOB_MODELS[kind].model_validate(r) for r in rows]
+
+    def start_training(
+        self, user_id: UUID, profile_id: UUID, params: dict[str, Any]
+    ) -> TrainingJob:
+        s = self.settings
+        row = self.db.call(
+            "start_training",
+            user_id=user_id,
+            profile_id=profile_id,
+            params=params,
+            min_seconds=s.min_dataset_seconds,
+            max_seconds=s.max_dataset_seconds,
+            default_limit=s.trainings_per_month,
+            max_active=s.max_active_trainings,
+        )
+        return TrainingJob.model_validate(row)
+
+    def create_conversion(
+        self,
+        user_id: UUID,
+        profile_id: UUID,
+        job_id: UUID,
+        *,
+        model_version_id: UUID | None,
+        params: dict[str, Any],
+        input_key: str,
+        input_filename: str,
+        input_size_bytes: int,
+        upload_expires_at: datetime,
+    ) -> ConversionJob:
+        s = self.settings
+        row = self.db.call(
+            "create_conversion",
+            user_id=user_id,
+            profile_id=profile_id,
+            job_id=job_id,
+            model_version_id=model_version_id,
+            params=params,
+            input_key=input_key,
+            input_filename=input_filename,
+            input_size_bytes=input_size_bytes,
+            upload_expires_at=upload_expires_at,
+            default_limit=s.conversions_per_day,
+            max_active=s.max_active_conversions,
+        )
+        return ConversionJob.model_validate(row)
+
+    def claim_job(self, kind: JobKind, job_id: UUID) -> dict[str, Any]:
+        return self.db.call("claim_job", kind=kind, job_id=job_id)
+
+    def heartbeat_job(
+        self, kind: JobKind, job_id: UUID, progress: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self.db.call("heartbeat_job", kind=kind, job_id=job_id, progress=progress)
+
+    def set_job_call_id(self, kind: JobKind, job_id: UUID, call_id: str) -> dict[str, Any]:
+        return self.db.call("set_job_call_id", kind=kind, job_id=job_id, call_id=call_id)
+
+    def fail_job(self, kind: JobKind, job_id: UUID, code: str, message: str) -> dict[str, Any]:
+        return self.db.call(
+            "fail_job", kind=kind, job_id=job_id, error_code=code, error_message=message
+        )
+
+    def cancel_job(self, kind: JobKind, user_id: UUID, job_id: UUID) -> dict[str, Any]:
+        return self.db.call("cancel_job", kind=kind, user_id=user_id, job_id=job_id)
+
+    def finish_training(
+        self,
+        job_id: UUID,
+        model_version_id: UUID,
+        model_key: str,
+        config_key: str,
+        size_bytes: int,
+        metrics: dict[str, Any],
+    ) -> dict[str, Any]:
+        return self.db.call(
+            "finish_training",
+            job_id=job_id,
+            model_version_id=model_version_id,
+            model_key=model_key,
+            config_key=config_key,
+            size_bytes=size_bytes,
+            metrics=metrics,
+        )
+
+    def queue_conversion(self, job_id: UUID) -> dict[str, Any]:
+        return self.db.call("queue_conversion", job_id=job_id)
+
+    def finish_conversion(
+        self, job_id: UUID, output_key: str, input_duration_sec: float
+    ) -> dict[str, Any]:
+        return self.db.call(
+            "finish_conversion",
+            job_id=job_id,
+            output_key=output_key,
+            input_duration_sec=input_duration_sec,
+        )
+
+    # Quotas and maintenance
+    def quota_status(self, user_id: UUID) -> Quota:
+        row = self.db.call(
+            "quota_status",
+            user_id=user_id,
+            trainings_per_month=self.settings.trainings_per_month,
+            conversions_per_day=self.settings.conversions_per_day,
+        )
+        return Quota.model_validate(row)
+
+    def reset_quota_periods(self, now: datetime | None = None) -> dict[str, int]:
+        args = {"now": now} if now else {}
+        return self.db.call("reset_quota_periods", **args)
+
+    def reap_stale_jobs(self) -> list[dict[str, Any]]:
+        return self.db.call(
+            "reap_stale_jobs",
+            heartbeat_timeout_sec=self.settings.heartbeat_timeout_seconds,
+            queued_timeout_sec=self.settings.queued_timeout_seconds,
+        )
+
+    def record_event(self, source: str, event_id: str) -> bool:
+        return bool(self.db.call("record_event", source=source, event_id=event_id)["new"])

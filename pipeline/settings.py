@@ -1,0 +1,75 @@
+"""Every knob of the pipeline, read from the environment (prefix ``VC_``) or a ``.env`` file.
+
+Defaults are the product decisions of ARCHITECTURE §7; operators override them per deployment.
+"""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VC_", env_file=".env", extra="ignore")
+
+    # Database: `postgres` talks to Postgres directly (local stack, tests, Supabase's pooler);
+    # `supabase` goes through PostgREST's rpc with the service-role key.
+    db_transport: Literal["postgres", "supabase"] = "postgres"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_pool_min: int = Field(1, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+
+    # Supabase project: its URL locates the JWKS and names the token issuer.
+    supabase_url: str = "http://127.0.0.1:54321"
+    supabase_service_role_key: SecretStr | None = None
+    jwt_issuer: str | None = None  # defaults to {supabase_url}/auth/v1
+    jwt_audience: str = "authenticated"
+    jwt_secret: SecretStr | None = None  # legacy HS256 secret; unset disables HS256
+    jwks_cache_seconds: int = Field(600, ge=0)
+
+    # Object storage (Cloudflare R2 in production, SeaweedFS locally).
+    s3_endpoint_url: str = "http://127.0.0.1:8333"
+    s3_public_endpoint_url: str | None = None  # host the browser reaches, if different
+    s3_bucket: str = "svc-pipeline"
+    s3_access_key_id: str = "local"
+    s3_secret_access_key: SecretStr = SecretStr("local-secret")
+    s3_region: str = "auto"
+
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000"])
+
+    # Limits (ARCHITECTURE §7).
+    allowed_formats: list[str] = Field(default_factory=lambda: ["wav", "flac", "mp3"])
+    max_file_bytes: int = Field(200 * MB, gt=0)
+    max_dataset_file_seconds: float = Field(6 * 60, gt=0)
+    min_dataset_seconds: float = Field(3 * 60, ge=0)
+    max_dataset_seconds: float = Field(12 * 60, gt=0)
+    max_conversion_seconds: float = Field(10 * 60, gt=0)
+    max_conversion_bytes: int = Field(200 * MB, gt=0)
+    trainings_per_month: int = Field(3, ge=0)
+    conversions_per_day: int = Field(3, ge=0)
+    max_active_trainings: int = Field(1, ge=1)
+    max_active_conversions: int = Field(1, ge=1)
+    max_profiles: int = Field(20, ge=1)
+    max_dataset_files: int = Field(100, ge=1)
+    upload_url_seconds: int = Field(15 * 60, gt=0)
+    download_url_seconds: int = Field(5 * 60, gt=0)
+
+    # Maintenance.
+    heartbeat_timeout_seconds: int = Field(10 * 60, gt=0)
+    queued_timeout_seconds: int = Field(2 * 60 * 60, gt=0)
+
+    @property
+    def issuer(self) -> str:
+        return self.jwt_issuer or f"{self.supabase_url.rstrip('/')}/auth/v1"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.supabase_url.rstrip('/')}/auth/v1/.well-known/jwks.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

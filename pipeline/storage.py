@@ -1,0 +1,160 @@
+"""Objects in R2 (SeaweedFS locally) through boto3's S3 client.
+
+Presigned PUTs sign content type and length, so the store itself refuses an upload that
+differs from what the API agreed to; presigned GETs are short-lived.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pipeline.errors import Unavailable
+from pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class PresignedUpload:
+    url: str
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    content_type: str | None
+    last_modified: datetime | None
+
+
+def _client(endpoint_url: str, settings: Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key.get_secret_value(),
+        region_name=settings.s3_region,
+        config=Config(
+            signature_version="s3v4",
+            # R2 rejects the newer default CRC checksums on some operations.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        ),
+    )
+
+
+class Storage:
+    def __init__(self, settings: Settings) -> None:
+        self.bucket = settings.s3_bucket
+        self._s3 = _client(settings.s3_endpoint_url, settings)
+        # URLs handed to browsers are signed for the host the browser will reach.
+        public = settings.s3_public_endpoint_url or settings.s3_endpoint_url
+        self._presigner = (
+            self._s3 if public == settings.s3_endpoint_url else _client(public, settings)
+        )
+
+    def presign_put(
+        self, key: str, content_type: str, content_length: int, expires_in: int
+    ) -> PresignedUpload:
+        url = self._presigner.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": content_length,
+            },
+            ExpiresIn=expires_in,
+        )
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
+        return PresignedUpload(url, {"Content-Type": content_type}, expires_at)
+
+    def presign_get(self, key: str, expires_in: int, download_name: str | None = None) -> str:
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
+        if download_name:
+            params["ResponseContentDisposition"] = f'attachment; filename="{download_name}"'
+        return self._presigner.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires_in
+        )
+
+    def head(self, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            meta = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise Unavailable("Object storage refused the request.") from exc
+        return ObjectInfo(
+            key=key,
+            size=int(meta["ContentLength"]),
+            etag=str(meta.get("ETag", "")).strip('"'),
+            content_type=meta.get("ContentType"),
+            last_modified=meta.get("LastModified"),
+        )
+
+    def open_stream(self, key: str) -> BinaryIO:
+        """A streaming body: read it in chunks, never whole."""
+        return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+
+    def download_file(self, key: str, path: Path) -> None:
+        self._s3.download_file(self.bucket, key, str(path))
+
+    def upload_file(self, path: Path, key: str, content_type: str) -> None:
+        self._s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
+
+    def upload_stream(self, stream: BinaryIO, key: str, content_type: str) -> None:
+        self._s3.upload_fileobj(stream, self.bucket, key, ExtraArgs={"ContentType": content_type})
+
+    def list_prefix(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=item["Key"],
+                    size=int(item["Size"]),
+                    etag=str(item.get("ETag", "")).strip('"'),
+                    content_type=None,
+                    last_modified=item.get("LastModified"),
+                )
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def ping(self) -> bool:
+        self._s3.head_bucket(Bucket=self.bucket)
+        return True
+
+    def ensure_bucket(self, cors_origins: list[str]) -> None:
+        """Creates the bucket with a browser-upload CORS rule (local stack; R2 is set up once)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self._s3.create_bucket(Bucket=self.bucket)
+        self._s3.put_bucket_cors(
+            Bucket=self.bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedOrigins": cors_origins,
+                        "AllowedMethods": ["GET", "PUT", "HEAD"],
+                        "AllowedHeaders": ["*"],
+                        "ExposeHeaders": ["ETag"],
+                        "MaxAgeSeconds": 3600,
+                    }
+                ]
+            },
+        )

@@ -1,0 +1,85 @@
+"""Jobs: what a client may ask for, what a worker reports, and the rows both read."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from schemas.common import Model, Request
+
+TrainingStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+ConversionStatus = Literal[
+    "awaiting_upload", "queued", "running", "succeeded", "failed", "canceled"
+]
+F0Method = Literal["crepe", "crepe-tiny", "parselmouth", "dio", "harvest"]
+
+
+class TrainingParams(Request):
+    preset: Literal["standard", "tiny"] = "standard"
+    f0_method: Literal["dio", "crepe", "crepe-tiny", "harvest"] = "dio"
+    max_steps: int | None = Field(None, ge=10, le=200_000)
+    max_epochs: int | None = Field(None, ge=1, le=10_000)
+
+
+class ConversionParams(Request):
+    transpose: int = Field(0, ge=-24, le=24)
+    f0_method: F0Method = "dio"
+    auto_predict_f0: bool = False
+    noise_scale: float = Field(0.4, ge=0.0, le=1.0)
+    cluster_ratio: float = Field(0.0, ge=0.0, le=0.0)  # upstream cluster loading is broken
+    db_thresh: int = Field(-40, ge=-120, le=0)
+    pad_seconds: float = Field(0.5, ge=0.0, le=5.0)
+    chunk_seconds: float = Field(0.5, ge=0.1, le=5.0)
+    max_chunk_seconds: float = Field(10.0, ge=1.0, le=40.0)
+
+
+class Progress(Model):
+    """What a worker writes with each heartbeat; every field but the phase is optional."""
+
+    phase: str = "queued"
+    step: int | None = None
+    total_steps: int | None = None
+    epoch: int | None = None
+    loss_g: float | None = None
+    loss_d: float | None = None
+    mel_loss: float | None = None
+    percent: float | None = None
+    eta_s: float | None = None
+
+
+class JobBase(Model):
+    id: UUID
+    profile_id: UUID
+    progress: Progress
+    attempt: int
+    error_code: str | None = None
+    error_message: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+
+class TrainingJob(JobBase):
+    status: TrainingStatus
+    params: dict
+
+
+class ConversionJob(JobBase):
+    status: ConversionStatus
+    model_version_id: UUID
+    params: dict
+    input_filename: str | None = None
+    input_duration_sec: float | None = None
+    upload_expires_at: datetime | None = None
+
+
+class ModelVersion(Model):
+    id: UUID
+    profile_id: UUID
+    training_job_id: UUID
+    status: Literal["ready", "disabled"]
+    size_bytes: int
+    metrics: dict
+    created_at: datetime

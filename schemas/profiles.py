@@ -1,0 +1,84 @@
+"""Voice profiles and their datasets."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field, field_validator
+
+from schemas.common import Model, Request
+from schemas.jobs import ConversionJob, ModelVersion, TrainingJob
+
+
+class ProfileCreate(Request):
+    name: str = Field(min_length=1, max_length=80)
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        value = value.strip()
+        if not value or not value.isprintable():
+            raise ValueError("the name must be printable text")
+        return value
+
+
+class DatasetSummary(Model):
+    ready_files: int
+    pending_files: int
+    rejected_files: int
+    ready_seconds: float
+
+
+class Profile(Model):
+    id: UUID
+    name: str
+    status: Literal["draft", "ready", "disabled"]
+    active_model_version_id: UUID | None = None
+    dataset: DatasetSummary
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProfileDetail(Profile):
+    active_model: ModelVersion | None = None
+    recent_trainings: list[TrainingJob] = []
+    recent_conversions: list[ConversionJob] = []
+
+
+class UploadRequest(Request):
+    filename: str = Field(min_length=1, max_length=1000)
+    content_type: str = Field(min_length=1, max_length=200)
+    size_bytes: int
+
+
+class UploadTicket(Model):
+    """Where and how to PUT the bytes: the signature binds the content type and length."""
+
+    file_id: UUID
+    object_key: str
+    upload_url: str
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+class DatasetFile(Model):
+    id: UUID
+    profile_id: UUID
+    filename: str
+    content_type: str
+    status: Literal["pending", "ready", "rejected", "deleted"]
+    size_bytes: int
+    duration_sec: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    format: str | None = None
+    loudness_lufs: float | None = None
+    peak_dbfs: float | None = None
+    clipping_ratio: float | None = None
+    silence_ratio: float | None = None
+    snr_db: float | None = None
+    quality_grade: str | None = None
+    reject_code: str | None = None
+    reject_message: str | None = None
+    created_at: datetime
+    probed_at: datetime | None = None
