@@ -80,7 +80,7 @@ class ThreadedServer:
     """Serves an ASGI app with uvicorn on a background thread (local stack and tests)."""
 
     def __init__(self, app: Any, port: int, host: str = "127.0.0.1") -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://{host}:{port}"

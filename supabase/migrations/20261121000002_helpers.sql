@@ -134,7 +134,7 @@ begin
             attempt = r.attempt, heartbeat_at = r.heartbeat_at, error_code = r.error_code,
             error_message = r.error_message, quota_state = r.quota_state,
             started_at = r.started_at, finished_at = r.finished_at
-       from jsonb_populate_record(null::public.%1$I, $2) r
+       from jsonb_populate_record(null::public.%1$I, $1) r
       where j.id = r.id
       returning to_jsonb(j)', svc_private.job_table(p_kind))
     into v_job using p_job || p_patch;

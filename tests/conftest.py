@@ -1,0 +1,102 @@
+"""Session-wide real infrastructure: embedded Postgres with the real migrations, SeaweedFS
+with credentials, the local token issuer, and the real API over HTTP on a free port."""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+import httpx
+import psycopg
+import pytest
+
+from endpoints.app import create_app
+from pipeline.local.issuer import ThreadedServer
+from pipeline.local.seaweed import find_free_base, free_port
+from pipeline.local.stack import LocalStack, StackConfig
+from pipeline.repository import Repository
+from pipeline.services import Services, build_services
+from pipeline.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    root = tmp_path_factory.mktemp("stack")
+    config = StackConfig(
+        root=root, auth_port=free_port(), s3_base_port=find_free_base(), bucket="svc-test"
+    )
+    stack = LocalStack(config)
+    try:
+        stack.start_database()
+        stack.start_storage()
+        stack.start_auth()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: LocalStack) -> Settings:
+    return stack.settings(db_pool_max=60)
+
+
+@pytest.fixture(scope="session")
+def services(settings: Settings) -> Iterator[Services]:
+    services = build_services(settings)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def repo(services: Services) -> Repository:
+    return services.repo
+
+
+@pytest.fixture(scope="session")
+def api_url(services: Services) -> Iterator[str]:
+    server = ThreadedServer(create_app(services=services), free_port()).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def sql(stack: LocalStack) -> Iterator[psycopg.Connection]:
+    """A superuser connection for arranging state the API cannot reach (clocks, periods)."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        yield conn
+
+
+@dataclass
+class User:
+    id: UUID
+    email: str
+    token: str
+    client: httpx.Client
+
+
+@pytest.fixture
+def make_user(stack: LocalStack, api_url: str) -> Iterator[Callable[[], User]]:
+    clients: list[httpx.Client] = []
+
+    def make() -> User:
+        email = f"{uuid4().hex[:12]}@test.local"
+        token = stack.dev_token(email)
+        user_id = stack.ensure_user(email)
+        client = httpx.Client(
+            base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        clients.append(client)
+        return User(user_id, email, token, client)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def alice(make_user: Callable[[], User]) -> User:
+    return make_user()
+
+
+@pytest.fixture
+def bob(make_user: Callable[[], User]) -> User:
+    return make_user()

@@ -1,0 +1,35 @@
+"""Small arrangements shared by tests: rows the API has no way to create directly."""
+
+from typing import Any
+from uuid import UUID, uuid4
+
+from pipeline import keys
+from pipeline.repository import Repository
+
+
+def ready_dataset(repo: Repository, user_id: UUID, profile_id: UUID, seconds: float) -> None:
+    """Registers a file and records a passing probe for it, as the probe will in production."""
+    file_id = uuid4()
+    key = keys.dataset_key(user_id, profile_id, file_id, "take.wav")
+    repo.register_upload(user_id, profile_id, file_id, key, "take.wav", "audio/wav", 1000)
+    repo.record_probe(
+        file_id, etag="e", size_bytes=1000, probe={"duration_sec": seconds, "format": "wav"}
+    )
+
+
+def trained_profile(repo: Repository, user_id: UUID, name: str = "voice") -> dict[str, Any]:
+    """A profile with a finished training and an active model version."""
+    profile = repo.create_profile(user_id, name)
+    ready_dataset(repo, user_id, profile.id, 200)
+    job = repo.start_training(user_id, profile.id, {"preset": "tiny"})
+    repo.claim_job("training", job.id)
+    version = uuid4()
+    repo.finish_training(
+        job.id,
+        version,
+        keys.model_key(user_id, profile.id, version),
+        keys.model_config_key(user_id, profile.id, version),
+        1234,
+        {"loss_g": 1.0},
+    )
+    return {"profile_id": profile.id, "job_id": job.id, "model_version_id": version}

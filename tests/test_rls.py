@@ -1,0 +1,85 @@
+"""Row level security as Supabase's Data API and Realtime apply it: as role `authenticated`
+with a user's claims, that user sees their own rows in every table and nobody else's."""
+
+import json
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+
+from pipeline import keys
+from pipeline.local.stack import LocalStack
+from pipeline.repository import Repository
+from tests.helpers import trained_profile
+
+USER_TABLES = [
+    "voice_profiles",
+    "dataset_files",
+    "training_jobs",
+    "model_versions",
+    "conversion_jobs",
+    "usage_counters",
+    "quota_overrides",
+]
+
+
+def _populate(repo: Repository, sql: psycopg.Connection, user_id: UUID) -> None:
+    made = trained_profile(repo, user_id)
+    job_id = uuid4()
+    repo.create_conversion(
+        user_id,
+        made["profile_id"],
+        job_id,
+        model_version_id=None,
+        params={},
+        input_key=keys.conversion_input_key(user_id, made["profile_id"], job_id, "wav"),
+        input_filename="in.wav",
+        input_size_bytes=10,
+        upload_expires_at=datetime.now(UTC),
+    )
+    sql.execute(
+        "insert into public.quota_overrides (user_id, conversions_per_day) values (%s, 5)",
+        (user_id,),
+    )
+
+
+def _visible(stack: LocalStack, role: str, user_id: UUID | None, table: str) -> set[str]:
+    with psycopg.connect(stack.database_url) as conn:
+        conn.execute(f"set local role {role}")
+        if user_id is not None:
+            claims = json.dumps({"sub": str(user_id), "role": role})
+            conn.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
+        rows = conn.execute(f"select user_id from public.{table}").fetchall()
+        return {str(r[0]) for r in rows}
+
+
+def test_each_user_sees_only_their_rows(stack, repo, sql, alice, bob) -> None:
+    _populate(repo, sql, alice.id)
+    _populate(repo, sql, bob.id)
+    for table in USER_TABLES:
+        assert _visible(stack, "authenticated", alice.id, table) == {str(alice.id)}, table
+        assert _visible(stack, "authenticated", bob.id, table) == {str(bob.id)}, table
+
+
+def test_anon_sees_nothing_and_nobody_writes(stack, alice) -> None:
+    for table in USER_TABLES:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            _visible(stack, "anon", None, table)
+    with psycopg.connect(stack.database_url) as conn, pytest.raises(
+        psycopg.errors.InsufficientPrivilege
+    ):
+        conn.execute("set local role authenticated")
+        claims = json.dumps({"sub": str(alice.id), "role": "authenticated"})
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
+        conn.execute(
+            "insert into public.voice_profiles (user_id, name) values (%s, 'x')", (alice.id,)
+        )
+
+
+def test_clients_cannot_call_the_functions(stack, alice) -> None:
+    with psycopg.connect(stack.database_url) as conn, pytest.raises(
+        psycopg.errors.InsufficientPrivilege
+    ):
+        conn.execute("set local role authenticated")
+        conn.execute("select public.create_profile(%s, 'x', 10)", (alice.id,))
