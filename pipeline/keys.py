@@ -18,10 +18,10 @@ MAX_FILENAME_CHARS = 255
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _KEY = re.compile(
-    rf"^vc/users/(?P<user>{_UUID})/profiles/(?P<profile>{_UUID})/"
+    rf"vc/users/(?P<user>{_UUID})/profiles/(?P<profile>{_UUID})/"
     rf"(?:dataset/(?P<file>{_UUID})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{{0,99}})"
     rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json)"
-    rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|output\.wav))$"
+    rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|output\.wav))"
 )
 
 KeyKind = Literal["dataset", "model", "model_config", "conversion_input", "conversion_output"]
@@ -63,14 +63,13 @@ def extension_of(filename: str) -> str:
 
 def safe_filename(filename: str) -> str:
     """A key-safe form of a display name: ASCII letters, digits, `._-`, at most 100 chars."""
-    ascii_name = (
-        unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii").strip()
-    )
-    ext = extension_of(ascii_name)
-    stem = ascii_name[: -len(ext) - 1] if ext else ascii_name
-    stem = _SAFE_CHARS.sub("_", stem).strip("._-") or "audio"
-    suffix = f".{_SAFE_CHARS.sub('', ext)}" if ext else ""
-    return f"{stem[: 100 - len(suffix)]}{suffix}"
+    name = filename.strip()
+    ext = _SAFE_CHARS.sub("", extension_of(name))
+    stem = name[: -len(ext) - 1] if ext and name.lower().endswith("." + ext) else name
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    safe_stem = _SAFE_CHARS.sub("_", ascii_stem).strip("._-") or "audio"
+    suffix = f".{ext}" if ext else ""
+    return f"{safe_stem[: 100 - len(suffix)]}{suffix}"
 
 
 def dataset_key(user_id: UUID, profile_id: UUID, file_id: UUID, filename: str) -> str:
@@ -95,7 +94,7 @@ def conversion_output_key(user_id: UUID, profile_id: UUID, job_id: UUID) -> str:
 
 def parse_key(key: str) -> ParsedKey | None:
     """The parsed key, or None for anything outside the layout."""
-    match = _KEY.match(key)
+    match = _KEY.fullmatch(key)
     if match is None:
         return None
     groups = match.groupdict()

@@ -66,8 +66,9 @@ def test_anon_sees_nothing_and_nobody_writes(stack, alice) -> None:
     for table in USER_TABLES:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             _visible(stack, "anon", None, table)
-    with psycopg.connect(stack.database_url) as conn, pytest.raises(
-        psycopg.errors.InsufficientPrivilege
+    with (
+        psycopg.connect(stack.database_url) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute("set local role authenticated")
         claims = json.dumps({"sub": str(alice.id), "role": "authenticated"})
@@ -78,8 +79,9 @@ def test_anon_sees_nothing_and_nobody_writes(stack, alice) -> None:
 
 
 def test_clients_cannot_call_the_functions(stack, alice) -> None:
-    with psycopg.connect(stack.database_url) as conn, pytest.raises(
-        psycopg.errors.InsufficientPrivilege
+    with (
+        psycopg.connect(stack.database_url) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute("set local role authenticated")
         conn.execute("select public.create_profile(%s, 'x', 10)", (alice.id,))

@@ -187,6 +187,9 @@ def test_probe_verdict_is_recorded_once_and_total_is_capped(repo, alice) -> None
         ids[0], etag="a", size_bytes=10, probe={}, reject_code="X", reject_message="no"
     )
     assert first.status == again.status == "ready"
-    assert repo.record_probe(ids[1], etag="b", size_bytes=10, probe={"duration_sec": 350}).status == "ready"
+    assert (
+        repo.record_probe(ids[1], etag="b", size_bytes=10, probe={"duration_sec": 350}).status
+        == "ready"
+    )
     over = repo.record_probe(ids[2], etag="c", size_bytes=10, probe={"duration_sec": 30})
     assert (over.status, over.reject_code) == ("rejected", "DATASET_FULL")
