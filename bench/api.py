@@ -21,10 +21,8 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pipeline.local.seaweed import find_free_base, free_port  # noqa: E402
-from pipeline.local.stack import REPO_ROOT, LocalStack, StackConfig  # noqa: E402
+from pipeline.local.seaweed import find_free_base, free_port
+from pipeline.local.stack import REPO_ROOT, LocalStack, StackConfig
 
 
 def serve(app: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen[bytes]:
@@ -71,21 +69,16 @@ def summarize(name: str, latencies: list[float], errors: int, seconds: float) ->
 
 
 def cold_import_seconds(runs: int = 5) -> float:
-    code = ("import time; t = time.perf_counter(); import endpoints.app as a; a.create_app(); "
-            "print(time.perf_counter() - t)")  # fmt: skip
-    times = [
-        float(
-            subprocess.run(
-                [sys.executable, "-c", code],
-                capture_output=True,
-                text=True,
-                cwd=REPO_ROOT,
-                check=True,
-            ).stdout
-        )  # fmt: skip
+    code = (
+        "import time; t = time.perf_counter(); import endpoints.app as a; a.create_app(); "
+        "print(time.perf_counter() - t)"
+    )
+    command = [sys.executable, "-c", code]
+    outputs = [
+        subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, check=True).stdout
         for _ in range(runs)
     ]
-    return statistics.median(times)
+    return statistics.median(float(out) for out in outputs)
 
 
 def main() -> None:
