@@ -1,0 +1,3 @@
+from pipeline.local.cli import main
+
+main()
