@@ -97,7 +97,27 @@ class Repository:
         )
         return DatasetFile.model_validate(row)
 
+    def get_dataset_file(self, file_id: UUID) -> DatasetFile | None:
+        """Any user's file, by id: for the trusted event path, which checks ownership itself."""
+        row = self.db.call("get_dataset_file", file_id=file_id)
+        return DatasetFile.model_validate(row) if row else None
+
+    def mark_object_deleted(self, object_key: str) -> int:
+        return int(self.db.call("mark_object_deleted", object_key=object_key)["deleted"])
+
+    def list_stale_uploads(self, older_than_seconds: int, limit: int = 500) -> list[DatasetFile]:
+        rows = self.db.call("list_stale_uploads", older_than_sec=older_than_seconds, limit=limit)
+        return [DatasetFile.model_validate(r) for r in rows]
+
+    def expire_upload(self, file_id: UUID) -> DatasetFile | None:
+        row = self.db.call("expire_upload", file_id=file_id)
+        return DatasetFile.model_validate(row) if row else None
+
     # Jobs
+    def get_job_by_id(self, kind: JobKind, job_id: UUID) -> dict[str, Any] | None:
+        """Any user's job, by id: for workers and the event path."""
+        return self.db.call("get_job_by_id", kind=kind, job_id=job_id)
+
     def get_job(self, kind: JobKind, user_id: UUID, job_id: UUID) -> TrainingJob | ConversionJob:
         row = self.db.call("get_job", kind=kind, user_id=user_id, job_id=job_id)
         return JOB_MODELS[kind].model_validate(row)
@@ -227,6 +247,9 @@ class Repository:
             heartbeat_timeout_sec=self.settings.heartbeat_timeout_seconds,
             queued_timeout_sec=self.settings.queued_timeout_seconds,
         )
+
+    def event_seen(self, source: str, event_id: str) -> bool:
+        return bool(self.db.call("event_seen", source=source, event_id=event_id)["seen"])
 
     def record_event(self, source: str, event_id: str) -> bool:
         return bool(self.db.call("record_event", source=source, event_id=event_id)["new"])

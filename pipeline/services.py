@@ -1,12 +1,16 @@
 """The long-lived clients one process needs, built once from settings."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from uuid import UUID
 
 from pipeline.auth import TokenVerifier
 from pipeline.db import Database, connect_database
+from pipeline.dispatch import Dispatcher, InlineDispatcher, Runner, ThreadDispatcher
+from pipeline.events import EventHandler
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
+from pipeline.webhooks import WebhookKeys
 
 
 @dataclass
@@ -15,19 +19,47 @@ class Services:
     db: Database
     storage: Storage
     verifier: TokenVerifier
+    webhook_keys: WebhookKeys
+    dispatcher: Dispatcher = field(init=False)
 
     @property
     def repo(self) -> Repository:
         return Repository(self.db, self.settings)
 
+    @property
+    def events(self) -> EventHandler:
+        return EventHandler(self.repo, self.dispatcher)
+
+    def runners(self) -> dict[str, Runner]:
+        from pipeline.probe import probe_dataset_file
+
+        def probe(file_id: UUID) -> object:
+            return probe_dataset_file(self.repo, self.storage, file_id)
+
+        return {"probe": probe}
+
     def close(self) -> None:
+        if isinstance(self.dispatcher, ThreadDispatcher):
+            self.dispatcher.shutdown()
         self.db.close()
 
 
-def build_services(settings: Settings) -> Services:
-    return Services(
+def build_services(settings: Settings, dispatcher: Dispatcher | None = None) -> Services:
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    services = Services(
         settings=settings,
         db=connect_database(settings),
         storage=Storage(settings),
         verifier=TokenVerifier.from_settings(settings),
+        webhook_keys=WebhookKeys.parse(secret, settings.webhook_public_key),
     )
+    services.dispatcher = dispatcher or _dispatcher(settings, services.runners())
+    return services
+
+
+def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
+    if settings.dispatch == "inline":
+        return InlineDispatcher(runners)
+    if settings.dispatch == "thread":
+        return ThreadDispatcher(runners)
+    raise ValueError("VC_DISPATCH=modal needs the Modal deployment's dispatcher")

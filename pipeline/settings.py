@@ -57,7 +57,29 @@ class Settings(BaseSettings):
     upload_url_seconds: int = Field(15 * 60, gt=0)
     download_url_seconds: int = Field(5 * 60, gt=0)
 
+    # Probe: what a dataset file must be to count (beyond the limits above).
+    min_dataset_file_seconds: float = Field(2.0, ge=0)
+    min_sample_rate: int = Field(16000, gt=0)
+    max_channels: int = Field(2, ge=1)
+    scratch_dir: str | None = None  # temp files; the system default when unset
+
+    # Events: Standard Webhooks keys for POST /events/r2 (either or both).
+    webhook_secret: SecretStr | None = None  # whsec_… (v1, HMAC-SHA256)
+    webhook_public_key: str | None = None  # whpk_… (v1a, Ed25519)
+    webhook_tolerance_seconds: int = Field(300, ge=1)
+
+    # Cloudflare Queue HTTP pull (the "Modal alone" path; no relay Worker needed).
+    cf_account_id: str | None = None
+    cf_queue_id: str | None = None
+    cf_api_token: SecretStr | None = None
+    cf_api_base_url: str = "https://api.cloudflare.com/client/v4"
+
+    # Where background work runs: `inline` (in the caller; tests), `thread` (the local
+    # stack), `modal` (production, wired by the deployment).
+    dispatch: Literal["inline", "thread", "modal"] = "thread"
+
     # Maintenance.
+    reconcile_after_seconds: int = Field(180, ge=0)
     heartbeat_timeout_seconds: int = Field(10 * 60, gt=0)
     queued_timeout_seconds: int = Field(2 * 60 * 60, gt=0)
 

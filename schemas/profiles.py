@@ -64,6 +64,8 @@ class UploadTicket(Model):
 class DatasetFile(Model):
     id: UUID
     profile_id: UUID
+    user_id: UUID
+    object_key: str
     filename: str
     content_type: str
     status: Literal["pending", "ready", "rejected", "deleted"]
@@ -78,6 +80,7 @@ class DatasetFile(Model):
     silence_ratio: float | None = None
     snr_db: float | None = None
     quality_grade: str | None = None
+    quality_notes: str | None = None
     reject_code: str | None = None
     reject_message: str | None = None
     created_at: datetime

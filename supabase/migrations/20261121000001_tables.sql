@@ -37,6 +37,7 @@ create table if not exists public.dataset_files (
   silence_ratio double precision check (silence_ratio between 0 and 1),
   snr_db double precision,
   quality_grade text,
+  quality_notes text,
   reject_code text,
   reject_message text,
   created_at timestamptz not null default now(),

@@ -182,6 +182,7 @@ begin
     silence_ratio = (p_probe ->> 'silence_ratio')::double precision,
     snr_db = (p_probe ->> 'snr_db')::double precision,
     quality_grade = p_probe ->> 'quality_grade',
+    quality_notes = p_probe ->> 'quality_notes',
     reject_code = v_code,
     reject_message = v_message,
     probed_at = now()

@@ -1,0 +1,94 @@
+"""The one idempotent handler behind every way an R2 notification arrives (push or pull).
+
+The object key is the security boundary: a message acts only if its key parses and names a
+row that the key's user owns under the key's profile. Everything else is ignored and counted.
+Deliveries are at-least-once; a `(bucket, key, eTag)` seen before is skipped, and every
+action below is itself a no-op when repeated.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from uuid import UUID
+
+from pipeline import keys
+from pipeline.dispatch import Dispatcher
+from pipeline.repository import Repository
+from schemas.events import EventOutcome, R2Event
+
+log = logging.getLogger(__name__)
+IGNORED: Counter[str] = Counter()  # reason → count, for operators and tests
+ConversionHook = Callable[[UUID], None]
+
+
+def dedupe_id(event: R2Event) -> str:
+    if event.is_create:
+        return f"{event.bucket}/{event.object.key}#{event.object.etag}"
+    return f"{event.bucket}/{event.object.key}#{event.action}@{event.event_time.isoformat()}"
+
+
+class EventHandler:
+    def __init__(
+        self,
+        repo: Repository,
+        dispatcher: Dispatcher,
+        on_conversion_queued: ConversionHook | None = None,
+    ) -> None:
+        self.repo = repo
+        self.dispatcher = dispatcher
+        self.on_conversion_queued = on_conversion_queued
+
+    def handle(self, event: R2Event) -> EventOutcome:
+        key = event.object.key
+        parsed = keys.parse_key(key)
+        if event.bucket != self.repo.settings.s3_bucket:
+            return self._ignore(key, "other bucket")
+        if parsed is None:
+            return self._ignore(key, "outside the key layout")
+        if event.is_create and not event.object.etag:
+            return self._ignore(key, "create without an eTag")
+        event_id = dedupe_id(event)
+        if self.repo.event_seen("r2", event_id):
+            return EventOutcome(key=key, outcome="duplicate")
+        if parsed.kind == "dataset":
+            outcome = self._dataset(event, parsed)
+        elif parsed.kind == "conversion_input":
+            outcome = self._conversion_input(event, parsed)
+        else:
+            outcome = self._ignore(key, "written by the pipeline itself")
+        self.repo.record_event("r2", event_id)
+        return outcome
+
+    def _ignore(self, key: str, reason: str) -> EventOutcome:
+        IGNORED[reason] += 1
+        log.info("ignored event for %r: %s", key, reason)
+        return EventOutcome(key=key, outcome="ignored", reason=reason)
+
+    def _dataset(self, event: R2Event, parsed: keys.ParsedKey) -> EventOutcome:
+        key = event.object.key
+        row = self.repo.get_dataset_file(parsed.object_id)
+        if row is None or (row.user_id, row.profile_id, row.object_key) != (
+            parsed.user_id, parsed.profile_id, key,
+        ):  # fmt: skip
+            return self._ignore(key, "no such upload for that user")
+        if not event.is_create:
+            self.repo.mark_object_deleted(key)
+            return EventOutcome(key=key, outcome="deleted")
+        if row.status != "pending":
+            return EventOutcome(key=key, outcome="no_op", reason=f"already {row.status}")
+        self.dispatcher.spawn("probe", row.id)
+        return EventOutcome(key=key, outcome="probed")
+
+    def _conversion_input(self, event: R2Event, parsed: keys.ParsedKey) -> EventOutcome:
+        key = event.object.key
+        job = self.repo.get_job_by_id("conversion", parsed.object_id)
+        if job is None or (job["user_id"], job["profile_id"], job["input_key"]) != (
+            str(parsed.user_id), str(parsed.profile_id), key,
+        ):  # fmt: skip
+            return self._ignore(key, "no such conversion for that user")
+        if not event.is_create or job["status"] != "awaiting_upload":
+            return EventOutcome(key=key, outcome="no_op", reason=f"job is {job['status']}")
+        queued = self.repo.queue_conversion(parsed.object_id)
+        if queued["status"] == "queued" and self.on_conversion_queued is not None:
+            self.on_conversion_queued(parsed.object_id)
+        return EventOutcome(key=key, outcome="queued")

@@ -1,0 +1,136 @@
+"""The probe: measure an uploaded dataset file and record a verdict a person understands.
+
+Transient trouble (the object store or database unreachable) raises and records nothing, so
+the event is retried; only a judgement about the audio itself is ever recorded.
+"""
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from pipeline.audio import AudioError, AudioStats, measure
+from pipeline.errors import Unavailable
+from pipeline.repository import Repository
+from pipeline.settings import Settings
+from pipeline.storage import Storage
+from schemas.profiles import DatasetFile
+
+SILENT_RATIO = 0.95
+CLIPPED_RATIO = 0.01
+NOISY_SNR_DB = 6.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    probe: dict[str, Any]
+    reject_code: str | None = None
+    reject_message: str | None = None
+
+
+def _rejected(stats: AudioStats, settings: Settings) -> tuple[str, str] | None:
+    minutes = settings.max_dataset_file_seconds / 60
+    checks = [
+        (stats.channels > settings.max_channels, "TOO_MANY_CHANNELS",
+         f"This file has {stats.channels} channels; use a mono or stereo vocal."),
+        (stats.sample_rate < settings.min_sample_rate, "LOW_SAMPLE_RATE",
+         f"{stats.sample_rate} Hz is too low for singing; use at least "
+         f"{settings.min_sample_rate} Hz."),
+        (stats.duration_sec > settings.max_dataset_file_seconds, "TOO_LONG",
+         f"Files can be at most {minutes:g} minutes long; split this one."),
+        (stats.duration_sec < settings.min_dataset_file_seconds, "TOO_SHORT",
+         f"This clip is shorter than {settings.min_dataset_file_seconds:g} seconds."),
+        (stats.clipping_ratio > CLIPPED_RATIO, "CLIPPED",
+         "This recording is heavily clipped (distorted); export it at a lower level."),
+        (stats.peak_dbfs is None or stats.loudness_lufs is None
+         or stats.silence_ratio > SILENT_RATIO, "SILENT",
+         "This file is silent or almost silent."),
+        (stats.snr_db is not None and stats.snr_db < NOISY_SNR_DB, "NOISY",
+         "This sounds like steady noise rather than an isolated vocal."),
+    ]  # fmt: skip
+    return next(((code, msg) for failed, code, msg in checks if failed), None)
+
+
+def _grade(stats: AudioStats) -> tuple[str, str]:
+    notes = []
+    if stats.clipping_ratio > 0.001:
+        notes.append("some clipping")
+    if stats.loudness_lufs is not None and stats.loudness_lufs < -35:
+        notes.append("very quiet")
+    if stats.snr_db is not None and stats.snr_db < 15:
+        notes.append("noticeable background noise")
+    if stats.sample_rate < 32000:
+        notes.append("low sample rate")
+    if stats.silence_ratio > 0.6:
+        notes.append("mostly silence")
+    grade = "good" if not notes else "fair" if len(notes) == 1 else "poor"
+    return grade, "; ".join(notes).capitalize() + "." if notes else "Clean and usable."
+
+
+def assess(stats: AudioStats, settings: Settings) -> Verdict:
+    grade, notes = _grade(stats)
+    probe = {
+        "duration_sec": stats.duration_sec,
+        "sample_rate": stats.sample_rate,
+        "channels": stats.channels,
+        "format": stats.format,
+        "loudness_lufs": stats.loudness_lufs,
+        "peak_dbfs": stats.peak_dbfs,
+        "clipping_ratio": stats.clipping_ratio,
+        "silence_ratio": stats.silence_ratio,
+        "snr_db": stats.snr_db,
+        "quality_grade": grade,
+        "quality_notes": notes,
+    }
+    rejection = _rejected(stats, settings)
+    if rejection:
+        return Verdict(probe, *rejection)
+    return Verdict(probe)
+
+
+def _fetch(storage: Storage, key: str, directory: Path) -> Path:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    path = directory / "object"
+    try:
+        storage.download_file(key, path)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise Unavailable("Could not fetch the upload from object storage.") from exc
+    return path
+
+
+def probe_dataset_file(repo: Repository, storage: Storage, file_id: UUID) -> DatasetFile | None:
+    """Probes a pending file and records the verdict; anything else is left as it is."""
+    settings = repo.settings
+    row = repo.get_dataset_file(file_id)
+    if row is None or row.status != "pending":
+        return row
+    info = storage.head(row.object_key)
+    if info is None:
+        raise Unavailable("The upload is not in object storage yet.", {"file_id": str(file_id)})
+    if info.size > settings.max_file_bytes:
+        return repo.record_probe(
+            file_id, etag=info.etag, size_bytes=info.size, probe={},
+            reject_code="TOO_LARGE",
+            reject_message=f"Files can be at most {settings.max_file_bytes // 2**20} MB.",
+        )  # fmt: skip
+    if info.size == 0:
+        return repo.record_probe(
+            file_id, etag=info.etag, size_bytes=None, probe={},
+            reject_code="CORRUPT_AUDIO", reject_message="The file is empty.",
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory(dir=settings.scratch_dir, prefix="probe-") as scratch:
+        path = _fetch(storage, row.object_key, Path(scratch))
+        try:
+            verdict = assess(measure(path, settings.max_dataset_file_seconds), settings)
+        except AudioError as exc:
+            verdict = Verdict({}, exc.code, exc.message)
+    return repo.record_probe(
+        file_id,
+        etag=info.etag,
+        size_bytes=info.size,
+        probe=verdict.probe,
+        reject_code=verdict.reject_code,
+        reject_message=verdict.reject_message,
+    )
