@@ -70,6 +70,7 @@ class DatasetFile(Model):
     content_type: str
     status: Literal["pending", "ready", "rejected", "deleted"]
     size_bytes: int
+    etag: str | None = None
     duration_sec: float | None = None
     sample_rate: int | None = None
     channels: int | None = None
