@@ -67,17 +67,34 @@ def hostile_corpus() -> dict[str, tuple[bytes, str, set[str]]]:
         "truncated data": (good[: len(good) // 3], "cut.wav", {"ready", "TOO_SHORT"}),
         "lying header": (lying_wav(), "liar.wav", {"ready", "CORRUPT_AUDIO"}),
         "one sample": (encode(voice(1 / 44100), 44100, "wav", "PCM_16"), "one.wav", {"TOO_SHORT"}),
-        "all silence": (encode(np.zeros((44100 * 3, 1), np.float32), 44100, "wav", "PCM_16"),
-                        "silence.wav", {"SILENT"}),  # fmt: skip
+        "all silence": (
+            encode(np.zeros((44100 * 3, 1), np.float32), 44100, "wav", "PCM_16"),
+            "silence.wav",
+            {"SILENT"},
+        ),  # fmt: skip
         "full-scale DC": (encode(dc, 44100, "wav", "PCM_16"), "dc.wav", {"CLIPPED"}),
-        "white noise": (encode(0.3 * rng.standard_normal((44100 * 3, 1)).astype(np.float32),
-                               44100, "wav", "PCM_16"), "hiss.wav", {"NOISY"}),  # fmt: skip
-        "8 kHz": (encode(voice(3.0, rate=8000), 8000, "wav", "PCM_16"), "phone.wav",
-                  {"LOW_SAMPLE_RATE"}),  # fmt: skip
-        "384 kHz": (encode(voice(3.0, rate=384000), 384000, "wav", "PCM_16"), "hires.wav",
-                    {"ready"}),  # fmt: skip
-        "8 channels": (encode(voice(3.0, channels=8), 44100, "wav", "PCM_16"), "multi.wav",
-                       {"TOO_MANY_CHANNELS"}),  # fmt: skip
+        "white noise": (
+            encode(
+                0.3 * rng.standard_normal((44100 * 3, 1)).astype(np.float32), 44100, "wav", "PCM_16"
+            ),
+            "hiss.wav",
+            {"NOISY"},
+        ),  # fmt: skip
+        "8 kHz": (
+            encode(voice(3.0, rate=8000), 8000, "wav", "PCM_16"),
+            "phone.wav",
+            {"LOW_SAMPLE_RATE"},
+        ),  # fmt: skip
+        "384 kHz": (
+            encode(voice(3.0, rate=384000), 384000, "wav", "PCM_16"),
+            "hires.wav",
+            {"ready"},
+        ),  # fmt: skip
+        "8 channels": (
+            encode(voice(3.0, channels=8), 44100, "wav", "PCM_16"),
+            "multi.wav",
+            {"TOO_MANY_CHANNELS"},
+        ),  # fmt: skip
         "PNG named .flac": (png(), "image.flac", {"UNSUPPORTED_FORMAT"}),
         "MP3 with a broken frame": (broken_mp3(), "broken.mp3", {"ready", "CORRUPT_AUDIO"}),
     }

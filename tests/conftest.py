@@ -1,6 +1,7 @@
 """Session-wide real infrastructure: embedded Postgres with the real migrations, SeaweedFS
 with credentials, the local token issuer, and the real API over HTTP on a free port."""
 
+import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from uuid import UUID, uuid4
@@ -34,9 +35,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         stack.stop()
 
 
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-shared-secret-32-bytes-long").decode()
+
+
 @pytest.fixture(scope="session")
 def settings(stack: LocalStack) -> Settings:
-    return stack.settings(db_pool_max=60)
+    """The local stack's settings, with work run inline so tests see its effects at once."""
+    return stack.settings(
+        db_pool_max=60,
+        dispatch="inline",
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_public_key=stack._relay_keys()[1],
+    )
+
+
+@pytest.fixture(scope="session")
+def relay_secret_key(stack: LocalStack) -> str:
+    return stack._relay_keys()[0]
 
 
 @pytest.fixture(scope="session")

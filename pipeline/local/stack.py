@@ -15,11 +15,13 @@ import httpx
 import psycopg
 
 from pipeline.local.issuer import LocalIssuer, ThreadedServer
+from pipeline.local.relay import LocalRelay
 from pipeline.local.migrate import prepare_database
 from pipeline.local.postgres import start_postgres
 from pipeline.local.seaweed import SeaweedPorts, SeaweedS3
 from pipeline.settings import Settings
 from pipeline.storage import Storage
+from pipeline.webhooks import new_ed25519_keypair
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_EMAIL = "dev@localhost"
@@ -44,6 +46,7 @@ class LocalStack:
     issuer: LocalIssuer | None = None
     servers: list[ThreadedServer] = field(default_factory=list)
     api: subprocess.Popen[bytes] | None = None
+    relay: LocalRelay | None = None
 
     # Pieces ---------------------------------------------------------------------------
 
@@ -96,6 +99,12 @@ class LocalStack:
             time.sleep(0.2)
         raise RuntimeError("the API did not become healthy")
 
+    def start_relay(self, api_url: str | None = None) -> None:
+        assert self.s3 is not None
+        filer = f"127.0.0.1:{self.s3.ports.filer}"
+        secret, _ = self._relay_keys()
+        self.relay = LocalRelay(filer, self.config.bucket, api_url or self.api_url, secret).start()
+
     def start(self) -> None:
         self.config.root.mkdir(parents=True, exist_ok=True)
         self.start_database()
@@ -103,8 +112,11 @@ class LocalStack:
         self.start_auth()
         self.start_web()
         self.start_api()
+        self.start_relay()
 
     def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         if self.api is not None and self.api.poll() is None:
             self.api.terminate()
             try:
@@ -142,6 +154,8 @@ class LocalStack:
             "VC_S3_ACCESS_KEY_ID": self.s3.access_key,
             "VC_S3_SECRET_ACCESS_KEY": self.s3.secret_key,
             "VC_CORS_ORIGINS": json.dumps(self.cors_origins()),
+            "VC_WEBHOOK_PUBLIC_KEY": self._relay_keys()[1],
+            "VC_DISPATCH": "thread",
         }
 
     def settings(self, **overrides: Any) -> Settings:
@@ -158,6 +172,16 @@ class LocalStack:
             path.chmod(0o600)
         creds = json.loads(path.read_text())
         return creds["access"], creds["secret"]
+
+    def _relay_keys(self) -> tuple[str, str]:
+        """The local relay's Ed25519 pair (whsk_, whpk_), made once and kept with the data."""
+        path = self.config.root / "relay-keys.json"
+        if not path.exists():
+            secret, public = new_ed25519_keypair()
+            path.write_text(json.dumps({"secret": secret, "public": public}))
+            path.chmod(0o600)
+        keys = json.loads(path.read_text())
+        return keys["secret"], keys["public"]
 
     # Users ----------------------------------------------------------------------------
 

@@ -1,0 +1,131 @@
+"""The local stand-in for R2 → Queue → relay Worker: follows the SeaweedFS filer's metadata
+events for the bucket and pushes R2-shaped notifications, signed `v1a` exactly as the
+Worker signs them, to `POST /events/r2`. The local pipeline is event-driven like production.
+"""
+
+import base64
+import json
+import logging
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import httpx
+
+from pipeline.local.seaweed import weed_binary
+from pipeline.webhooks import sign_v1a
+
+log = logging.getLogger(__name__)
+LOCAL_ACCOUNT = "local"
+
+
+def r2_event(bucket: str, record: dict[str, Any]) -> dict[str, Any] | None:
+    """An R2 notification for one filer metadata record, or None if it is not an object."""
+    directory = record.get("directory", "")
+    note = record.get("eventNotification") or {}
+    new, old = note.get("newEntry"), note.get("oldEntry")
+    entry = new or old
+    prefix = f"/buckets/{bucket}"
+    if not entry or entry.get("isDirectory") or not directory.startswith(prefix):
+        return None
+    key = f"{directory}/{entry['name']}".removeprefix(prefix + "/")
+    when = datetime.fromtimestamp(int(record.get("tsNs", 0)) / 1e9, UTC)
+    event: dict[str, Any] = {
+        "account": LOCAL_ACCOUNT,
+        "bucket": bucket,
+        "eventTime": when.isoformat().replace("+00:00", "Z"),
+    }
+    if new is None:
+        return event | {"action": "DeleteObject", "object": {"key": key}}
+    size = int(new.get("attributes", {}).get("fileSize", 0))
+    return event | {
+        "action": "PutObject",
+        "object": {"key": key, "size": size, "eTag": _etag(new)},
+    }
+
+
+def _etag(entry: dict[str, Any]) -> str:
+    stored = entry.get("extended", {}).get("Seaweed-X-Amz-ETag")
+    if stored:
+        return base64.b64decode(stored).decode().strip('"')
+    md5 = entry.get("attributes", {}).get("md5", "")
+    return base64.b64decode(md5).hex() if md5 else ""
+
+
+def iter_json_objects(stream: Any) -> Any:
+    """Concatenated (pretty-printed) JSON objects from a text stream, one at a time."""
+    decoder = json.JSONDecoder()
+    buffer = ""
+    for line in stream:
+        buffer += line
+        while True:
+            stripped = buffer.lstrip()
+            if not stripped:
+                buffer = ""
+                break
+            try:
+                obj, end = decoder.raw_decode(stripped)
+            except ValueError:
+                break
+            yield obj
+            buffer = stripped[end:]
+
+
+class LocalRelay:
+    def __init__(self, filer: str, bucket: str, api_url: str, secret_key: str) -> None:
+        self.filer, self.bucket = filer, bucket
+        self.endpoint = f"{api_url.rstrip('/')}/events/r2"
+        self.secret_key = secret_key
+        self.process: subprocess.Popen[str] | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name="local-relay")
+        self.delivered = 0
+
+    def start(self) -> "LocalRelay":
+        args = [weed_binary(), "filer.meta.tail", f"-filer={self.filer}",
+                f"-pathPrefix=/buckets/{self.bucket}/"]  # fmt: skip
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        with httpx.Client(timeout=60) as client:
+            for record in iter_json_objects(self.process.stdout):
+                event = r2_event(self.bucket, record)
+                if event is not None:
+                    self._push(client, event)
+
+    def _push(self, client: httpx.Client, event: dict[str, Any]) -> None:
+        body = json.dumps(event).encode()
+        msg_id = f"msg_{uuid4().hex}"
+        for attempt in range(8):
+            timestamp = str(int(time.time()))
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": msg_id,
+                "webhook-timestamp": timestamp,
+                "webhook-signature": sign_v1a(self.secret_key, msg_id, timestamp, body),
+            }
+            try:
+                response = client.post(self.endpoint, content=body, headers=headers)
+                if response.status_code < 500 and response.status_code not in (401, 429):
+                    self.delivered += 1
+                    return
+            except httpx.HTTPError as exc:
+                log.warning("relay push failed: %s", exc)
+            time.sleep(min(0.5 * 2**attempt, 10))
+        log.error("gave up pushing %s; the reconciler will pick it up", event["object"]["key"])
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.thread.join(5)
