@@ -71,7 +71,7 @@ def hostile_corpus() -> dict[str, tuple[bytes, str, set[str]]]:
             encode(np.zeros((44100 * 3, 1), np.float32), 44100, "wav", "PCM_16"),
             "silence.wav",
             {"SILENT"},
-        ),  # fmt: skip
+        ),
         "full-scale DC": (encode(dc, 44100, "wav", "PCM_16"), "dc.wav", {"CLIPPED"}),
         "white noise": (
             encode(
@@ -79,22 +79,22 @@ def hostile_corpus() -> dict[str, tuple[bytes, str, set[str]]]:
             ),
             "hiss.wav",
             {"NOISY"},
-        ),  # fmt: skip
+        ),
         "8 kHz": (
             encode(voice(3.0, rate=8000), 8000, "wav", "PCM_16"),
             "phone.wav",
             {"LOW_SAMPLE_RATE"},
-        ),  # fmt: skip
+        ),
         "384 kHz": (
             encode(voice(3.0, rate=384000), 384000, "wav", "PCM_16"),
             "hires.wav",
             {"ready"},
-        ),  # fmt: skip
+        ),
         "8 channels": (
             encode(voice(3.0, channels=8), 44100, "wav", "PCM_16"),
             "multi.wav",
             {"TOO_MANY_CHANNELS"},
-        ),  # fmt: skip
+        ),
         "PNG named .flac": (png(), "image.flac", {"UNSUPPORTED_FORMAT"}),
         "MP3 with a broken frame": (broken_mp3(), "broken.mp3", {"ready", "CORRUPT_AUDIO"}),
     }

@@ -15,9 +15,9 @@ import httpx
 import psycopg
 
 from pipeline.local.issuer import LocalIssuer, ThreadedServer
-from pipeline.local.relay import LocalRelay
 from pipeline.local.migrate import prepare_database
 from pipeline.local.postgres import start_postgres
+from pipeline.local.relay import LocalRelay
 from pipeline.local.seaweed import SeaweedPorts, SeaweedS3
 from pipeline.settings import Settings
 from pipeline.storage import Storage
