@@ -53,13 +53,15 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def _k_weighting(rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The BS.1770 pre-filter (high shelf + high pass), designed as pyloudnorm does."""
+def _k_weighting(rate: int) -> np.ndarray:
+    """The BS.1770 pre-filter (high shelf + high pass) as second-order sections, designed
+    with pyloudnorm's coefficients so the numbers agree with it."""
     from pyloudnorm.iirfilter import IIRfilter
+    from scipy.signal import tf2sos
 
     shelf = IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, rate, "high_shelf")
     high_pass = IIRfilter(0.0, 0.5, 38.0, rate, "high_pass")
-    return [(shelf.b, shelf.a), (high_pass.b, high_pass.a)]
+    return np.vstack([tf2sos(shelf.b, shelf.a), tf2sos(high_pass.b, high_pass.a)])
 
 
 def _channel_weights(channels: int) -> np.ndarray:
@@ -83,16 +85,21 @@ def gated_loudness(block_energy: np.ndarray) -> float | None:
     return float(-0.691 + 10 * np.log10(gated.mean()))
 
 
+# A ±1e-12 signal at Nyquist (about -240 dBFS) keeps the IIR states out of the denormal
+# range during digital silence, where they would otherwise make filtering ~20x slower.
+DITHER = 1e-12
+
+
 class _Accumulator:
     """Folds decoded blocks into 100 ms segment energies and sample statistics."""
 
     def __init__(self, rate: int, channels: int) -> None:
-        from scipy.signal import lfilter, lfilter_zi
+        from scipy.signal import sosfilt
 
-        self._lfilter = lfilter
+        self._sosfilt = sosfilt
         self.segment = max(1, round(rate * SEGMENT_SECONDS))
-        self.filters = _k_weighting(rate)
-        self.states = [np.outer(lfilter_zi(b, a), np.zeros(channels)) for b, a in self.filters]
+        self.sos = _k_weighting(rate)
+        self.state = np.zeros((self.sos.shape[0], channels, 2))
         self.weights = _channel_weights(channels)
         self.k_energy: list[np.ndarray] = []  # K-weighted, channel-weighted sum of squares
         self.raw_energy: list[np.ndarray] = []  # plain mean square, for silence and SNR
@@ -103,15 +110,18 @@ class _Accumulator:
         self.clipped = 0
 
     def add(self, block: np.ndarray) -> None:
-        self.frames += len(block)
-        magnitude = np.abs(block)
-        self.peak = max(self.peak, float(magnitude.max(initial=0.0)))
-        self.clipped += int(np.count_nonzero(magnitude >= CLIP_LEVEL))
-        filtered = block.astype(np.float64)
-        for i, (b, a) in enumerate(self.filters):
-            filtered, self.states[i] = self._lfilter(b, a, filtered, axis=0, zi=self.states[i])
-        k = np.concatenate([self.carry_k, (filtered**2) @ self.weights])
-        raw = np.concatenate([self.carry_raw, (block.astype(np.float64) ** 2).mean(axis=1)])
+        low, high = float(block.min(initial=0.0)), float(block.max(initial=0.0))
+        self.peak = max(self.peak, -low, high)
+        if -low >= CLIP_LEVEL or high >= CLIP_LEVEL:
+            self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+        samples = block.T.astype(np.float64)  # (channels, frames)
+        parity = (np.arange(samples.shape[1]) + self.frames) % 2
+        dither = DITHER * (1 - 2 * parity)
+        filtered, self.state = self._sosfilt(self.sos, samples + dither, axis=-1, zi=self.state)
+        self.frames += samples.shape[1]
+        squares = samples * samples
+        k = np.concatenate([self.carry_k, self.weights @ (filtered * filtered)])
+        raw = np.concatenate([self.carry_raw, squares.mean(axis=0)])
         whole = len(k) // self.segment * self.segment
         self.k_energy.append(k[:whole].reshape(-1, self.segment).sum(axis=1))
         self.raw_energy.append(raw[:whole].reshape(-1, self.segment).mean(axis=1))
