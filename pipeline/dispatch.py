@@ -60,3 +60,57 @@ class ThreadDispatcher:
 def _log_failure(kind: str, target_id: UUID, future: "Future[object]") -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("%s %s failed: %s", kind, target_id, future.exception())
+
+
+class SubprocessDispatcher:
+    """Runs GPU work as `python -m gpu <kind> <id>` in its own process group, so it behaves
+    like a separate container: it can crash, be killed, and be retried on its own."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        import os
+
+        self.env = os.environ | (env or {})
+        self._procs: dict[str, object] = {}
+
+    def spawn(self, kind: str, target_id: UUID) -> str:
+        import subprocess
+        import sys
+        import threading
+
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter, a fixed module, a UUID
+            [sys.executable, "-m", "gpu", kind, str(target_id)],
+            env=self.env,
+            start_new_session=True,
+        )
+        call_id = f"local-{proc.pid}"
+        self._procs[call_id] = proc
+        threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it ends
+        return call_id
+
+    def cancel(self, call_id: str) -> None:
+        import os
+        import signal
+
+        proc = self._procs.get(call_id)
+        if proc is not None and proc.poll() is None:  # type: ignore[attr-defined]
+            os.killpg(proc.pid, signal.SIGTERM)  # type: ignore[attr-defined]
+
+
+class RoutingDispatcher:
+    """Sends each kind to the dispatcher that runs it (probe in-process, GPU work outside)."""
+
+    def __init__(self, routes: dict[str, Dispatcher]) -> None:
+        self.routes = routes
+        self._owner: dict[str, Dispatcher] = {}
+
+    def spawn(self, kind: str, target_id: UUID) -> str:
+        if kind not in self.routes:
+            raise ValueError(f"no worker for {kind!r}")
+        call_id = self.routes[kind].spawn(kind, target_id)
+        self._owner[call_id] = self.routes[kind]
+        return call_id
+
+    def cancel(self, call_id: str) -> None:
+        owner = self._owner.get(call_id)
+        if owner is not None:
+            owner.cancel(call_id)

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pipeline.db import Database
 from pipeline.settings import Settings
-from schemas.jobs import ConversionJob, TrainingJob
+from schemas.jobs import ConversionJob, ModelVersion, TrainingJob
 from schemas.profiles import DatasetFile, Profile, ProfileDetail
 from schemas.quota import Quota
 
@@ -213,6 +213,29 @@ class Repository:
             size_bytes=size_bytes,
             metrics=metrics,
         )
+
+    def training_inputs(self, job_id: UUID) -> list[dict[str, Any]]:
+        """The ready dataset files a training job trains on: id, object key, duration."""
+        return self.db.call("training_inputs", job_id=job_id)
+
+    def list_model_versions(self, user_id: UUID, profile_id: UUID) -> list[ModelVersion]:
+        rows = self.db.call("list_model_versions", user_id=user_id, profile_id=profile_id)
+        return [ModelVersion.model_validate(r) for r in rows]
+
+    def get_model_version(self, user_id: UUID, model_version_id: UUID) -> dict[str, Any]:
+        """The row with its keys, for a download; owner-checked."""
+        return self.db.call("get_model_version", user_id=user_id, model_version_id=model_version_id)
+
+    def activate_model_version(
+        self, user_id: UUID, profile_id: UUID, model_version_id: UUID
+    ) -> Profile:
+        row = self.db.call(
+            "activate_model_version",
+            user_id=user_id,
+            profile_id=profile_id,
+            model_version_id=model_version_id,
+        )
+        return Profile.model_validate(row)
 
     def queue_conversion(self, job_id: UUID) -> dict[str, Any]:
         return self.db.call("queue_conversion", job_id=job_id)

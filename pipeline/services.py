@@ -5,7 +5,14 @@ from uuid import UUID
 
 from pipeline.auth import TokenVerifier
 from pipeline.db import Database, connect_database
-from pipeline.dispatch import Dispatcher, InlineDispatcher, Runner, ThreadDispatcher
+from pipeline.dispatch import (
+    Dispatcher,
+    InlineDispatcher,
+    RoutingDispatcher,
+    Runner,
+    SubprocessDispatcher,
+    ThreadDispatcher,
+)
 from pipeline.events import EventHandler
 from pipeline.repository import Repository
 from pipeline.settings import Settings
@@ -39,8 +46,10 @@ class Services:
         return {"probe": probe}
 
     def close(self) -> None:
-        if isinstance(self.dispatcher, ThreadDispatcher):
-            self.dispatcher.shutdown()
+        routes = getattr(self.dispatcher, "routes", {})
+        for dispatcher in {id(d): d for d in routes.values()}.values():
+            if isinstance(dispatcher, ThreadDispatcher):
+                dispatcher.shutdown()
         self.db.close()
 
 
@@ -58,8 +67,11 @@ def build_services(settings: Settings, dispatcher: Dispatcher | None = None) -> 
 
 
 def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
-    if settings.dispatch == "inline":
-        return InlineDispatcher(runners)
-    if settings.dispatch == "thread":
-        return ThreadDispatcher(runners)
-    raise ValueError("VC_DISPATCH=modal needs the Modal deployment's dispatcher")
+    """CPU work (the probe) in-process; GPU work (train, convert) in a worker process."""
+    if settings.dispatch == "modal":
+        raise ValueError("VC_DISPATCH=modal needs the Modal deployment's dispatcher")
+    local = (
+        InlineDispatcher(runners) if settings.dispatch == "inline" else ThreadDispatcher(runners)
+    )
+    gpu = SubprocessDispatcher()
+    return RoutingDispatcher({"probe": local, "train": gpu, "convert": gpu})

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     # stack), `modal` (production, wired by the deployment).
     dispatch: Literal["inline", "thread", "modal"] = "thread"
 
+    # GPU workers: where weights are cached, where jobs keep resumable work (a Modal Volume
+    # in production), whether weights come from the network or are built tiny offline.
+    model_cache_dir: str = ".local/models"
+    work_dir: str = ".local/work"
+    offline_models: bool = True
+    heartbeat_seconds: float = Field(3.0, gt=0)
+
     # Maintenance.
     reconcile_after_seconds: int = Field(180, ge=0)
     heartbeat_timeout_seconds: int = Field(10 * 60, gt=0)

@@ -83,3 +83,4 @@ class ModelVersion(Model):
     size_bytes: int
     metrics: dict
     created_at: datetime
+    active: bool = False

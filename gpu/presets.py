@@ -1,0 +1,65 @@
+"""Training presets: overrides applied to the fork's `so-vits-svc-4.0v1` config template.
+
+`standard` fine-tunes the full model from the pretrained G_0/D_0 with steps scaled to the
+dataset; `tiny` is a shrunken generator trained for a few steps (tests, offline local stack).
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from gpu.weights import TINY_HIDDEN
+
+TEMPLATE = "so-vits-svc-4.0v1"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    needs_pretrained: bool
+    batch_size: int
+    overrides: dict[str, dict[str, Any]]
+
+    def total_steps(self, dataset_seconds: float, max_steps: int | None) -> int:
+        if max_steps:
+            return max_steps
+        if self.name == "tiny":
+            return 6
+        # About 100 steps per minute of audio, between 2k and 10k: enough to fine-tune.
+        return int(min(max(dataset_seconds / 60 * 100, 2000), 10000))
+
+
+STANDARD = Preset(
+    name="standard",
+    needs_pretrained=True,
+    batch_size=16,
+    overrides={"train": {"keep_ckpts": 2, "log_interval": 200}},
+)
+
+TINY = Preset(
+    name="tiny",
+    needs_pretrained=False,
+    batch_size=2,
+    overrides={
+        "train": {"keep_ckpts": 2, "log_interval": 10**9, "num_workers": 1, "segment_size": 5120},
+        "model": {
+            "inter_channels": 16, "hidden_channels": 16, "filter_channels": 32, "n_heads": 2,
+            "n_layers": 1, "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]],
+            "upsample_initial_channel": 32, "gin_channels": 16, "ssl_dim": TINY_HIDDEN,
+            "n_layers_q": 1, "n_speakers": 1,
+        },
+    },
+)  # fmt: skip
+
+PRESETS = {p.name: p for p in (STANDARD, TINY)}
+
+
+def apply(config: dict[str, Any], preset: Preset, steps_per_epoch: int, total_steps: int) -> None:
+    """Edits the generated config in place: preset, batch size, a checkpoint every epoch."""
+    for section, values in preset.overrides.items():
+        config[section].update(values)
+    train = config["train"]
+    train["batch_size"] = preset.batch_size
+    train["eval_interval"] = steps_per_epoch  # validation (and so a checkpoint) each epoch
+    train["epochs"] = math.ceil(total_steps / steps_per_epoch)
+    config["model"].pop("pretrained", None)  # we place G_0/D_0 ourselves; never download

@@ -1,0 +1,124 @@
+"""`train(job_id)`: one training job from claim to model version, as a worker runs it.
+
+The job row is the source of truth: a worker that finds its job finished or canceled leaves
+it alone; a retried worker on a running job resumes from the checkpoints in the work dir.
+"""
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid5
+
+import torch
+
+from gpu.errors import JobCanceled, JobFailure
+from gpu.prepare import prepare
+from gpu.presets import PRESETS, Preset
+from gpu.trainer import export_generator, fit
+from gpu.weights import PRETRAINED_DIRNAME
+from pipeline import keys
+from pipeline.repository import Repository
+from pipeline.settings import Settings
+from pipeline.storage import Storage
+from schemas.jobs import TrainingParams
+
+log = logging.getLogger(__name__)
+MODEL_NAMESPACE = UUID("6f1d8a52-1c55-4c1e-9a8e-6d3f0b7f3a10")
+
+
+def model_version_id(job_id: UUID) -> UUID:
+    """Deterministic, so a retried upload lands on the same keys."""
+    return uuid5(MODEL_NAMESPACE, f"model:{job_id}")
+
+
+class TrainingRun:
+    def __init__(
+        self, repo: Repository, storage: Storage, settings: Settings, job_id: UUID
+    ) -> None:
+        self.repo, self.storage, self.settings, self.job_id = repo, storage, settings, job_id
+        self.work = Path(settings.work_dir) / "training" / str(job_id)
+
+    def beat(self, progress: dict[str, Any]) -> bool:
+        return self.repo.heartbeat_job("training", self.job_id, progress)["status"] == "running"
+
+    def phase(self, name: str) -> None:
+        if not self.beat({"phase": name}):
+            raise JobCanceled
+
+    def run(self) -> str:
+        job = self.repo.claim_job("training", self.job_id)
+        if job["status"] != "running":
+            log.info("training %s is %s; nothing to do", self.job_id, job["status"])
+            return job["status"]
+        try:
+            self._train(job)
+            shutil.rmtree(self.work, ignore_errors=True)
+            return "succeeded"
+        except JobCanceled:
+            log.info("training %s stopped: canceled", self.job_id)
+            shutil.rmtree(self.work, ignore_errors=True)
+            return "canceled"
+        except Exception as exc:  # every failure ends the job with a readable code
+            code, message = _describe(exc)
+            log.exception("training %s failed: %s", self.job_id, code)
+            self.repo.fail_job("training", self.job_id, code, message)
+            shutil.rmtree(self.work, ignore_errors=True)
+            return "failed"
+
+    def _train(self, job: dict[str, Any]) -> None:
+        params = TrainingParams.model_validate(job["params"])
+        preset = PRESETS[params.preset]
+        inputs = self.repo.training_inputs(self.job_id)
+        seconds = sum(float(i["duration_sec"]) for i in inputs)
+        if seconds < self.settings.min_dataset_seconds:
+            raise JobFailure("DATASET_TOO_SHORT", "The dataset no longer has enough ready audio.")
+        total = preset.total_steps(seconds, params.max_steps)
+        config = prepare(
+            self.storage, inputs, self.work, preset, total, params.f0_method, self.phase
+        )
+        self._place_pretrained(preset)
+        self.phase("train")
+        result = fit(config, total, self.settings.heartbeat_seconds, self.beat)
+        self.phase("upload")
+        version = model_version_id(self.job_id)
+        user, profile = UUID(job["user_id"]), UUID(job["profile_id"])
+        model_key = keys.model_key(user, profile, version)
+        config_key = keys.model_config_key(user, profile, version)
+        with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir) as tmp:
+            weights = Path(tmp) / "model.pth"
+            size = export_generator(self.work / "model", weights)
+            self.storage.upload_file(weights, model_key, "application/octet-stream")
+            self.storage.upload_file(config, config_key, "application/json")
+        metrics = result.metrics | {
+            "steps": result.steps, "epochs": result.epochs, "dataset_seconds": seconds,
+            "preset": preset.name, "resumed_from_step": result.resumed_from_step,
+        }  # fmt: skip
+        self.repo.finish_training(self.job_id, version, model_key, config_key, size, metrics)
+
+    def _place_pretrained(self, preset: Preset) -> None:
+        """Fine-tuning starts from G_0/D_0 (never from scratch for `standard`)."""
+        model_dir = self.work / "model"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        if not preset.needs_pretrained or any(model_dir.glob("G_*.pth")):
+            return
+        source = Path(self.settings.model_cache_dir) / PRETRAINED_DIRNAME
+        for name in ("G_0.pth", "D_0.pth"):
+            if not (source / name).exists():
+                raise JobFailure(
+                    "PRETRAINED_MISSING",
+                    "The pretrained base model is not installed on this worker.",
+                )
+            checkpoint = torch.load(source / name, map_location="cpu", weights_only=True)
+            checkpoint.update({"iteration": 0, "optimizer": None})
+            checkpoint.setdefault("learning_rate", 1e-4)
+            torch.save(checkpoint, model_dir / name)
+
+
+def _describe(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, JobFailure):
+        return exc.code, exc.message
+    if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
+        return "OUT_OF_MEMORY", "Training ran out of memory. Try a smaller preset or dataset."
+    return "INTERNAL", "Training failed unexpectedly. Your quota was refunded; please try again."

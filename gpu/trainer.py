@@ -1,0 +1,126 @@
+"""A Lightning Trainer built around the fork's own `VCDataModule` and `VitsLightning`, with a
+callback for progress, heartbeats and cancellation (the fork's `train()` builds a Trainer
+with fixed callbacks and no way in). Checkpoints live in the job's work dir; the fork's model
+resumes from the newest one when a retried worker starts again.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from gpu.errors import JobCanceled, JobFailure
+
+ProgressSink = Callable[[dict[str, Any]], bool]  # returns False when the job must stop
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    resumed_from_step: int = 0
+
+
+def _metric(trainer: pl.Trainer, name: str) -> float | None:
+    value = trainer.callback_metrics.get(name)
+    return float(value) if value is not None else None
+
+
+class ProgressCallback(pl.Callback):
+    def __init__(self, total_steps: int, every_seconds: float, sink: ProgressSink) -> None:
+        self.total_steps = total_steps
+        self.every = every_seconds
+        self.sink = sink
+        self.started = time.monotonic()
+        self.first_step: int | None = None
+        self.last_report = 0.0
+        self.canceled = False
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *_: Any) -> None:
+        step = int(module.total_batch_idx)
+        if self.first_step is None:
+            self.first_step = step - 1
+        loss_g = _metric(trainer, "loss/g/total")
+        if loss_g is not None and not math.isfinite(loss_g):
+            raise JobFailure(
+                "TRAINING_DIVERGED", "Training became unstable (the loss is not a number)."
+            )
+        now = time.monotonic()
+        if step < self.total_steps and now - self.last_report < self.every:
+            return
+        self.last_report = now
+        done = max(step - self.first_step, 1)
+        eta = (now - self.started) / done * max(self.total_steps - step, 0)
+        progress = {
+            "phase": "train", "step": step, "total_steps": self.total_steps,
+            "epoch": int(trainer.current_epoch), "loss_g": loss_g,
+            "loss_d": _metric(trainer, "loss/d/total"), "mel_loss": _metric(trainer, "loss/g/mel"),
+            "eta_s": round(eta, 1),
+        }  # fmt: skip
+        if not self.sink(progress):
+            self.canceled = True
+            trainer.should_stop = True
+        if step >= self.total_steps:
+            trainer.should_stop = True
+
+
+def fit(
+    config_path: Path, total_steps: int, every_seconds: float, sink: ProgressSink
+) -> TrainResult:
+    from so_vits_svc_fork import utils
+    from so_vits_svc_fork.train import VCDataModule, VitsLightning
+
+    model_dir = config_path.parent / "model"
+    hparams = utils.get_backup_hparams(config_path, model_dir)
+    datamodule = VCDataModule(hparams)
+    model = VitsLightning(reset_optimizer=False, **hparams)
+    resumed = model._temp_epoch * hparams.train.eval_interval
+    progress = ProgressCallback(total_steps, every_seconds, sink)
+    trainer = pl.Trainer(
+        default_root_dir=model_dir,
+        logger=pl.loggers.TensorBoardLogger(model_dir, "lightning_logs", 0),
+        val_check_interval=hparams.train.eval_interval,
+        max_epochs=hparams.train.epochs,
+        check_val_every_n_epoch=None,
+        precision=32,
+        callbacks=[progress],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        benchmark=torch.cuda.is_available(),
+    )
+    trainer.fit(model, datamodule=datamodule)
+    if progress.canceled:
+        raise JobCanceled
+    return TrainResult(
+        steps=int(model.total_batch_idx) - 1,
+        epochs=int(trainer.current_epoch),
+        metrics={
+            k: v for k in ("loss/g/total", "loss/d/total", "loss/g/mel")
+            if (v := _metric(trainer, k)) is not None
+        },
+        resumed_from_step=resumed,
+    )  # fmt: skip
+
+
+def export_generator(model_dir: Path, target: Path) -> int:
+    """The newest generator's weights alone (no optimizer state), as `Svc` reads them."""
+    from so_vits_svc_fork import utils
+
+    latest = utils.latest_checkpoint_path(model_dir, "G_*.pth")
+    if latest is None:
+        raise JobFailure("INTERNAL", "Training finished without a checkpoint.")
+    checkpoint = torch.load(latest, map_location="cpu", weights_only=True)
+    torch.save(
+        {"model": checkpoint["model"], "iteration": checkpoint["iteration"],
+         "learning_rate": checkpoint["learning_rate"], "optimizer": None},
+        target,
+    )  # fmt: skip
+    return target.stat().st_size

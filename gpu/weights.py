@@ -1,0 +1,83 @@
+"""The weights training and conversion load, prepared once into a cache directory.
+
+Production (the Modal image build): the real ContentVec is fetched into the Hugging Face
+cache and the pretrained G_0/D_0 into `<cache>/pretrained`. Offline (tests, CI, a local
+stack without network): a tiny randomly initialised ContentVec is written into the same
+Hugging Face cache layout, so the fork's own `get_hubert_model` loads it through exactly the
+code path production uses.
+"""
+
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CONTENTVEC_REPO = "lengyue233/content-vec-best"
+TINY_REVISION = "0000000000000000000000000000000000000000"
+TINY_HIDDEN = 128  # the tiny preset's ssl_dim must equal this
+PRETRAINED_DIRNAME = "pretrained"
+
+
+def hf_home(cache_dir: Path) -> Path:
+    return cache_dir / "huggingface"
+
+
+def use_cache(cache_dir: Path, offline: bool) -> None:
+    """Points the Hugging Face hub at the cache; call before importing the fork."""
+    os.environ["HF_HOME"] = str(hf_home(cache_dir))
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def tiny_contentvec_dir(cache_dir: Path) -> Path:
+    repo = hf_home(cache_dir) / "hub" / f"models--{CONTENTVEC_REPO.replace('/', '--')}"
+    return repo / "snapshots" / TINY_REVISION
+
+
+def write_tiny_contentvec(cache_dir: Path) -> Path:
+    """A randomly initialised HubertModelWithFinalProj in the hub cache layout (offline)."""
+    import torch
+    from so_vits_svc_fork.utils import HubertModelWithFinalProj
+    from transformers import HubertConfig
+
+    snapshot = tiny_contentvec_dir(cache_dir)
+    if (snapshot / "config.json").exists():
+        return snapshot
+    torch.manual_seed(0)
+    config = HubertConfig(
+        hidden_size=TINY_HIDDEN, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=256, conv_dim=(32,) * 7, classifier_proj_size=TINY_HIDDEN,
+    )  # fmt: skip
+    model = HubertModelWithFinalProj(config)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(snapshot)
+    refs = snapshot.parents[1] / "refs"
+    refs.mkdir(exist_ok=True)
+    (refs / "main").write_text(TINY_REVISION)
+    log.info("wrote a tiny ContentVec to %s", snapshot)
+    return snapshot
+
+
+def fetch_real_weights(cache_dir: Path) -> None:
+    """Network required: the real ContentVec and the 4.0v1 template's pretrained G_0/D_0."""
+    from so_vits_svc_fork.preprocessing.config_templates import __file__ as templates
+    from so_vits_svc_fork.utils import ensure_pretrained_model, get_hubert_model
+
+    get_hubert_model("cpu")  # downloads into HF_HOME
+    template = json.loads((Path(templates).parent / "so-vits-svc-4.0v1.json").read_text())
+    target = cache_dir / PRETRAINED_DIRNAME
+    target.mkdir(parents=True, exist_ok=True)
+    ensure_pretrained_model(target, template["model"]["pretrained"])
+    missing = [n for n in ("G_0.pth", "D_0.pth") if not (target / n).exists()]
+    if missing:
+        raise RuntimeError(f"could not fetch pretrained {missing}")
+
+
+def prepare(cache_dir: Path, offline: bool) -> None:
+    use_cache(cache_dir, offline)
+    if offline:
+        write_tiny_contentvec(cache_dir)
+    else:
+        fetch_real_weights(cache_dir)
