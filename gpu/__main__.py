@@ -31,9 +31,9 @@ def _services():  # noqa: ANN202 - built lazily: pipeline settings come from the
 @app.command()
 def train(job_id: UUID) -> None:
     """Run one training job to its end (or resume it)."""
+    repo, storage, settings = _services()  # first: it points the model cache before imports
     from gpu.train_job import TrainingRun
 
-    repo, storage, settings = _services()
     status = TrainingRun(repo, storage, settings, job_id).run()
     repo.db.close()
     sys.exit(0 if status in {"succeeded", "canceled"} else 1)

@@ -39,9 +39,13 @@ class TrainingRun:
     ) -> None:
         self.repo, self.storage, self.settings, self.job_id = repo, storage, settings, job_id
         self.work = Path(settings.work_dir) / "training" / str(job_id)
+        self.progress: dict[str, Any] = {}
 
     def beat(self, progress: dict[str, Any]) -> bool:
-        return self.repo.heartbeat_job("training", self.job_id, progress)["status"] == "running"
+        """Writes progress (merged over the last) and says whether to go on."""
+        self.progress = self.progress | progress
+        row = self.repo.heartbeat_job("training", self.job_id, self.progress)
+        return row["status"] == "running"
 
     def phase(self, name: str) -> None:
         if not self.beat({"phase": name}):

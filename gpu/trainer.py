@@ -40,10 +40,12 @@ class ProgressCallback(pl.Callback):
         self.started = time.monotonic()
         self.first_step: int | None = None
         self.last_report = 0.0
+        self.last_step = 0
         self.canceled = False
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *_: Any) -> None:
         step = int(module.total_batch_idx)
+        self.last_step = step
         if self.first_step is None:
             self.first_step = step - 1
         loss_g = _metric(trainer, "loss/g/total")
@@ -100,7 +102,7 @@ def fit(
     if progress.canceled:
         raise JobCanceled
     return TrainResult(
-        steps=int(model.total_batch_idx) - 1,
+        steps=progress.last_step,
         epochs=int(trainer.current_epoch),
         metrics={
             k: v for k in ("loss/g/total", "loss/d/total", "loss/g/mel")

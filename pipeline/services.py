@@ -15,7 +15,7 @@ from pipeline.dispatch import (
 )
 from pipeline.events import EventHandler
 from pipeline.repository import Repository
-from pipeline.settings import Settings
+from pipeline.settings import Settings, as_env
 from pipeline.storage import Storage
 from pipeline.webhooks import WebhookKeys
 
@@ -73,5 +73,5 @@ def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
     local = (
         InlineDispatcher(runners) if settings.dispatch == "inline" else ThreadDispatcher(runners)
     )
-    gpu = SubprocessDispatcher()
+    gpu = SubprocessDispatcher(as_env(settings))
     return RoutingDispatcher({"probe": local, "train": gpu, "convert": gpu})

@@ -3,6 +3,7 @@
 Defaults are the product decisions of ARCHITECTURE §7; operators override them per deployment.
 """
 
+import json
 from functools import lru_cache
 from typing import Literal
 
@@ -102,3 +103,21 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def as_env(settings: Settings) -> dict[str, str]:
+    """The settings as `VC_*` variables, so a worker process sees exactly what its parent saw."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, list | dict):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        env[f"VC_{name.upper()}"] = text
+    return env
