@@ -4,8 +4,10 @@ with fixed callbacks and no way in). Checkpoints live in the job's work dir; the
 resumes from the newest one when a retried worker starts again.
 """
 
+import logging
 import math
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ import torch
 
 from gpu.errors import JobCanceled, JobFailure
 
+log = logging.getLogger(__name__)
 ProgressSink = Callable[[dict[str, Any]], bool]  # returns False when the job must stop
 
 
@@ -72,6 +75,34 @@ class ProgressCallback(pl.Callback):
             trainer.should_stop = True
 
 
+def _intact(path: Path) -> bool:
+    """torch checkpoints are zip files; one torn by a crash mid-write has no central directory."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def drop_torn_checkpoints(model_dir: Path) -> list[Path]:
+    """The fork saves G_n/D_n in place, so a worker killed while saving leaves a torn file
+    and its resume fails. Keep only epochs whose G and D are both intact."""
+    removed = []
+    for g in sorted(model_dir.glob("G_*.pth")):
+        d = g.with_name("D" + g.name[1:])
+        if g.name == "G_0.pth" or (_intact(g) and d.exists() and _intact(d)):
+            continue
+        for path in (g, d):
+            if path.exists():
+                path.unlink()
+                removed.append(path)
+    for d in model_dir.glob("D_*.pth"):
+        if not d.with_name("G" + d.name[1:]).exists():
+            d.unlink()
+            removed.append(d)
+    return removed
+
+
 def fit(
     config_path: Path, total_steps: int, every_seconds: float, sink: ProgressSink
 ) -> TrainResult:
@@ -79,6 +110,9 @@ def fit(
     from so_vits_svc_fork.train import VCDataModule, VitsLightning
 
     model_dir = config_path.parent / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for path in drop_torn_checkpoints(model_dir):
+        log.warning("dropped a torn checkpoint: %s", path.name)
     hparams = utils.get_backup_hparams(config_path, model_dir)
     datamodule = VCDataModule(hparams)
     model = VitsLightning(reset_optimizer=False, **hparams)

@@ -2,6 +2,9 @@
 with credentials, the local token issuer, and the real API over HTTP on a free port."""
 
 import base64
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from uuid import UUID, uuid4
@@ -16,7 +19,7 @@ from pipeline.local.seaweed import find_free_base, free_port
 from pipeline.local.stack import LocalStack, StackConfig
 from pipeline.repository import Repository
 from pipeline.services import Services, build_services
-from pipeline.settings import Settings
+from pipeline.settings import Settings, as_env
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +44,25 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-shared-secret-32-bytes-long"
 @pytest.fixture(scope="session")
 def settings(stack: LocalStack) -> Settings:
     """The local stack's settings, with work run inline so tests see its effects at once."""
+    root = stack.config.root
     return stack.settings(
         db_pool_max=60,
         dispatch="inline",
         webhook_secret=WEBHOOK_SECRET,
         webhook_public_key=stack._relay_keys()[1],
+        min_dataset_seconds=20,  # six short clips train in seconds on a CPU
+        model_cache_dir=str(root / "models"),
+        work_dir=str(root / "work"),
+        heartbeat_seconds=1,
     )
+
+
+@pytest.fixture(scope="session")
+def worker_env(settings: Settings) -> dict[str, str]:
+    """What a GPU worker process sees: the same settings, with the offline weights built."""
+    env = os.environ | as_env(settings)
+    subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env, check=True)
+    return env
 
 
 @pytest.fixture(scope="session")

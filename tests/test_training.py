@@ -1,0 +1,242 @@
+"""Training with the real so-vits-svc-fork on a tiny model, on the CPU: end to end through the
+API and a worker process, crash and resume, cancel, a dead worker reaped, and refusals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from gpu.trainer import _intact
+from pipeline.repository import Repository
+from tests.audio import encode, voice
+from tests.events_helpers import deliver, r2_event
+from tests.helpers import ready_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def _profile_with_clips(user, services, api_url, relay_secret_key, name: str) -> str:
+    """Six synthetic singing clips uploaded through presigned URLs and probed by their events."""
+    profile = user.client.post("/profiles", json={"name": name}).json()
+    for i in range(6):
+        data = encode(voice(5.0, f0=180 + 25 * i, seed=i), 44100, "wav")
+        body = {"filename": f"take{i}.wav", "content_type": "audio/wav", "size_bytes": len(data)}
+        t = user.client.post(f"/profiles/{profile['id']}/dataset/uploads", json=body).json()
+        assert httpx.put(t["upload_url"], content=data, headers=t["headers"]).status_code == 200
+        info = services.storage.head(t["object_key"])
+        event = r2_event(services.settings.s3_bucket, t["object_key"], info.etag, info.size)
+        assert deliver(api_url, relay_secret_key, event).status_code == 200
+    files = user.client.get(f"/profiles/{profile['id']}/dataset/files").json()
+    assert [f["status"] for f in files] == ["ready"] * 6
+    return profile["id"]
+
+
+def _worker(env: dict[str, str], job_id) -> subprocess.Popen[bytes]:
+    log = Path(env["VC_WORK_DIR"]).parent / f"worker-{job_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gpu", "train", str(job_id)], env=env,
+            start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def _log_of(env: dict[str, str], job_id) -> str:
+    return (Path(env["VC_WORK_DIR"]).parent / f"worker-{job_id}.log").read_text()[-4000:]
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_train_end_to_end_through_the_api(
+    alice, services, api_url, relay_secret_key, worker_env, tmp_path
+) -> None:
+    pid = _profile_with_clips(alice, services, api_url, relay_secret_key, "e2e")
+    started = alice.client.post(f"/profiles/{pid}/trainings", json={"preset": "tiny"})
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+    assert started.json()["status"] in {"queued", "running"}
+
+    seen: list[tuple[str, int | None]] = []
+
+    def finished():
+        job = alice.client.get(f"/trainings/{job_id}").json()
+        seen.append((job["status"], job["progress"].get("step")))
+        return job if job["status"] in {"succeeded", "failed", "canceled"} else None
+
+    job = _wait(finished, 240, "training to finish")
+    assert job["status"] == "succeeded", job
+    statuses = [s for s, _ in seen]
+    assert "running" in statuses
+    steps = [step for s, step in seen if s == "running" and step]
+    assert steps and steps == sorted(steps), "progress rows move forward while running"
+    assert job["progress"]["total_steps"] == 6
+
+    models = alice.client.get(f"/profiles/{pid}/models").json()
+    assert len(models) == 1 and models[0]["active"] is True
+    assert models[0]["metrics"]["steps"] >= 6
+    links = alice.client.get(f"/models/{models[0]['id']}/download").json()
+    model_path, config_path = tmp_path / "model.pth", tmp_path / "config.json"
+    model_path.write_bytes(httpx.get(links["model_url"]).content)
+    config_path.write_bytes(httpx.get(links["config_url"]).content)
+    assert alice.client.get("/quota").json()["training"]["used"] == 1
+
+    # The fork's own inference loads the artifacts and converts a clip, same length.
+    cache = services.settings.model_cache_dir
+    code = f"""
+from pathlib import Path
+from gpu.weights import use_cache
+use_cache(Path({cache!r}), offline=True)
+import numpy as np, soundfile as sf
+from so_vits_svc_fork.inference.core import Svc
+svc = Svc(net_g_path={str(model_path)!r}, config_path={str(config_path)!r}, device="cpu")
+audio = np.asarray(sf.read({str(tmp_path / "in.wav")!r}, dtype="float32")[0])
+out = svc.infer_silence(audio, speaker=list(svc.spk2id.keys())[0], transpose=0,
+                        auto_predict_f0=False, f0_method="dio", db_thresh=-40)
+sf.write({str(tmp_path / "out.wav")!r}, out, svc.target_sample)
+"""
+    sf.write(tmp_path / "in.wav", voice(2.0)[:, 0], 44100)
+    subprocess.run([sys.executable, "-c", code], env=worker_env, check=True, timeout=300)
+    out, rate = sf.read(tmp_path / "out.wav")
+    assert rate == 44100 and len(out) == 2 * 44100
+    assert np.isfinite(out).all()
+
+
+def test_crash_after_a_checkpoint_resumes_and_charges_once(
+    repo, alice, services, api_url, relay_secret_key, worker_env
+) -> None:
+    pid = UUID(_profile_with_clips(alice, services, api_url, relay_secret_key, "resume"))
+    job = repo.start_training(alice.id, pid, {"preset": "tiny", "max_steps": 12})
+    work = Path(services.settings.work_dir) / "training" / str(job.id) / "model"
+    first = _worker(worker_env, job.id)
+    # D_n carries the full discriminator with its optimizer (~0.5 GB): wait until it is whole.
+    _wait(lambda: _intact(work / "G_1.pth") and _intact(work / "D_1.pth"), 240, "a checkpoint")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(10)
+    crashed = repo.get_job("training", alice.id, job.id)
+    assert crashed.status == "running"
+    step_at_crash = crashed.progress.step or 0
+
+    second = _worker(worker_env, job.id)
+    assert second.wait(300) == 0, _log_of(worker_env, job.id)
+    done = repo.get_job("training", alice.id, job.id)
+    assert done.status == "succeeded"
+    assert done.attempt == 2
+    version = repo.list_model_versions(alice.id, pid)[0]
+    assert version.metrics["resumed_from_step"] > 0, _log_of(worker_env, job.id)
+    assert version.metrics["steps"] >= 12
+    assert step_at_crash >= 1
+    assert repo.quota_status(alice.id).training.used == 1
+
+
+def test_cancel_while_running_stops_the_worker(
+    repo, alice, services, api_url, relay_secret_key, worker_env
+) -> None:
+    pid = UUID(_profile_with_clips(alice, services, api_url, relay_secret_key, "cancel"))
+    job = repo.start_training(alice.id, pid, {"preset": "tiny", "max_steps": 200})
+    worker = _worker(worker_env, job.id)
+    _wait(lambda: (repo.get_job("training", alice.id, job.id).progress.step or 0) >= 1, 240,
+          "training steps")  # fmt: skip
+    canceled_at = time.monotonic()
+    response = alice.client.post(f"/trainings/{job.id}/cancel")
+    assert response.json()["status"] == "canceled"
+    assert worker.wait(30) == 0
+    assert time.monotonic() - canceled_at < 15
+    assert repo.list_model_versions(alice.id, pid) == []
+    assert repo.quota_status(alice.id).training.used == 0
+    assert not (Path(services.settings.work_dir) / "training" / str(job.id)).exists()
+
+
+def test_dead_worker_is_reaped_and_refunded(
+    repo, alice, services, api_url, relay_secret_key, worker_env
+) -> None:
+    pid = UUID(_profile_with_clips(alice, services, api_url, relay_secret_key, "dies"))
+    job = repo.start_training(alice.id, pid, {"preset": "tiny", "max_steps": 200})
+    worker = _worker(worker_env, job.id)
+    _wait(lambda: repo.get_job("training", alice.id, job.id).status == "running", 120, "claim")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(10)
+    quick = Repository(repo.db, repo.settings.model_copy(update={"heartbeat_timeout_seconds": 1}))
+    time.sleep(1.5)
+    reaped = quick.reap_stale_jobs()
+    assert {"kind": "training", "id": str(job.id), "status": "failed",
+            "error_code": "WORKER_LOST"} in reaped  # fmt: skip
+    assert repo.quota_status(alice.id).training.used == 0
+
+
+def test_refusals(repo, alice, bob) -> None:
+    strict = Repository(repo.db, repo.settings.model_copy(update={"min_dataset_seconds": 180}))
+    short = strict.create_profile(alice.id, "short")
+    ready_dataset(strict, alice.id, short.id, 100)
+    assert _refusal(lambda: strict.start_training(alice.id, short.id, {})) == "DATASET_TOO_SHORT"
+
+    shrunk = Repository(repo.db, repo.settings.model_copy(update={"max_dataset_seconds": 150}))
+    long = repo.create_profile(alice.id, "long")
+    ready_dataset(repo, alice.id, long.id, 200)
+    assert _refusal(lambda: shrunk.start_training(alice.id, long.id, {})) == "DATASET_TOO_LONG"
+
+    ok = repo.create_profile(alice.id, "ok")
+    ready_dataset(repo, alice.id, ok.id, 200)
+    first = alice.client.post(f"/profiles/{ok.id}/trainings", json={"preset": "tiny",
+                                                                     "max_steps": 10})  # fmt: skip
+    assert first.status_code == 202
+    second = alice.client.post(f"/profiles/{ok.id}/trainings", json={"preset": "tiny"})
+    assert (second.status_code, second.json()["error"]["code"]) == (409, "TRAINING_IN_PROGRESS")
+    alice.client.post(f"/trainings/{first.json()['id']}/cancel")
+
+    assert bob.client.post(f"/profiles/{ok.id}/trainings", json={}).status_code == 404
+    assert (
+        alice.client.post(f"/profiles/{ok.id}/trainings", json={"preset": "huge"}).status_code
+        == 422
+    )
+
+    # The monthly quota: three reservations (one-at-a-time lifted to take them), then 429.
+    lifted = Repository(repo.db, repo.settings.model_copy(update={"max_active_trainings": 10}))
+    mine = lifted.create_profile(bob.id, "bob's")
+    ready_dataset(lifted, bob.id, mine.id, 200)
+    for _ in range(3):
+        lifted.start_training(bob.id, mine.id, {})
+    fourth = bob.client.post(f"/profiles/{mine.id}/trainings", json={})
+    assert fourth.status_code == 429
+    error = fourth.json()["error"]
+    assert error["code"] == "QUOTA_EXCEEDED"
+    assert error["details"]["remaining"] == 0 and error["details"]["resets_at"]
+
+
+def _refusal(fn) -> str:
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError) as caught:
+        fn()
+    return caught.value.code
+
+
+def test_torn_checkpoints_are_dropped_before_resuming(tmp_path) -> None:
+    import torch
+
+    from gpu.trainer import drop_torn_checkpoints
+
+    for name in ("G_0.pth", "D_0.pth", "G_1.pth", "D_1.pth", "G_2.pth"):
+        torch.save({"model": {}}, tmp_path / name)
+    whole = (tmp_path / "D_1.pth").read_bytes()
+    (tmp_path / "D_2.pth").write_bytes(whole[: len(whole) // 2])  # killed mid-write
+    removed = {p.name for p in drop_torn_checkpoints(tmp_path)}
+    assert removed == {"G_2.pth", "D_2.pth"}
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == [
+        "D_0.pth", "D_1.pth", "G_0.pth", "G_1.pth",
+    ]  # fmt: skip
