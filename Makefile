@@ -3,14 +3,14 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test install lint format bench-api clean
+.PHONY: dev test test-fast install lint format bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade "pip>=24"
 
 install: $(BIN)/python
-	$(BIN)/pip install -e ".[local,dev]"
+	$(BIN)/pip install -e ".[local,dev,gpu]"
 
 dev: install
 	$(BIN)/svc-local up
@@ -30,6 +30,9 @@ format:
 
 bench-api: install
 	$(BIN)/python bench/api.py
+
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) .local

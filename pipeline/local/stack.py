@@ -105,11 +105,23 @@ class LocalStack:
         secret, _ = self._relay_keys()
         self.relay = LocalRelay(filer, self.config.bucket, api_url or self.api_url, secret).start()
 
+    def prepare_models(self) -> bool:
+        """Builds the offline weights once, if the GPU extra is installed; else says so."""
+        import importlib.util
+
+        if importlib.util.find_spec("so_vits_svc_fork") is None:
+            return False
+        if not (self.config.root / "models" / "huggingface").exists():
+            args = [sys.executable, "-m", "gpu", "models", "--offline"]
+            subprocess.run(args, env=os.environ | self.env(), cwd=REPO_ROOT, check=True)
+        return True
+
     def start(self) -> None:
         self.config.root.mkdir(parents=True, exist_ok=True)
         self.start_database()
         self.start_storage()
         self.start_auth()
+        self.prepare_models()
         self.start_web()
         self.start_api()
         self.start_relay()
@@ -156,6 +168,9 @@ class LocalStack:
             "VC_CORS_ORIGINS": json.dumps(self.cors_origins()),
             "VC_WEBHOOK_PUBLIC_KEY": self._relay_keys()[1],
             "VC_DISPATCH": "thread",
+            "VC_MODEL_CACHE_DIR": str(self.config.root / "models"),
+            "VC_WORK_DIR": str(self.config.root / "work"),
+            "VC_OFFLINE_MODELS": "true",
         }
 
     def settings(self, **overrides: Any) -> Settings:
