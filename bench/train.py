@@ -1,0 +1,145 @@
+"""The pipeline's training job next to the fork's own CLI doing the same training, same run.
+
+Both start from the same six synthetic clips and the `tiny` preset's config: the pipeline as
+a worker process (`python -m gpu train`: download → prepare → features → train → upload),
+the fork as its CLI stages (`svc pre-split`, `pre-resample`, `pre-config`, `pre-hubert`,
+`train`). Prints wall time, the ratio (goal ≤ 1.1), seconds per step and peak RSS.
+
+    .venv/bin/python -m bench.train --steps 12
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from uuid import uuid4
+
+import psutil
+import soundfile as sf
+
+from gpu.presets import TINY, apply
+from pipeline import keys
+from pipeline.local.seaweed import find_free_base, free_port
+from pipeline.local.stack import REPO_ROOT, LocalStack, StackConfig
+from pipeline.probe import probe_dataset_file
+from pipeline.services import build_services
+from pipeline.settings import as_env
+from tests.audio import voice
+
+
+def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB, whole process tree) of one command."""
+    start = time.perf_counter()
+    proc = psutil.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)  # fmt: skip
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [proc, *proc.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[:4]} failed ({proc.returncode})")
+    return time.perf_counter() - start, peak / 2**20
+
+
+def clips(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(6):
+        path = folder / f"take{i}.wav"
+        sf.write(path, voice(5.0, f0=180 + 25 * i, seed=i), 44100)
+        paths.append(path)
+    return paths
+
+
+def pipeline_run(root: Path, steps: int) -> tuple[float, float, dict]:
+    config = StackConfig(root=root / "stack", auth_port=free_port(), s3_base_port=find_free_base())
+    stack = LocalStack(config)
+    try:
+        stack.start_database()
+        stack.start_storage()
+        settings = stack.settings(dispatch="inline", min_dataset_seconds=20,
+                                  model_cache_dir=str(root / "models"),
+                                  work_dir=str(root / "work"))  # fmt: skip
+        services = build_services(settings)
+        repo, storage = services.repo, services.storage
+        user = stack.ensure_user("bench@localhost")
+        profile = repo.create_profile(user, "bench")
+        for path in clips(root / "clips"):
+            file_id = uuid4()
+            key = keys.dataset_key(user, profile.id, file_id, path.name)
+            size = path.stat().st_size
+            repo.register_upload(user, profile.id, file_id, key, path.name, "audio/wav", size)
+            storage.upload_file(path, key, "audio/wav")
+            probe_dataset_file(repo, storage, file_id)
+        env = os.environ | as_env(settings)
+        subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env, check=True,
+                       cwd=REPO_ROOT, capture_output=True)  # fmt: skip
+        job = repo.start_training(user, profile.id, {"preset": "tiny", "max_steps": steps})
+        seconds, rss = run_measured(
+            [sys.executable, "-m", "gpu", "train", str(job.id)], env, REPO_ROOT
+        )
+        version = repo.list_model_versions(user, profile.id)[0]
+        services.close()
+        return seconds, rss, version.metrics
+    finally:
+        stack.stop()
+
+
+def fork_cli_run(root: Path, steps: int, models: Path) -> tuple[float, float]:
+    work = root / "cli"
+    clips(work / "in")
+    env = os.environ | {"HF_HOME": str(models / "huggingface"), "HF_HUB_OFFLINE": "1"}
+    svc = str(Path(sys.executable).with_name("svc"))
+    total, peak = 0.0, 0.0
+    stages = [
+        [svc, "pre-split", "-i", "in", "-o", "dataset_raw/voice", "-n", "1", "-f", "0.5",
+         "-ho", "0.1"],
+        [svc, "pre-resample", "-i", "dataset_raw", "-o", "dataset/44k", "-n", "1",
+         "-f", "0.1", "-ho", "0.05"],
+        [svc, "pre-config", "-i", "dataset/44k", "-f", "filelists/44k",
+         "-c", "configs/44k/config.json", "-t", "so-vits-svc-4.0v1"],
+        [svc, "pre-hubert", "-i", "dataset/44k", "-c", "configs/44k/config.json", "-n", "1"],
+        [svc, "train", "-c", "configs/44k/config.json", "-m", "logs/44k", "-nt"],
+    ]  # fmt: skip
+    for stage in stages:
+        if stage[1] == "pre-hubert":
+            _tiny_config(work / "configs/44k/config.json", steps)
+        seconds, rss = run_measured(stage, env, work)
+        total, peak = total + seconds, max(peak, rss)
+    return total, peak
+
+
+def _tiny_config(path: Path, steps: int) -> None:
+    config = json.loads(path.read_text())
+    items = len(Path(path.parents[2] / config["data"]["training_files"]).read_text().split())
+    apply(config, TINY, max(1, items // TINY.batch_size), steps)
+    config["model"]["pretrained"] = {}  # offline: no G_0/D_0 download, as in the pipeline
+    path.write_text(json.dumps(config, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=12)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ours, our_rss, metrics = pipeline_run(root, args.steps)
+        cli, cli_rss = fork_cli_run(root, args.steps, root / "models")
+    steps = metrics["steps"]
+    print(f"tiny preset, {steps} steps, 6 clips x 5 s, CPU, one run each\n")
+    print(f"pipeline job (download → … → upload)  {ours:7.1f} s   peak RSS {our_rss:6.0f} MB")
+    print(f"fork CLI stages (split … train)       {cli:7.1f} s   peak RSS {cli_rss:6.0f} MB")
+    print(f"ratio pipeline / CLI                  {ours / cli:7.2f}x")
+    print(f"pipeline seconds per step (whole job) {ours / steps:7.2f} s")
+
+
+if __name__ == "__main__":
+    main()
