@@ -240,3 +240,24 @@ def test_torn_checkpoints_are_dropped_before_resuming(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.glob("*.pth")) == [
         "D_0.pth", "D_1.pth", "G_0.pth", "G_1.pth",
     ]  # fmt: skip
+
+
+def test_a_failed_spawn_fails_the_job_and_refunds(repo, alice) -> None:
+    from pipeline.errors import Unavailable
+    from pipeline.launch import launch
+
+    class Down:
+        def spawn(self, kind, target_id):
+            raise ConnectionError("no workers today")
+
+        def cancel(self, call_id):
+            return None
+
+    profile = repo.create_profile(alice.id, "no workers")
+    ready_dataset(repo, alice.id, profile.id, 60)
+    job = repo.start_training(alice.id, profile.id, {"preset": "tiny"})
+    with pytest.raises(Unavailable):
+        launch(repo, Down(), "training", job.id)
+    failed = repo.get_job("training", alice.id, job.id)
+    assert (failed.status, failed.error_code) == ("failed", "DISPATCH_FAILED")
+    assert repo.quota_status(alice.id).training.used == 0
