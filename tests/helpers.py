@@ -1,5 +1,6 @@
 """Small arrangements shared by tests: rows the API has no way to create directly."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -33,3 +34,17 @@ def trained_profile(repo: Repository, user_id: UUID, name: str = "voice") -> dic
         {"loss_g": 1.0},
     )
     return {"profile_id": profile.id, "job_id": job.id, "model_version_id": version}
+
+
+def new_conversion(
+    repo: Repository, user_id: UUID, profile_id: UUID, *, expires_in: float = 900, **params: Any
+) -> UUID:
+    """A conversion awaiting its upload, with the profile's active model."""
+    job_id = uuid4()
+    repo.create_conversion(
+        user_id, profile_id, job_id, model_version_id=None, params=params,
+        input_key=keys.conversion_input_key(user_id, profile_id, job_id, "wav"),
+        input_filename="in.wav", input_size_bytes=100,
+        upload_expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+    )  # fmt: skip
+    return job_id

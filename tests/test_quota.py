@@ -2,15 +2,14 @@
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 
-from pipeline import keys
 from pipeline.errors import PipelineError
 from pipeline.repository import Repository
 from pipeline.services import Services
-from tests.helpers import ready_dataset, trained_profile
+from tests.helpers import new_conversion, ready_dataset, trained_profile
 
 
 def _counter(sql, user_id: UUID, kind: str) -> tuple[int, object]:
@@ -99,18 +98,7 @@ def test_stale_period_rolls_on_reservation_and_late_cron_cannot_over_grant(
 
 def test_cron_resets_counters_at_a_day_boundary(repo, sql, alice) -> None:
     made = trained_profile(repo, alice.id)
-    job_id = uuid4()
-    repo.create_conversion(
-        alice.id,
-        made["profile_id"],
-        job_id,
-        model_version_id=None,
-        params={},
-        input_key=keys.conversion_input_key(alice.id, made["profile_id"], job_id, "wav"),
-        input_filename="a.wav",
-        input_size_bytes=10,
-        upload_expires_at=datetime.now(UTC) + timedelta(minutes=15),
-    )
+    new_conversion(repo, alice.id, made["profile_id"])
     assert _counter(sql, alice.id, "conversion")[0] == 1
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     rolled = repo.reset_quota_periods(tomorrow)
@@ -126,20 +114,7 @@ def test_concurrent_conversions_admit_exactly_one(repo, alice) -> None:
     made = trained_profile(repo, alice.id)
 
     def create(_: int) -> str:
-        job_id = uuid4()
-        return _attempt(
-            lambda: repo.create_conversion(
-                alice.id,
-                made["profile_id"],
-                job_id,
-                model_version_id=None,
-                params={},
-                input_key=keys.conversion_input_key(alice.id, made["profile_id"], job_id, "wav"),
-                input_filename="a.wav",
-                input_size_bytes=10,
-                upload_expires_at=datetime.now(UTC) + timedelta(minutes=15),
-            )
-        )
+        return _attempt(lambda: new_conversion(repo, alice.id, made["profile_id"]))
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(create, range(20)))

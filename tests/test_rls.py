@@ -2,16 +2,14 @@
 with a user's claims, that user sees their own rows in every table and nobody else's."""
 
 import json
-from datetime import UTC, datetime
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 import pytest
 
-from pipeline import keys
 from pipeline.local.stack import LocalStack
 from pipeline.repository import Repository
-from tests.helpers import trained_profile
+from tests.helpers import new_conversion, trained_profile
 
 USER_TABLES = [
     "voice_profiles",
@@ -26,18 +24,7 @@ USER_TABLES = [
 
 def _populate(repo: Repository, sql: psycopg.Connection, user_id: UUID) -> None:
     made = trained_profile(repo, user_id)
-    job_id = uuid4()
-    repo.create_conversion(
-        user_id,
-        made["profile_id"],
-        job_id,
-        model_version_id=None,
-        params={},
-        input_key=keys.conversion_input_key(user_id, made["profile_id"], job_id, "wav"),
-        input_filename="in.wav",
-        input_size_bytes=10,
-        upload_expires_at=datetime.now(UTC),
-    )
+    new_conversion(repo, user_id, made["profile_id"])
     sql.execute(
         "insert into public.quota_overrides (user_id, conversions_per_day) values (%s, 5)",
         (user_id,),

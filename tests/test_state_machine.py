@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import keys
 from pipeline.errors import PipelineError
-from tests.helpers import ready_dataset, trained_profile
+from tests.helpers import new_conversion, ready_dataset, trained_profile
 
 
 def _code(fn) -> str:
@@ -147,18 +147,7 @@ def test_reaper_fails_silent_workers_and_expires_uploads(repo, sql, alice) -> No
         "update public.training_jobs set heartbeat_at = now() - interval '2 hours' where id = %s",
         (job.id,),
     )
-    conv_id = uuid4()
-    repo.create_conversion(
-        alice.id,
-        made["profile_id"],
-        conv_id,
-        model_version_id=None,
-        params={},
-        input_key=keys.conversion_input_key(alice.id, made["profile_id"], conv_id, "mp3"),
-        input_filename="in.mp3",
-        input_size_bytes=100,
-        upload_expires_at=datetime.now(UTC) - timedelta(seconds=1),
-    )
+    conv_id = new_conversion(repo, alice.id, made["profile_id"], expires_in=-1)
     reaped = {r["id"]: r for r in repo.reap_stale_jobs()}
     assert reaped[str(job.id)]["error_code"] == "WORKER_LOST"
     assert reaped[str(conv_id)]["status"] == "canceled"

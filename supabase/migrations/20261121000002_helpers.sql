@@ -212,3 +212,26 @@ create or replace function svc_private.stale_reason(
              < now() - make_interval(secs => p_heartbeat_timeout_sec) then 'WORKER_LOST'
   end
 $$;
+
+-- Locks the service's functions down: only the service role may execute them (Supabase's
+-- default privileges would otherwise grant every new function to anon and authenticated).
+create or replace function svc_private.restrict_to_service(p_names text[] default null)
+returns void language plpgsql as $$
+declare
+  f record;
+begin
+  for f in
+    select p.oid::regprocedure as sig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = 'public' and p.prosecdef
+       and (p_names is null or p.proname = any (p_names))
+  loop
+    execute format('revoke all on function %s from public, anon, authenticated', f.sig);
+    execute format('grant execute on function %s to service_role', f.sig);
+  end loop;
+  for f in
+    select p.oid::regprocedure as sig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = 'svc_private'
+  loop
+    execute format('revoke all on function %s from public, anon, authenticated', f.sig);
+  end loop;
+end $$;

@@ -529,31 +529,13 @@ begin
   return jsonb_build_object('new', found);
 end $$;
 
--- Grants: only the service (postgres / service_role) may call any of this. -----------------
-
-do $$
-declare
-  f record;
-begin
-  for f in
-    select p.oid::regprocedure as sig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-     where (n.nspname = 'public' and p.prosecdef) or n.nspname = 'svc_private'
-  loop
-    execute format('revoke all on function %s from public, anon, authenticated', f.sig);
-  end loop;
-  for f in
-    select p.oid::regprocedure as sig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-     where n.nspname = 'public' and p.prosecdef
-  loop
-    execute format('grant execute on function %s to service_role', f.sig);
-  end loop;
-end $$;
-
 -- Liveness for the API's health check. --------------------------------------------------
 
 create or replace function public.health()
 returns jsonb language sql stable security definer set search_path = '' as $$
   select jsonb_build_object('ok', true, 'now', now())
 $$;
-revoke all on function public.health() from public, anon, authenticated;
-grant execute on function public.health() to service_role;
+
+-- Grants: only the service (postgres / service_role) may call any of this. -----------------
+
+select svc_private.restrict_to_service();

@@ -54,17 +54,6 @@ returns jsonb language sql stable security definer set search_path = '' as $$
     select 1 from public.processed_events where source = p_source and event_id = p_event_id))
 $$;
 
-do $$
-declare
-  f record;
-begin
-  for f in
-    select p.oid::regprocedure as sig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-     where n.nspname = 'public' and p.prosecdef
-       and p.proname in ('get_dataset_file', 'get_job_by_id', 'mark_object_deleted',
-                         'list_stale_uploads', 'expire_upload', 'event_seen')
-  loop
-    execute format('revoke all on function %s from public, anon, authenticated', f.sig);
-    execute format('grant execute on function %s to service_role', f.sig);
-  end loop;
-end $$;
+select svc_private.restrict_to_service(array[
+  'get_dataset_file', 'get_job_by_id', 'mark_object_deleted', 'list_stale_uploads',
+  'expire_upload', 'event_seen']);

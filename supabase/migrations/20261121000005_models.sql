@@ -60,17 +60,5 @@ returns jsonb language sql stable security definer set search_path = '' as $$
   where j.id = p_job_id
 $$;
 
-do $$
-declare
-  f record;
-begin
-  for f in
-    select p.oid::regprocedure as sig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-     where n.nspname = 'public' and p.prosecdef
-       and p.proname in ('list_model_versions', 'get_model_version', 'activate_model_version',
-                         'training_inputs')
-  loop
-    execute format('revoke all on function %s from public, anon, authenticated', f.sig);
-    execute format('grant execute on function %s to service_role', f.sig);
-  end loop;
-end $$;
+select svc_private.restrict_to_service(array[
+  'list_model_versions', 'get_model_version', 'activate_model_version', 'training_inputs']);
