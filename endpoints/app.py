@@ -11,7 +11,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from endpoints.errors import install_error_handlers
-from endpoints.routers import dataset, events, health, jobs, profiles, quota, trainings
+from endpoints.routers import (
+    conversions,
+    dataset,
+    events,
+    health,
+    jobs,
+    profiles,
+    quota,
+    trainings,
+)
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings, get_settings
 
@@ -38,7 +47,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_age=600,
     )
     install_error_handlers(app)
-    routers = (health, profiles, dataset, jobs, trainings, quota, events)
+    routers = (health, profiles, dataset, jobs, trainings, conversions, quota, events)
     for router in (module.router for module in routers):
         app.include_router(router)
     return app

@@ -40,6 +40,22 @@ def train(job_id: UUID) -> None:
 
 
 @app.command()
+def convert(job_ids: list[UUID]) -> None:
+    """Run conversion jobs in one process, so the second reuses the loaded models."""
+    repo, storage, settings = _services()
+    import torch
+
+    from gpu.convert_job import ConversionRun
+    from gpu.model_cache import ModelCache
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    cache = ModelCache(storage, Path(settings.model_cache_dir) / "voices", device)
+    statuses = [ConversionRun(repo, storage, settings, cache, job).run() for job in job_ids]
+    repo.db.close()
+    sys.exit(0 if all(s in {"succeeded", "canceled"} for s in statuses) else 1)
+
+
+@app.command()
 def models(
     offline: Annotated[bool | None, typer.Option(help="tiny offline weights")] = None,
 ) -> None:

@@ -14,6 +14,7 @@ from pipeline.dispatch import (
     ThreadDispatcher,
 )
 from pipeline.events import EventHandler
+from pipeline.launch import launch
 from pipeline.repository import Repository
 from pipeline.settings import Settings, as_env
 from pipeline.storage import Storage
@@ -35,7 +36,12 @@ class Services:
 
     @property
     def events(self) -> EventHandler:
-        return EventHandler(self.repo, self.dispatcher)
+        repo, dispatcher = self.repo, self.dispatcher
+
+        def start_conversion(job_id: UUID) -> None:
+            launch(repo, dispatcher, "conversion", job_id)
+
+        return EventHandler(repo, dispatcher, on_conversion_queued=start_conversion)
 
     def runners(self) -> dict[str, Runner]:
         from pipeline.probe import probe_dataset_file

@@ -5,8 +5,10 @@ import base64
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import httpx
@@ -14,6 +16,7 @@ import psycopg
 import pytest
 
 from endpoints.app import create_app
+from gpu.weights import use_cache
 from pipeline.local.issuer import ThreadedServer
 from pipeline.local.seaweed import find_free_base, free_port
 from pipeline.local.stack import LocalStack, StackConfig
@@ -38,6 +41,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         stack.stop()
 
 
+# The offline model cache, pointed at before anything imports huggingface_hub (which reads
+# HF_HOME once, at import): in-process conversion tests load from it too.
+MODEL_CACHE = Path(tempfile.mkdtemp(prefix="svc-models-"))
+use_cache(MODEL_CACHE, offline=True)
+
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-shared-secret-32-bytes-long").decode()
 
 
@@ -51,7 +59,7 @@ def settings(stack: LocalStack) -> Settings:
         webhook_secret=WEBHOOK_SECRET,
         webhook_public_key=stack._relay_keys()[1],
         min_dataset_seconds=20,  # six short clips train in seconds on a CPU
-        model_cache_dir=str(root / "models"),
+        model_cache_dir=str(MODEL_CACHE),
         work_dir=str(root / "work"),
         heartbeat_seconds=1,
     )
@@ -131,3 +139,19 @@ def alice(make_user: Callable[[], User]) -> User:
 @pytest.fixture
 def bob(make_user: Callable[[], User]) -> User:
     return make_user()
+
+
+@pytest.fixture(scope="session")
+def trained_voice(stack: LocalStack, services: Services, worker_env: dict[str, str]):
+    """A user with a profile whose tiny model was trained by the real worker (slow tests)."""
+    from tests.voices import train_tiny_voice
+
+    email = f"voice-{uuid4().hex[:8]}@test.local"
+    user_id = stack.ensure_user(email)
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into public.quota_overrides (user_id, conversions_per_day) values (%s, 1000)",
+            (user_id,),
+        )
+    voice = train_tiny_voice(services.repo, services.storage, worker_env, user_id)
+    return voice, stack.dev_token(email)

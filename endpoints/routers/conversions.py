@@ -1,0 +1,65 @@
+from pathlib import PurePosixPath
+from uuid import UUID
+
+from fastapi import APIRouter, status
+
+from endpoints.deps import ServicesDep, UserDep
+from pipeline.conversions import request_conversion
+from pipeline.errors import PipelineError
+from pipeline.launch import cancel
+from pipeline.services import Services
+from schemas.conversions import ConversionRequest, ConversionTicket, DownloadLink, InputUpload
+from schemas.jobs import ConversionJob
+
+router = APIRouter(tags=["conversions"])
+
+
+@router.post("/profiles/{profile_id}/conversions", status_code=status.HTTP_201_CREATED)
+def create_conversion(
+    profile_id: UUID, body: ConversionRequest, user: UserDep, services: ServicesDep
+) -> ConversionTicket:
+    """Reserves today's quota and returns where to PUT the input; its upload starts the job."""
+    job, upload = request_conversion(services.repo, services.storage, user.id, profile_id, body)
+    ticket = InputUpload(
+        upload_url=upload.url, headers=upload.headers, expires_at=upload.expires_at
+    )
+    return ConversionTicket(job=job, upload=ticket)
+
+
+@router.post("/conversions/{job_id}/cancel")
+def cancel_conversion(job_id: UUID, user: UserDep, services: ServicesDep) -> ConversionJob:
+    cancel(services.repo, services.dispatcher, "conversion", user.id, job_id)
+    return services.repo.get_job("conversion", user.id, job_id)
+
+
+@router.get("/conversions/{job_id}/download")
+def download_output(job_id: UUID, user: UserDep, services: ServicesDep) -> DownloadLink:
+    """The converted WAV, once the job has succeeded."""
+    job = _job(services, user.id, job_id)
+    if job["status"] != "succeeded" or not job.get("output_key"):
+        raise PipelineError("NOT_READY", "The conversion has not finished yet.",
+                            {"status": job["status"]})  # fmt: skip
+    stem = PurePosixPath(job.get("input_filename") or "audio").stem
+    return _link(services, job["output_key"], f"{stem}-converted.wav")
+
+
+@router.get("/conversions/{job_id}/input")
+def download_input(job_id: UUID, user: UserDep, services: ServicesDep) -> DownloadLink:
+    """The original upload, for listening before and after."""
+    job = _job(services, user.id, job_id)
+    if job["status"] == "awaiting_upload" or services.storage.head(job["input_key"]) is None:
+        raise PipelineError("NOT_READY", "The input has not been uploaded.",
+                            {"status": job["status"]})  # fmt: skip
+    return _link(services, job["input_key"], job.get("input_filename") or "input")
+
+
+def _job(services: Services, user_id: UUID, job_id: UUID) -> dict:
+    services.repo.get_job("conversion", user_id, job_id)  # 404 unless it is the caller's
+    return services.repo.get_job_by_id("conversion", job_id) or {}
+
+
+def _link(services: Services, key: str, filename: str) -> DownloadLink:
+    seconds = services.settings.download_url_seconds
+    safe = PurePosixPath(filename).name.replace('"', "")
+    url = services.storage.presign_get(key, seconds, safe)
+    return DownloadLink(url=url, filename=safe, expires_in=seconds)

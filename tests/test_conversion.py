@@ -1,0 +1,240 @@
+"""Conversion with the real fork on the tiny model trained for this session: end to end
+through the API and an event, pitch, a warm model cache, memory on long inputs, refusals."""
+
+import contextlib
+import io
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+import soundfile as sf
+
+from pipeline import keys
+from pipeline.repository import Repository
+from tests.audio import encode, voice
+from tests.events_helpers import deliver, r2_event
+
+pytestmark = pytest.mark.slow
+
+
+def tone(seconds: float, f0: float, rate: int = 44100) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 4))).astype(np.float32)
+
+
+def dominant_f0(audio: np.ndarray, rate: int) -> float:
+    from so_vits_svc_fork.f0 import compute_f0
+
+    f0 = compute_f0(audio.astype(np.float32), sampling_rate=rate, hop_length=512, method="dio")
+    voiced = f0[f0 > 0]
+    assert voiced.size > 10, "no voiced frames"
+    return float(np.median(voiced))
+
+
+@pytest.fixture(scope="module")
+def converter(services, trained_voice, worker_env):
+    """A conversion worker living in this process, as a warm Modal container would."""
+    import os
+
+    os.environ.update({k: v for k, v in worker_env.items() if k.startswith(("HF_", "VC_"))})
+    from gpu.model_cache import ModelCache
+    from gpu.weights import use_cache
+
+    use_cache(Path(services.settings.model_cache_dir), offline=True)
+    return ModelCache(services.storage, Path(services.settings.model_cache_dir) / "voices", "cpu")
+
+
+def convert_here(repo, storage, settings, cache, voice_, samples, rate=44100, **params):
+    """Create → upload → event (queue) → run the worker's code in-process."""
+    from gpu.convert_job import ConversionRun
+
+    job_id = uuid4()
+    key = keys.conversion_input_key(voice_.user_id, voice_.profile_id, job_id, "wav")
+    data = encode(samples, rate, "wav", "PCM_16") if isinstance(samples, np.ndarray) else samples
+    repo.create_conversion(
+        voice_.user_id, voice_.profile_id, job_id, model_version_id=None, params=params,
+        input_key=key, input_filename="in.wav", input_size_bytes=len(data),
+        upload_expires_at=datetime.now(UTC),
+    )  # fmt: skip
+    storage._s3.put_object(Bucket=storage.bucket, Key=key, Body=data)
+    repo.queue_conversion(job_id)
+    status = ConversionRun(repo, storage, settings, cache, job_id).run()
+    job = repo.get_job_by_id("conversion", job_id)
+    if status != "succeeded":
+        return job, None
+    body = storage.open_stream(job["output_key"]).read()
+    out, out_rate = sf.read(io.BytesIO(body), dtype="float32")
+    assert out_rate == 44100
+    return job, out
+
+
+def test_end_to_end_through_the_api_and_an_event(
+    trained_voice, services, api_url, relay_secret_key
+) -> None:
+    voice_, token = trained_voice
+    client = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"})
+    samples = voice(6.0, rate=48000)[:, 0]
+    data = encode(samples, 48000, "flac")
+    request = {"filename": "my stem.flac", "content_type": "audio/flac", "size_bytes": len(data),
+               "params": {"transpose": 2}}  # fmt: skip
+    ticket = client.post(f"/profiles/{voice_.profile_id}/conversions", json=request)
+    assert ticket.status_code == 201, ticket.text
+    job_id, upload = ticket.json()["job"]["id"], ticket.json()["upload"]
+    assert ticket.json()["job"]["status"] == "awaiting_upload"
+    assert (
+        httpx.put(upload["upload_url"], content=data, headers=upload["headers"]).status_code == 200
+    )
+
+    key = keys.conversion_input_key(voice_.user_id, voice_.profile_id, UUID(job_id), "flac")
+    info = services.storage.head(key)
+    event = r2_event(services.settings.s3_bucket, key, info.etag, info.size)
+    assert deliver(api_url, relay_secret_key, event).json()["outcomes"][0]["outcome"] == "queued"
+
+    deadline = time.monotonic() + 300
+    while (job := client.get(f"/conversions/{job_id}").json())["status"] not in {
+        "succeeded", "failed", "canceled",
+    }:  # fmt: skip
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert job["status"] == "succeeded", job
+    assert job["progress"]["percent"] == 100
+
+    link = client.get(f"/conversions/{job_id}/download").json()
+    assert link["filename"] == "my stem-converted.wav"
+    out, rate = sf.read(io.BytesIO(httpx.get(link["url"]).content))
+    assert rate == 44100
+    assert abs(len(out) - 6.0 * 44100) <= 1
+    original = client.get(f"/conversions/{job_id}/input").json()
+    assert httpx.get(original["url"]).content == data
+
+
+def test_pitch_follows_transpose_and_the_cache_stays_warm(
+    repo, services, trained_voice, converter
+) -> None:
+    from gpu.model_cache import LOADS
+
+    voice_, _ = trained_voice
+    steady = tone(3.0, 220.0)
+    before = dict(LOADS)
+    _, same = convert_here(repo, services.storage, services.settings, converter, voice_, steady,
+                           transpose=0)  # fmt: skip
+    after_first = dict(LOADS)
+    started = time.perf_counter()
+    _, octave = convert_here(repo, services.storage, services.settings, converter, voice_, steady,
+                             transpose=12)  # fmt: skip
+    warm_seconds = time.perf_counter() - started
+    assert after_first == LOADS, "the second conversion reloaded ContentVec or the model"
+    assert after_first["model"] - before["model"] <= 1
+    assert len(same) == len(steady) and len(octave) == len(steady)
+    ratio = dominant_f0(octave, 44100) / dominant_f0(same, 44100)
+    assert 1.8 < ratio < 2.2, ratio
+    assert dominant_f0(same, 44100) == pytest.approx(220, rel=0.1)
+    assert warm_seconds < 60
+
+
+def test_bad_inputs_fail_with_a_code_and_refund(repo, services, trained_voice, converter) -> None:
+    voice_, _ = trained_voice
+    used = repo.quota_status(voice_.user_id).conversion.used
+    truncated = encode(voice(2.0)[:, 0], 44100, "wav")[:30]
+    job, _ = convert_here(repo, services.storage, services.settings, converter, voice_, truncated)
+    assert (job["status"], job["error_code"]) == ("failed", "CORRUPT_AUDIO")
+    short = Repository(repo.db, repo.settings.model_copy(update={"max_conversion_seconds": 2.0}))
+    job, _ = convert_here(short, services.storage, short.settings, converter, voice_,
+                          voice(3.0)[:, 0])  # fmt: skip
+    assert (job["status"], job["error_code"]) == ("failed", "TOO_LONG")
+    assert repo.quota_status(voice_.user_id).conversion.used == used
+
+
+def _peak_rss_of_conversion(env, repo, storage, voice_, seconds: float) -> float:
+    job_id = uuid4()
+    key = keys.conversion_input_key(voice_.user_id, voice_.profile_id, job_id, "wav")
+    data = encode(voice(seconds, seed=3)[:, 0], 44100, "wav", "PCM_16")
+    repo.create_conversion(
+        voice_.user_id, voice_.profile_id, job_id, model_version_id=None, params={},
+        input_key=key, input_filename="long.wav", input_size_bytes=len(data),
+        upload_expires_at=datetime.now(UTC),
+    )  # fmt: skip
+    storage._s3.put_object(Bucket=storage.bucket, Key=key, Body=data)
+    repo.queue_conversion(job_id)
+    proc = psutil.Popen([sys.executable, "-m", "gpu", "convert", str(job_id)], env=env,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    peak = 0
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, proc.memory_info().rss)
+        time.sleep(0.05)
+    assert proc.returncode == 0
+    assert repo.get_job_by_id("conversion", job_id)["status"] == "succeeded"
+    return peak / 2**20
+
+
+def test_long_input_converts_with_bounded_memory(repo, services, trained_voice, worker_env) -> None:
+    voice_, _ = trained_voice
+    short = _peak_rss_of_conversion(worker_env, repo, services.storage, voice_, 20)
+    long = _peak_rss_of_conversion(worker_env, repo, services.storage, voice_, 180)
+    assert long - short < 250, (short, long)
+
+
+def test_refusals_and_cancels(
+    trained_voice, services, api_url, relay_secret_key, alice, bob, sql
+) -> None:
+    voice_, token = trained_voice
+    owner = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"})
+    body = {"filename": "a.wav", "content_type": "audio/wav", "size_bytes": 1000}
+    pid = voice_.profile_id
+
+    untrained = alice.client.post("/profiles", json={"name": "no model"}).json()
+    nope = alice.client.post(f"/profiles/{untrained['id']}/conversions", json=body)
+    assert (nope.status_code, nope.json()["error"]["code"]) == (409, "NO_MODEL")
+    assert bob.client.post(f"/profiles/{pid}/conversions", json=body).status_code == 404
+    huge = owner.post(f"/profiles/{pid}/conversions", json=body | {"size_bytes": 201 * 2**20})
+    assert huge.status_code == 413
+    bad = owner.post(f"/profiles/{pid}/conversions", json=body | {"params": {"transpose": 30}})
+    assert bad.status_code == 422
+
+    first = owner.post(f"/profiles/{pid}/conversions", json=body).json()["job"]
+    busy = owner.post(f"/profiles/{pid}/conversions", json=body)
+    assert (busy.status_code, busy.json()["error"]["code"]) == (409, "CONVERSION_IN_PROGRESS")
+    for path in (f"/conversions/{first['id']}", f"/conversions/{first['id']}/download"):
+        assert bob.client.get(path).status_code == 404
+    assert bob.client.post(f"/conversions/{first['id']}/cancel").status_code == 404
+    assert owner.get(f"/conversions/{first['id']}/download").status_code == 409
+    used = owner.get("/quota").json()["conversion"]["used"]
+    canceled = owner.post(f"/conversions/{first['id']}/cancel").json()
+    assert canceled["status"] == "canceled"
+    assert owner.get("/quota").json()["conversion"]["used"] == used - 1
+    # An upload arriving after the cancel changes nothing.
+    key = keys.conversion_input_key(voice_.user_id, pid, UUID(first["id"]), "wav")
+    event = r2_event(services.settings.s3_bucket, key, "late", 10)
+    late = deliver(api_url, relay_secret_key, event)
+    assert late.json()["outcomes"][0]["outcome"] == "no_op"
+    assert owner.get(f"/conversions/{first['id']}").json()["status"] == "canceled"
+
+    # The daily quota: with the override gone, the fourth of the day is refused until tomorrow.
+    sql.execute("delete from public.quota_overrides where user_id = %s", (voice_.user_id,))
+    sql.execute(
+        "update public.usage_counters set used = 3 where user_id = %s and kind = 'conversion'",
+        (voice_.user_id,),
+    )
+    spent = owner.post(f"/profiles/{pid}/conversions", json=body)
+    assert spent.status_code == 429
+    assert spent.json()["error"]["details"]["remaining"] == 0
+    sql.execute(
+        "update public.usage_counters set period_start = period_start - 1 "
+        "where user_id = %s and kind = 'conversion'",
+        (voice_.user_id,),
+    )
+    tomorrow = owner.post(f"/profiles/{pid}/conversions", json=body)
+    assert tomorrow.status_code == 201
+    owner.post(f"/conversions/{tomorrow.json()['job']['id']}/cancel")
+    sql.execute(
+        "insert into public.quota_overrides (user_id, conversions_per_day) values (%s, 1000)",
+        (voice_.user_id,),
+    )
