@@ -3,10 +3,10 @@
 The input is probed like a dataset file (a corrupt or oversize upload fails with a code and
 its quota refunded), resampled to the model's rate, and converted window by window, cutting
 at the quietest moment near each boundary, so memory stays flat on a 10-minute input and
-progress can be reported. The output is a WAV at the model's rate, as long as the input.
+progress can be reported. Input and output stream through files, so memory stays flat.
+The output is a WAV at the model's rate, as long as the input.
 """
 
-import itertools
 import logging
 import tempfile
 import time
@@ -20,7 +20,7 @@ import soundfile as sf
 from gpu.errors import JobCanceled, JobFailure
 from gpu.model_cache import ModelCache
 from pipeline import keys
-from pipeline.audio import AudioError, measure
+from pipeline.audio import BLOCK_FRAMES, AudioError, measure
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -31,28 +31,33 @@ WINDOW_SECONDS = 30.0
 SEARCH_SECONDS = 2.0
 
 
-def window_bounds(audio: np.ndarray, rate: int, window: float = WINDOW_SECONDS) -> list[int]:
-    """Cut points about every `window` seconds, each moved to the quietest 10 ms within
-    ±2 s, so no cut lands in the middle of a loud note."""
-    cuts, frame = [0], max(1, rate // 100)
-    step, search = int(window * rate), int(SEARCH_SECONDS * rate)
-    while cuts[-1] + step + search < len(audio):
-        centre = cuts[-1] + step
-        region = audio[centre - search : centre + search]
-        usable = len(region) // frame * frame
-        energy = (region[:usable].reshape(-1, frame) ** 2).mean(axis=1)
-        cuts.append(centre - search + int(np.argmin(energy)) * frame)
-    return [*cuts, len(audio)]
+def next_cut(audio: np.ndarray, rate: int, window: float = WINDOW_SECONDS) -> int:
+    """Where to end the window that starts at `audio[0]`: the quietest 10 ms within ±2 s of
+    `window` seconds, so no cut lands in the middle of a loud note; the end if it is near."""
+    frame, step, search = max(1, rate // 100), int(window * rate), int(SEARCH_SECONDS * rate)
+    if len(audio) <= step + search:
+        return len(audio)
+    region = audio[step - search : step + search]
+    usable = len(region) // frame * frame
+    energy = (region[:usable].reshape(-1, frame) ** 2).mean(axis=1)
+    return step - search + int(np.argmin(energy)) * frame
 
 
-def load_mono(path: Path, rate: int) -> np.ndarray:
-    import librosa
+def to_mono(source: Path, target: Path, rate: int) -> int:
+    """The input as mono float at the model's rate, resampled block by block (soxr's
+    streaming resampler), so a 10-minute input never sits in memory whole. Returns frames."""
+    import soxr
 
-    audio, source_rate = sf.read(path, dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)
-    if source_rate != rate:
-        mono = librosa.resample(mono, orig_sr=source_rate, target_sr=rate, res_type="soxr_hq")
-    return mono.astype(np.float32)
+    with sf.SoundFile(source) as src, sf.SoundFile(target, "w", rate, 1, "FLOAT") as dst:
+        stream = None if src.samplerate == rate else soxr.ResampleStream(
+            src.samplerate, rate, 1, dtype="float32", quality="HQ")  # fmt: skip
+        for block in src.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
+            mono = block.mean(axis=1)
+            dst.write(stream.resample_chunk(mono) if stream else mono)
+        if stream is not None:
+            dst.write(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        dst.flush()
+        return dst.frames
 
 
 class ConversionRun:
@@ -93,15 +98,14 @@ class ConversionRun:
         version = self.repo.get_model_version(UUID(job["user_id"]), UUID(job["model_version_id"]))
         self.beat(phase="load_model", percent=0)
         svc = self.cache.get(version)
-        audio = load_mono(source, svc.target_sample)
-        output = self._infer(svc, audio, params)
+        mono, out_path = tmp / "input-mono.wav", tmp / "output.wav"
+        frames = to_mono(source, mono, svc.target_sample)
+        self._infer(svc, mono, out_path, frames, params)
         self.beat(phase="upload", percent=100)
-        out_path = tmp / "output.wav"
-        sf.write(out_path, output, svc.target_sample, subtype="PCM_16")
         user, profile = UUID(job["user_id"]), UUID(job["profile_id"])
         output_key = keys.conversion_output_key(user, profile, self.job_id)
         self.storage.upload_file(out_path, output_key, "audio/wav")
-        self.repo.finish_conversion(self.job_id, output_key, len(audio) / svc.target_sample)
+        self.repo.finish_conversion(self.job_id, output_key, frames / svc.target_sample)
 
     def _fetch_input(self, job: dict[str, Any], tmp: Path) -> Path:
         info = self.storage.head(job["input_key"])
@@ -118,23 +122,30 @@ class ConversionRun:
             raise JobFailure(exc.code, exc.message) from exc
         return path
 
-    def _infer(self, svc: Any, audio: np.ndarray, params: ConversionParams) -> np.ndarray:
-        speaker = next(iter(svc.spk2id.__dict__))
-        bounds = window_bounds(audio, svc.target_sample)
-        pieces, started = [], time.monotonic()
-        for start, end in itertools.pairwise(bounds):
-            pieces.append(svc.infer_silence(
-                audio[start:end], speaker=speaker, transpose=params.transpose,
-                auto_predict_f0=params.auto_predict_f0, noise_scale=params.noise_scale,
-                f0_method=params.f0_method, db_thresh=params.db_thresh,
-                pad_seconds=params.pad_seconds, chunk_seconds=params.chunk_seconds,
-                max_chunk_seconds=params.max_chunk_seconds,
-            ).astype(np.float32))  # fmt: skip
-            done = end / len(audio)
-            elapsed = time.monotonic() - started
-            self.beat(phase="convert", percent=round(100 * done, 1),
-                      eta_s=round(elapsed / done * (1 - done), 1))  # fmt: skip
-        return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    def _infer(
+        self, svc: Any, mono: Path, out_path: Path, frames: int, params: ConversionParams
+    ) -> None:
+        """Window by window from file to file; each window through the fork's
+        `infer_silence`, which chunks it further at silences (≤ `max_chunk_seconds`)."""
+        rate, speaker = svc.target_sample, next(iter(svc.spk2id.__dict__))
+        lookahead = int((WINDOW_SECONDS + SEARCH_SECONDS) * rate)
+        started, position = time.monotonic(), 0
+        with sf.SoundFile(mono) as src, sf.SoundFile(out_path, "w", rate, 1, "PCM_16") as dst:
+            while position < frames:
+                src.seek(position)
+                ahead = src.read(lookahead, dtype="float32")
+                cut = next_cut(ahead, rate)
+                dst.write(svc.infer_silence(
+                    ahead[:cut], speaker=speaker, transpose=params.transpose,
+                    auto_predict_f0=params.auto_predict_f0, noise_scale=params.noise_scale,
+                    f0_method=params.f0_method, db_thresh=params.db_thresh,
+                    pad_seconds=params.pad_seconds, chunk_seconds=params.chunk_seconds,
+                    max_chunk_seconds=params.max_chunk_seconds,
+                ).astype(np.float32))  # fmt: skip
+                position += cut
+                done, elapsed = position / frames, time.monotonic() - started
+                self.beat(phase="convert", percent=round(100 * done, 1),
+                          eta_s=round(elapsed / done * (1 - done), 1))  # fmt: skip
 
 
 def _describe(exc: Exception) -> tuple[str, str]:

@@ -179,7 +179,7 @@ def test_long_input_converts_with_bounded_memory(repo, services, trained_voice, 
     voice_, _ = trained_voice
     short = _peak_rss_of_conversion(worker_env, repo, services.storage, voice_, 20)
     long = _peak_rss_of_conversion(worker_env, repo, services.storage, voice_, 180)
-    assert long - short < 250, (short, long)
+    assert long - short < 100, (short, long)  # measured: +39 MB from 1 to 10 minutes
 
 
 def test_refusals_and_cancels(

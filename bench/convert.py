@@ -1,0 +1,126 @@
+"""Conversion speed and memory: the pipeline's warm worker next to the fork's `svc infer` CLI
+on the same input and model (the CLI reloads ContentVec and the model every call), cold vs
+warm latency, and peak RSS for 1- and 10-minute inputs. CPU, the tiny preset's model.
+
+    .venv/bin/python -m bench.convert [--seconds 30]
+"""
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import psutil
+import psycopg
+import soundfile as sf
+
+from gpu.weights import use_cache
+from pipeline import keys
+from pipeline.local.seaweed import find_free_base, free_port
+from pipeline.local.stack import REPO_ROOT, LocalStack, StackConfig
+from pipeline.services import build_services
+from pipeline.settings import as_env
+from tests.audio import voice
+from tests.voices import train_tiny_voice
+
+
+def queued_job(repo, storage, trained, path: Path) -> str:
+    job_id = uuid4()
+    key = keys.conversion_input_key(trained.user_id, trained.profile_id, job_id, "wav")
+    repo.create_conversion(
+        trained.user_id, trained.profile_id, job_id, model_version_id=None, params={},
+        input_key=key, input_filename=path.name, input_size_bytes=path.stat().st_size,
+        upload_expires_at=datetime.now(UTC) + timedelta(minutes=15),
+    )  # fmt: skip
+    storage.upload_file(path, key, "audio/wav")
+    repo.queue_conversion(job_id)
+    return job_id
+
+
+def peak_rss(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    start = time.perf_counter()
+    proc = psutil.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, proc.memory_info().rss)
+        time.sleep(0.05)
+    assert proc.returncode == 0, args
+    return time.perf_counter() - start, peak / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        use_cache(root / "models", offline=True)
+        stack = LocalStack(StackConfig(root=root / "stack", auth_port=free_port(),
+                                       s3_base_port=find_free_base()))  # fmt: skip
+        try:
+            stack.start_database()
+            stack.start_storage()
+            settings = stack.settings(dispatch="inline", min_dataset_seconds=20,
+                                      model_cache_dir=str(root / "models"),
+                                      work_dir=str(root / "work"))  # fmt: skip
+            env = os.environ | as_env(settings)
+            subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env,
+                           check=True, capture_output=True, cwd=REPO_ROOT)  # fmt: skip
+            services = build_services(settings)
+            repo, storage = services.repo, services.storage
+            user = stack.ensure_user("bench@localhost")
+            with psycopg.connect(stack.database_url, autocommit=True) as conn:
+                conn.execute("insert into public.quota_overrides (user_id, conversions_per_day) "
+                             "values (%s, 1000)", (user,))  # fmt: skip
+            trained = train_tiny_voice(repo, storage, env, user)
+            run(args.seconds, root, repo, storage, settings, trained, env)
+        finally:
+            stack.stop()
+
+
+def run(seconds, root, repo, storage, settings, trained, env) -> None:
+    from gpu.convert_job import ConversionRun
+    from gpu.model_cache import ModelCache
+
+    clip = root / "input.wav"
+    sf.write(clip, voice(seconds, seed=5)[:, 0], 44100)
+    cache = ModelCache(storage, root / "voices", "cpu")
+    timings = []
+    for _ in range(2):
+        job = queued_job(repo, storage, trained, clip)
+        start = time.perf_counter()
+        assert ConversionRun(repo, storage, settings, cache, job).run() == "succeeded"
+        timings.append(time.perf_counter() - start)
+    cold, warm = timings
+
+    folder = next((root / "voices").iterdir())
+    out = root / "cli-out.wav"
+    cli = [str(Path(sys.executable).with_name("svc")), "infer", str(clip), "-o", str(out),
+           "-m", str(folder / "model.pth"), "-c", str(folder / "config.json"), "-t", "0",
+           "-fm", "dio", "-na", "-db", "-40", "-mc", "10", "-d", "cpu"]  # fmt: skip
+    cli_seconds, cli_rss = peak_rss(cli, os.environ | {"HF_HUB_OFFLINE": "1"})
+
+    print(f"input {seconds:.0f} s, tiny model, CPU\n")
+    print(f"pipeline cold (loads ContentVec + model)  {cold:6.2f} s   RTF {cold / seconds:.3f}")
+    print(f"pipeline warm (cache hit)                 {warm:6.2f} s   RTF {warm / seconds:.3f}")
+    print(f"fork `svc infer` (reloads per call)       {cli_seconds:6.2f} s   RTF "
+          f"{cli_seconds / seconds:.3f}   peak RSS {cli_rss:.0f} MB")  # fmt: skip
+    print(f"warm pipeline / CLI                        {warm / cli_seconds:6.2f}x")
+    print()
+    for minutes in (1, 10):
+        long_clip = root / f"{minutes}min.wav"
+        sf.write(long_clip, voice(minutes * 60, seed=minutes)[:, 0], 44100)
+        job = queued_job(repo, storage, trained, long_clip)
+        took, rss = peak_rss([sys.executable, "-m", "gpu", "convert", str(job)], env)
+        print(f"{minutes:2d} min input: worker process {took:6.1f} s, peak RSS {rss:6.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
