@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install --upgrade "pip>=24"
 
 install: $(BIN)/python
-	$(BIN)/pip install -e ".[local,dev,gpu]"
+	$(BIN)/pip install -e ".[local,dev,gpu,deploy]"
 
 dev: install
 	$(BIN)/svc-local up

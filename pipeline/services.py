@@ -75,7 +75,9 @@ def build_services(settings: Settings, dispatcher: Dispatcher | None = None) -> 
 def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
     """CPU work (the probe) in-process; GPU work (train, convert) in a worker process."""
     if settings.dispatch == "modal":
-        raise ValueError("VC_DISPATCH=modal needs the Modal deployment's dispatcher")
+        from pipeline.dispatch_modal import ModalDispatcher
+
+        return ModalDispatcher(settings.modal_app_name, settings.modal_environment)
     local = (
         InlineDispatcher(runners) if settings.dispatch == "inline" else ThreadDispatcher(runners)
     )

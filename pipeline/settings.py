@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     # Where background work runs: `inline` (in the caller; tests), `thread` (the local
     # stack), `modal` (production, wired by the deployment).
     dispatch: Literal["inline", "thread", "modal"] = "thread"
+    modal_app_name: str = "svc-pipeline"
+    modal_environment: str | None = None
 
     # GPU workers: where weights are cached, where jobs keep resumable work (a Modal Volume
     # in production), whether weights come from the network or are built tiny offline.

@@ -1,0 +1,45 @@
+"""The scheduled tasks, as plain functions of the services; Modal's scheduled functions and
+the local stack call them the same way."""
+
+import logging
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from pipeline.queue_pull import CloudflareQueue, consume_once
+from pipeline.reconcile import reconcile_uploads
+from pipeline.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def reset_quotas(services: Services, now: datetime | None = None) -> dict[str, int]:
+    """Rolls usage counters into the current UTC day/month (a late run is harmless)."""
+    return services.repo.reset_quota_periods(now)
+
+
+def reap(services: Services) -> list[dict[str, Any]]:
+    """Fails silent or never-started jobs and expires un-uploaded conversions, with refunds."""
+    return services.repo.reap_stale_jobs()
+
+
+def reconcile(services: Services) -> dict[str, Any]:
+    report = reconcile_uploads(services.repo, services.storage, services.dispatcher)
+    return asdict(report)
+
+
+def pull_queue(services: Services, max_rounds: int = 10) -> dict[str, int]:
+    """Drains the Cloudflare Queue (the pull path); does nothing when it is not configured."""
+    settings = services.settings
+    if not (settings.cf_account_id and settings.cf_queue_id and settings.cf_api_token):
+        return {"pulled": 0}
+    queue = CloudflareQueue.from_settings(settings)
+    totals = {"pulled": 0, "acked": 0, "retried": 0, "invalid": 0}
+    handler = services.events
+    for _ in range(max_rounds):
+        report = consume_once(queue, handler.handle)
+        for key in totals:
+            totals[key] += getattr(report, key)
+        if report.pulled == 0:
+            break
+    return totals
