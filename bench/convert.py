@@ -6,7 +6,6 @@ warm latency, and peak RSS for 1- and 10-minute inputs. CPU, the tiny preset's m
 """
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
@@ -16,14 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
-import psutil
 import psycopg
 import soundfile as sf
 
+from bench.common import run_measured, throwaway_stack
 from gpu.weights import use_cache
 from pipeline import keys
-from pipeline.local.seaweed import find_free_base, free_port
-from pipeline.local.stack import REPO_ROOT, LocalStack, StackConfig
+from pipeline.local.stack import REPO_ROOT
 from pipeline.services import build_services
 from pipeline.settings import as_env
 from tests.audio import voice
@@ -43,18 +41,6 @@ def queued_job(repo, storage, trained, path: Path) -> str:
     return job_id
 
 
-def peak_rss(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    start = time.perf_counter()
-    proc = psutil.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
-    while proc.poll() is None:
-        with contextlib.suppress(psutil.Error):
-            peak = max(peak, proc.memory_info().rss)
-        time.sleep(0.05)
-    assert proc.returncode == 0, args
-    return time.perf_counter() - start, peak / 2**20
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -62,27 +48,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         use_cache(root / "models", offline=True)
-        stack = LocalStack(StackConfig(root=root / "stack", auth_port=free_port(),
-                                       s3_base_port=find_free_base()))  # fmt: skip
-        try:
-            stack.start_database()
-            stack.start_storage()
-            settings = stack.settings(dispatch="inline", min_dataset_seconds=20,
-                                      model_cache_dir=str(root / "models"),
-                                      work_dir=str(root / "work"))  # fmt: skip
+        with throwaway_stack(root) as (stack, settings):
             env = os.environ | as_env(settings)
             subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env,
                            check=True, capture_output=True, cwd=REPO_ROOT)  # fmt: skip
             services = build_services(settings)
-            repo, storage = services.repo, services.storage
             user = stack.ensure_user("bench@localhost")
             with psycopg.connect(stack.database_url, autocommit=True) as conn:
                 conn.execute("insert into public.quota_overrides (user_id, conversions_per_day) "
                              "values (%s, 1000)", (user,))  # fmt: skip
-            trained = train_tiny_voice(repo, storage, env, user)
-            run(args.seconds, root, repo, storage, settings, trained, env)
-        finally:
-            stack.stop()
+            trained = train_tiny_voice(services.repo, services.storage, env, user)
+            run(args.seconds, root, services.repo, services.storage, settings, trained, env)
 
 
 def run(seconds, root, repo, storage, settings, trained, env) -> None:
@@ -105,7 +81,7 @@ def run(seconds, root, repo, storage, settings, trained, env) -> None:
     cli = [str(Path(sys.executable).with_name("svc")), "infer", str(clip), "-o", str(out),
            "-m", str(folder / "model.pth"), "-c", str(folder / "config.json"), "-t", "0",
            "-fm", "dio", "-na", "-db", "-40", "-mc", "10", "-d", "cpu"]  # fmt: skip
-    cli_seconds, cli_rss = peak_rss(cli, os.environ | {"HF_HUB_OFFLINE": "1"})
+    cli_seconds, cli_rss = run_measured(cli, os.environ | {"HF_HUB_OFFLINE": "1"})
 
     print(f"input {seconds:.0f} s, tiny model, CPU\n")
     print(f"pipeline cold (loads ContentVec + model)  {cold:6.2f} s   RTF {cold / seconds:.3f}")
@@ -118,7 +94,7 @@ def run(seconds, root, repo, storage, settings, trained, env) -> None:
         long_clip = root / f"{minutes}min.wav"
         sf.write(long_clip, voice(minutes * 60, seed=minutes)[:, 0], 44100)
         job = queued_job(repo, storage, trained, long_clip)
-        took, rss = peak_rss([sys.executable, "-m", "gpu", "convert", str(job)], env)
+        took, rss = run_measured([sys.executable, "-m", "gpu", "convert", str(job)], env)
         print(f"{minutes:2d} min input: worker process {took:6.1f} s, peak RSS {rss:6.0f} MB")
 
 

@@ -14,39 +14,19 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from uuid import uuid4
 
-import psutil
 import soundfile as sf
 
+from bench.common import run_measured, throwaway_stack
 from gpu.presets import TINY, apply
 from pipeline import keys
-from pipeline.local.seaweed import find_free_base, free_port
-from pipeline.local.stack import REPO_ROOT, LocalStack, StackConfig
+from pipeline.local.stack import REPO_ROOT
 from pipeline.probe import probe_dataset_file
 from pipeline.services import build_services
 from pipeline.settings import as_env
 from tests.audio import voice
-
-
-def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB, whole process tree) of one command."""
-    start = time.perf_counter()
-    proc = psutil.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)  # fmt: skip
-    peak = 0
-    while proc.poll() is None:
-        try:
-            tree = [proc, *proc.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.1)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{args[:4]} failed ({proc.returncode})")
-    return time.perf_counter() - start, peak / 2**20
 
 
 def clips(folder: Path) -> list[Path]:
@@ -60,14 +40,7 @@ def clips(folder: Path) -> list[Path]:
 
 
 def pipeline_run(root: Path, steps: int) -> tuple[float, float, dict]:
-    config = StackConfig(root=root / "stack", auth_port=free_port(), s3_base_port=find_free_base())
-    stack = LocalStack(config)
-    try:
-        stack.start_database()
-        stack.start_storage()
-        settings = stack.settings(dispatch="inline", min_dataset_seconds=20,
-                                  model_cache_dir=str(root / "models"),
-                                  work_dir=str(root / "work"))  # fmt: skip
+    with throwaway_stack(root) as (stack, settings):
         services = build_services(settings)
         repo, storage = services.repo, services.storage
         user = stack.ensure_user("bench@localhost")
@@ -89,8 +62,6 @@ def pipeline_run(root: Path, steps: int) -> tuple[float, float, dict]:
         version = repo.list_model_versions(user, profile.id)[0]
         services.close()
         return seconds, rss, version.metrics
-    finally:
-        stack.stop()
 
 
 def fork_cli_run(root: Path, steps: int, models: Path) -> tuple[float, float]:
