@@ -2,6 +2,7 @@
 
 import contextlib
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import psutil
 
 from pipeline.local.seaweed import find_free_base, free_port
-from pipeline.local.stack import LocalStack, StackConfig
+from pipeline.local.stack import REPO_ROOT, LocalStack, StackConfig
 from pipeline.settings import Settings
 
 
@@ -44,3 +45,9 @@ def throwaway_stack(root: Path) -> Iterator[tuple[LocalStack, Settings]]:
                                     work_dir=str(root / "work"))  # fmt: skip
     finally:
         stack.stop()
+
+
+def prepare_offline_models(env: dict[str, str]) -> None:
+    """The tiny offline ContentVec, built by the same command the local stack runs."""
+    subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env, check=True,
+                   capture_output=True, cwd=REPO_ROOT)  # fmt: skip

@@ -7,7 +7,6 @@ warm latency, and peak RSS for 1- and 10-minute inputs. CPU, the tiny preset's m
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,10 +17,9 @@ from uuid import uuid4
 import psycopg
 import soundfile as sf
 
-from bench.common import run_measured, throwaway_stack
+from bench.common import prepare_offline_models, run_measured, throwaway_stack
 from gpu.weights import use_cache
 from pipeline import keys
-from pipeline.local.stack import REPO_ROOT
 from pipeline.services import build_services
 from pipeline.settings import as_env
 from tests.audio import voice
@@ -50,8 +48,7 @@ def main() -> None:
         use_cache(root / "models", offline=True)
         with throwaway_stack(root) as (stack, settings):
             env = os.environ | as_env(settings)
-            subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env,
-                           check=True, capture_output=True, cwd=REPO_ROOT)  # fmt: skip
+            prepare_offline_models(env)
             services = build_services(settings)
             user = stack.ensure_user("bench@localhost")
             with psycopg.connect(stack.database_url, autocommit=True) as conn:

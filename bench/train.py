@@ -11,7 +11,6 @@ the fork as its CLI stages (`svc pre-split`, `pre-resample`, `pre-config`, `pre-
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from uuid import uuid4
 
 import soundfile as sf
 
-from bench.common import run_measured, throwaway_stack
+from bench.common import prepare_offline_models, run_measured, throwaway_stack
 from gpu.presets import TINY, apply
 from pipeline import keys
 from pipeline.local.stack import REPO_ROOT
@@ -53,8 +52,7 @@ def pipeline_run(root: Path, steps: int) -> tuple[float, float, dict]:
             storage.upload_file(path, key, "audio/wav")
             probe_dataset_file(repo, storage, file_id)
         env = os.environ | as_env(settings)
-        subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env, check=True,
-                       cwd=REPO_ROOT, capture_output=True)  # fmt: skip
+        prepare_offline_models(env)
         job = repo.start_training(user, profile.id, {"preset": "tiny", "max_steps": steps})
         seconds, rss = run_measured(
             [sys.executable, "-m", "gpu", "train", str(job.id)], env, REPO_ROOT

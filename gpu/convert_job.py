@@ -17,7 +17,7 @@ from uuid import UUID
 import numpy as np
 import soundfile as sf
 
-from gpu.errors import JobCanceled, JobFailure
+from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.model_cache import ModelCache
 from pipeline import keys
 from pipeline.audio import BLOCK_FRAMES, AudioError, measure
@@ -67,13 +67,7 @@ class ConversionRun:
     ) -> None:  # fmt: skip
         self.repo, self.storage, self.settings, self.cache = repo, storage, settings, cache
         self.job_id = job_id
-        self.progress: dict[str, Any] = {}
-
-    def beat(self, **progress: Any) -> None:
-        self.progress = self.progress | progress
-        row = self.repo.heartbeat_job("conversion", self.job_id, self.progress)
-        if row["status"] != "running":
-            raise JobCanceled
+        self.beat = Heartbeat(repo, "conversion", job_id).require
 
     def run(self) -> str:
         job = self.repo.claim_job("conversion", self.job_id)
@@ -86,7 +80,7 @@ class ConversionRun:
         except JobCanceled:
             return "canceled"
         except Exception as exc:
-            code, message = _describe(exc)
+            code, message = describe_failure(exc, "The conversion")
             log.exception("conversion %s failed: %s", self.job_id, code)
             self.repo.fail_job("conversion", self.job_id, code, message)
             return "failed"
@@ -146,13 +140,3 @@ class ConversionRun:
                 done, elapsed = position / frames, time.monotonic() - started
                 self.beat(phase="convert", percent=round(100 * done, 1),
                           eta_s=round(elapsed / done * (1 - done), 1))  # fmt: skip
-
-
-def _describe(exc: Exception) -> tuple[str, str]:
-    import torch
-
-    if isinstance(exc, JobFailure):
-        return exc.code, exc.message
-    if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
-        return "OUT_OF_MEMORY", "The conversion ran out of memory."
-    return "INTERNAL", "The conversion failed unexpectedly. Your quota was refunded."

@@ -1,4 +1,9 @@
-"""Training and conversion failures with the code and message a person sees on the job."""
+"""Job failures with the code and message a person sees, and the heartbeat both workers use."""
+
+from typing import Any
+from uuid import UUID
+
+from pipeline.repository import JobKind, Repository
 
 
 class JobFailure(Exception):
@@ -10,3 +15,32 @@ class JobFailure(Exception):
 
 class JobCanceled(Exception):
     """The job row left `running` (canceled, or reaped) while the worker was busy."""
+
+
+def describe_failure(exc: Exception, noun: str) -> tuple[str, str]:
+    """The code and message recorded on a job that raised `exc` (`noun`: "Training", …)."""
+    import torch
+
+    if isinstance(exc, JobFailure):
+        return exc.code, exc.message
+    if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
+        return "OUT_OF_MEMORY", f"{noun} ran out of memory. Try a smaller input or preset."
+    return "INTERNAL", f"{noun} failed unexpectedly. Your quota was refunded; please try again."
+
+
+class Heartbeat:
+    """Progress merged over the last report, written with a heartbeat; the row says whether
+    the worker may go on."""
+
+    def __init__(self, repo: Repository, kind: JobKind, job_id: UUID) -> None:
+        self.repo, self.kind, self.job_id = repo, kind, job_id
+        self.progress: dict[str, Any] = {}
+
+    def send(self, progress: dict[str, Any]) -> bool:
+        self.progress = self.progress | progress
+        row = self.repo.heartbeat_job(self.kind, self.job_id, self.progress)
+        return row["status"] == "running"
+
+    def require(self, **progress: Any) -> None:
+        if not self.send(progress):
+            raise JobCanceled

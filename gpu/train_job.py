@@ -13,7 +13,7 @@ from uuid import UUID, uuid5
 
 import torch
 
-from gpu.errors import JobCanceled, JobFailure
+from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.prepare import prepare
 from gpu.presets import PRESETS, Preset
 from gpu.trainer import export_generator, fit
@@ -39,17 +39,10 @@ class TrainingRun:
     ) -> None:
         self.repo, self.storage, self.settings, self.job_id = repo, storage, settings, job_id
         self.work = Path(settings.work_dir) / "training" / str(job_id)
-        self.progress: dict[str, Any] = {}
-
-    def beat(self, progress: dict[str, Any]) -> bool:
-        """Writes progress (merged over the last) and says whether to go on."""
-        self.progress = self.progress | progress
-        row = self.repo.heartbeat_job("training", self.job_id, self.progress)
-        return row["status"] == "running"
+        self.heartbeat = Heartbeat(repo, "training", job_id)
 
     def phase(self, name: str) -> None:
-        if not self.beat({"phase": name}):
-            raise JobCanceled
+        self.heartbeat.require(phase=name)
 
     def run(self) -> str:
         job = self.repo.claim_job("training", self.job_id)
@@ -65,7 +58,7 @@ class TrainingRun:
             shutil.rmtree(self.work, ignore_errors=True)
             return "canceled"
         except Exception as exc:  # every failure ends the job with a readable code
-            code, message = _describe(exc)
+            code, message = describe_failure(exc, "Training")
             log.exception("training %s failed: %s", self.job_id, code)
             self.repo.fail_job("training", self.job_id, code, message)
             shutil.rmtree(self.work, ignore_errors=True)
@@ -84,7 +77,7 @@ class TrainingRun:
         )
         self._place_pretrained(preset)
         self.phase("train")
-        result = fit(config, total, self.settings.heartbeat_seconds, self.beat)
+        result = fit(config, total, self.settings.heartbeat_seconds, self.heartbeat.send)
         self.phase("upload")
         version = model_version_id(self.job_id)
         user, profile = UUID(job["user_id"]), UUID(job["profile_id"])
@@ -118,11 +111,3 @@ class TrainingRun:
             checkpoint.update({"iteration": 0, "optimizer": None})
             checkpoint.setdefault("learning_rate", 1e-4)
             torch.save(checkpoint, model_dir / name)
-
-
-def _describe(exc: Exception) -> tuple[str, str]:
-    if isinstance(exc, JobFailure):
-        return exc.code, exc.message
-    if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
-        return "OUT_OF_MEMORY", "Training ran out of memory. Try a smaller preset or dataset."
-    return "INTERNAL", "Training failed unexpectedly. Your quota was refunded; please try again."

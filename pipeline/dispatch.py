@@ -7,6 +7,11 @@ deployment, the subprocess GPU worker with training.
 """
 
 import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
@@ -67,16 +72,10 @@ class SubprocessDispatcher:
     like a separate container: it can crash, be killed, and be retried on its own."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        import os
-
         self.env = os.environ | (env or {})
-        self._procs: dict[str, object] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def spawn(self, kind: str, target_id: UUID) -> str:
-        import subprocess
-        import sys
-        import threading
-
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter, a fixed module, a UUID
             [sys.executable, "-m", "gpu", kind, str(target_id)],
             env=self.env,
@@ -88,12 +87,9 @@ class SubprocessDispatcher:
         return call_id
 
     def cancel(self, call_id: str) -> None:
-        import os
-        import signal
-
         proc = self._procs.get(call_id)
-        if proc is not None and proc.poll() is None:  # type: ignore[attr-defined]
-            os.killpg(proc.pid, signal.SIGTERM)  # type: ignore[attr-defined]
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
 
 
 class RoutingDispatcher:

@@ -71,9 +71,11 @@ class Repository:
         rows = self.db.call("list_dataset_files", user_id=user_id, profile_id=profile_id)
         return [DatasetFile.model_validate(r) for r in rows]
 
-    def delete_dataset_file(self, user_id: UUID, file_id: UUID) -> dict[str, Any]:
+    def delete_dataset_file(self, user_id: UUID, profile_id: UUID, file_id: UUID) -> dict[str, Any]:
         """The deleted row, object key included, so the caller can remove the object."""
-        return self.db.call("delete_dataset_file", user_id=user_id, file_id=file_id)
+        return self.db.call(
+            "delete_dataset_file", user_id=user_id, profile_id=profile_id, file_id=file_id
+        )
 
     def record_probe(
         self,
@@ -119,8 +121,11 @@ class Repository:
         return self.db.call("get_job_by_id", kind=kind, job_id=job_id)
 
     def get_job(self, kind: JobKind, user_id: UUID, job_id: UUID) -> TrainingJob | ConversionJob:
-        row = self.db.call("get_job", kind=kind, user_id=user_id, job_id=job_id)
-        return JOB_MODELS[kind].model_validate(row)
+        return JOB_MODELS[kind].model_validate(self.get_job_row(kind, user_id, job_id))
+
+    def get_job_row(self, kind: JobKind, user_id: UUID, job_id: UUID) -> dict[str, Any]:
+        """The whole row (object keys included) of the caller's job; NOT_FOUND otherwise."""
+        return self.db.call("get_job", kind=kind, user_id=user_id, job_id=job_id)
 
     def list_jobs(
         self, kind: JobKind, user_id: UUID, profile_id: UUID | None = None, limit: int = 50

@@ -7,6 +7,12 @@ from uuid import UUID, uuid4
 from pipeline import keys
 from pipeline.repository import Repository
 
+# Every table a user owns rows in (RLS owner-select); processed_events has no owner.
+USER_TABLES = [
+    "voice_profiles", "dataset_files", "training_jobs", "model_versions", "conversion_jobs",
+    "usage_counters", "quota_overrides",
+]  # fmt: skip
+
 
 def ready_dataset(repo: Repository, user_id: UUID, profile_id: UUID, seconds: float) -> None:
     """Registers a file and records a passing probe for it, as the probe will in production."""

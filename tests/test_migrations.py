@@ -5,17 +5,9 @@ import pytest
 
 from pipeline.local.migrate import apply_migrations, apply_shim, migration_files
 from pipeline.local.stack import LocalStack
+from tests.helpers import USER_TABLES
 
-TABLES = {
-    "voice_profiles",
-    "dataset_files",
-    "training_jobs",
-    "model_versions",
-    "conversion_jobs",
-    "usage_counters",
-    "quota_overrides",
-    "processed_events",
-}
+TABLES = {*USER_TABLES, "processed_events"}
 
 
 @pytest.fixture

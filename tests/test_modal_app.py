@@ -15,12 +15,13 @@ import respx
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from pipeline import cron
+from pipeline import cron, keys
 from pipeline.dispatch_modal import ModalDispatcher
 from pipeline.launch import cancel, launch
 from pipeline.manifest import ManifestError, load_manifest
 from pipeline.repository import Repository
 from pipeline.settings import as_env
+from tests.audio import encode, voice
 from tests.events_helpers import r2_event
 from tests.fake_cloudflare_queue import BASE, FakeQueue
 from tests.helpers import new_conversion, ready_dataset, trained_profile
@@ -151,12 +152,20 @@ def test_scheduled_tasks_against_the_local_stack(services, repo, sql, alice) -> 
                        "kind = 'conversion'", (alice.id,)).fetchone()[0]  # fmt: skip
     assert used == 0
 
-    assert cron.reconcile(services)["checked"] >= 0
+    profile = repo.create_profile(alice.id, "lost event")
+    file_id = uuid4()
+    key = keys.dataset_key(alice.id, profile.id, file_id, "lost.wav")
+    data = encode(voice(3.0), 44100, "wav")
+    repo.register_upload(alice.id, profile.id, file_id, key, "lost.wav", "audio/wav", len(data))
+    services.storage._s3.put_object(Bucket=services.storage.bucket, Key=key, Body=data)
+    sql.execute("update public.dataset_files set created_at = now() - interval '1 hour' "
+                "where id = %s", (file_id,))  # fmt: skip
+    assert str(file_id) in cron.reconcile(services)["probed"]
+    assert repo.get_dataset_file(file_id).status == "ready"
     assert cron.pull_queue(services) == {"pulled": 0}  # not configured: no work
 
 
 def test_queue_pull_task_drains_the_fake_queue(services, repo, alice) -> None:
-    from pipeline import keys
     from pipeline.services import build_services
 
     settings = services.settings.model_copy(update={

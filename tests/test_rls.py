@@ -9,17 +9,7 @@ import pytest
 
 from pipeline.local.stack import LocalStack
 from pipeline.repository import Repository
-from tests.helpers import new_conversion, trained_profile
-
-USER_TABLES = [
-    "voice_profiles",
-    "dataset_files",
-    "training_jobs",
-    "model_versions",
-    "conversion_jobs",
-    "usage_counters",
-    "quota_overrides",
-]
+from tests.helpers import USER_TABLES, new_conversion, trained_profile
 
 
 def _populate(repo: Repository, sql: psycopg.Connection, user_id: UUID) -> None:

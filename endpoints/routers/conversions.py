@@ -54,8 +54,7 @@ def download_input(job_id: UUID, user: UserDep, services: ServicesDep) -> Downlo
 
 
 def _job(services: Services, user_id: UUID, job_id: UUID) -> dict:
-    services.repo.get_job("conversion", user_id, job_id)  # 404 unless it is the caller's
-    return services.repo.get_job_by_id("conversion", job_id) or {}
+    return services.repo.get_job_row("conversion", user_id, job_id)
 
 
 def _link(services: Services, key: str, filename: str) -> DownloadLink:

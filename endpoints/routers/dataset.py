@@ -4,7 +4,6 @@ from uuid import UUID
 from fastapi import APIRouter, status
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep
-from pipeline.errors import NotFound
 from pipeline.uploads import request_dataset_upload
 from schemas.profiles import DatasetFile, UploadRequest, UploadTicket
 
@@ -29,11 +28,7 @@ def list_files(profile_id: UUID, user: UserDep, repo: RepoDep) -> list[DatasetFi
 def delete_file(
     profile_id: UUID, file_id: UUID, user: UserDep, services: ServicesDep
 ) -> DatasetFile:
-    repo = services.repo
-    files = {f.id for f in repo.list_dataset_files(user.id, profile_id)}
-    if file_id not in files:
-        raise NotFound("That dataset file does not exist.", {"file_id": str(file_id)})
-    row = repo.delete_dataset_file(user.id, file_id)
+    row = services.repo.delete_dataset_file(user.id, profile_id, file_id)
     try:
         services.storage.delete(row["object_key"])
     except Exception:

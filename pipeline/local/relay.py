@@ -15,6 +15,7 @@ from uuid import uuid4
 
 import httpx
 
+from pipeline.local.processes import stop_process
 from pipeline.local.seaweed import weed_binary
 from pipeline.webhooks import sign_v1a
 
@@ -122,10 +123,5 @@ class LocalRelay:
         log.error("gave up pushing %s; the reconciler will pick it up", event["object"]["key"])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process, timeout=5)
         self.thread.join(5)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from pipeline.local.processes import stop_process
+
 GRPC_OFFSET = 10000  # SeaweedFS listens on port + 10000 for gRPC
 
 
@@ -132,11 +134,4 @@ class SeaweedS3:
         raise RuntimeError(f"SeaweedFS did not start in {timeout:.0f}s")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        stop_process(self.process, timeout=15)

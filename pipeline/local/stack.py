@@ -17,6 +17,7 @@ import psycopg
 from pipeline.local.issuer import LocalIssuer, ThreadedServer
 from pipeline.local.migrate import prepare_database
 from pipeline.local.postgres import start_postgres
+from pipeline.local.processes import stop_process
 from pipeline.local.relay import LocalRelay
 from pipeline.local.seaweed import SeaweedPorts, SeaweedS3
 from pipeline.settings import Settings
@@ -129,12 +130,7 @@ class LocalStack:
     def stop(self) -> None:
         if self.relay is not None:
             self.relay.stop()
-        if self.api is not None and self.api.poll() is None:
-            self.api.terminate()
-            try:
-                self.api.wait(10)
-            except subprocess.TimeoutExpired:
-                self.api.kill()
+        stop_process(self.api)
         for server in reversed(self.servers):
             server.stop()
         if self.s3 is not None:

@@ -122,13 +122,15 @@ begin
            where f.profile_id = p_profile_id and f.status <> 'deleted');
 end $$;
 
-create or replace function public.delete_dataset_file(p_user_id uuid, p_file_id uuid)
-returns jsonb language plpgsql security definer set search_path = '' as $$
+create or replace function public.delete_dataset_file(
+  p_user_id uuid, p_profile_id uuid, p_file_id uuid
+) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_file public.dataset_files;
 begin
   update public.dataset_files set status = 'deleted'
-   where id = p_file_id and user_id = p_user_id and status <> 'deleted'
+   where id = p_file_id and user_id = p_user_id and profile_id = p_profile_id
+     and status <> 'deleted'
   returning * into v_file;
   if not found then
     perform svc_private.raise_error('NOT_FOUND', 'That dataset file does not exist.',
