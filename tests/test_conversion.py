@@ -30,11 +30,17 @@ def tone(seconds: float, f0: float, rate: int = 44100) -> np.ndarray:
 
 
 def dominant_f0(audio: np.ndarray, rate: int) -> float:
+    """Median F0 of the voiced frames. The tiny model's output level varies from run to run
+    (its training split follows the random upload ids), so it is brought to a fixed peak
+    first; harvest is used because it holds up better than dio on a buzzy synthetic voice."""
     from so_vits_svc_fork.f0 import compute_f0
 
-    f0 = compute_f0(audio.astype(np.float32), sampling_rate=rate, hop_length=512, method="dio")
+    peak = float(np.abs(audio).max(initial=0.0))
+    assert peak > 1e-4, f"the output is silent (peak {peak:.2e})"
+    level = (0.5 / peak * audio).astype(np.float32)
+    f0 = compute_f0(level, sampling_rate=rate, hop_length=512, method="harvest")
     voiced = f0[f0 > 0]
-    assert voiced.size > 10, "no voiced frames"
+    assert voiced.size > 10, f"no voiced frames (peak {peak:.2e}, {f0.size} frames)"
     return float(np.median(voiced))
 
 
