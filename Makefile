@@ -3,19 +3,27 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-fast install lint format bench-api clean
+.PHONY: dev test test-fast install web browser lint format bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade "pip>=24"
 
-install: $(BIN)/python
+install: $(BIN)/python web
 	$(BIN)/pip install -e ".[local,dev,gpu,deploy]"
+
+# The page's pinned third-party JS, copied into web/public/vendor/ (no CDN at run time).
+web:
+	cd web && npm ci --no-audit --no-fund && npm run vendor
+
+# Debian's Chromium for the browser tests.
+browser:
+	scripts/install-chromium.sh
 
 dev: install
 	$(BIN)/svc-local up
 
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -31,7 +39,7 @@ format:
 bench-api: install
 	$(BIN)/python bench/api.py
 
-test-fast: install
+test-fast: install browser
 	$(BIN)/pytest -m "not slow"
 
 clean:

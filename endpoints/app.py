@@ -17,6 +17,7 @@ from endpoints.routers import (
     events,
     health,
     jobs,
+    limits,
     profiles,
     quota,
     trainings,
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_age=600,
     )
     install_error_handlers(app)
-    routers = (health, profiles, dataset, jobs, trainings, conversions, quota, events)
+    routers = (health, limits, profiles, dataset, jobs, trainings, conversions, quota, events)
     for router in (module.router for module in routers):
         app.include_router(router)
     return app

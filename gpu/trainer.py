@@ -30,6 +30,9 @@ class TrainResult:
     resumed_from_step: int = 0
 
 
+HISTORY_POINTS = 120
+
+
 def _metric(trainer: pl.Trainer, name: str) -> float | None:
     value = trainer.callback_metrics.get(name)
     return float(value) if value is not None else None
@@ -45,6 +48,7 @@ class ProgressCallback(pl.Callback):
         self.last_report = 0.0
         self.last_step = 0
         self.canceled = False
+        self.history: list[list[float | None]] = []
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *_: Any) -> None:
         step = int(module.total_batch_idx)
@@ -62,17 +66,26 @@ class ProgressCallback(pl.Callback):
         self.last_report = now
         done = max(step - self.first_step, 1)
         eta = (now - self.started) / done * max(self.total_steps - step, 0)
+        loss_d, mel = _metric(trainer, "loss/d/total"), _metric(trainer, "loss/g/mel")
+        self._remember(step, loss_g, loss_d, mel)
         progress = {
             "phase": "train", "step": step, "total_steps": self.total_steps,
-            "epoch": int(trainer.current_epoch), "loss_g": loss_g,
-            "loss_d": _metric(trainer, "loss/d/total"), "mel_loss": _metric(trainer, "loss/g/mel"),
-            "eta_s": round(eta, 1),
+            "epoch": int(trainer.current_epoch), "loss_g": loss_g, "loss_d": loss_d,
+            "mel_loss": mel, "eta_s": round(eta, 1), "history": self.history,
         }  # fmt: skip
         if not self.sink(progress):
             self.canceled = True
             trainer.should_stop = True
         if step >= self.total_steps:
             trainer.should_stop = True
+
+    def _remember(self, step: int, *losses: float | None) -> None:
+        """A loss curve for the page's chart that survives a reload: at most HISTORY_POINTS,
+        thinned by half when full, so its size stays bounded however long the run."""
+        rounded = [None if v is None else round(v, 4) for v in losses]
+        self.history.append([step, *rounded])
+        if len(self.history) > HISTORY_POINTS:
+            self.history = self.history[::2]
 
 
 def _intact(path: Path) -> bool:

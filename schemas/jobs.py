@@ -46,6 +46,7 @@ class Progress(Model):
     mel_loss: float | None = None
     percent: float | None = None
     eta_s: float | None = None
+    history: list[list[float | None]] | None = None  # [step, loss_g, loss_d, mel_loss]
 
 
 class JobBase(Model):

@@ -17,6 +17,14 @@ def test_health(api_url) -> None:
     assert response.json() == {"status": "ok", "database": True, "storage": True}
 
 
+def test_limits_are_public_and_follow_settings(api_url, settings) -> None:
+    limits = httpx.get(f"{api_url}/limits").json()
+    assert limits["min_dataset_seconds"] == settings.min_dataset_seconds == 20
+    assert limits["max_dataset_seconds"] == settings.max_dataset_seconds
+    assert limits["allowed_formats"] == ["wav", "flac", "mp3"]
+    assert "webhook_secret" not in limits and "database_url" not in limits
+
+
 def test_profile_upload_flow(alice, services) -> None:
     created = alice.client.post("/profiles", json={"name": "  Alto  "})
     assert created.status_code == 201, created.text

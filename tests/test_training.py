@@ -86,6 +86,9 @@ def test_train_end_to_end_through_the_api(
     steps = [step for s, step in seen if s == "running" and step]
     assert steps and steps == sorted(steps), "progress rows move forward while running"
     assert job["progress"]["total_steps"] == 6
+    history = job["progress"]["history"]  # the page's loss chart, kept on the row
+    assert [p[0] for p in history] == sorted(p[0] for p in history)
+    assert history[-1][0] == job["progress"]["step"] and history[-1][1] is not None
 
     models = alice.client.get(f"/profiles/{pid}/models").json()
     assert len(models) == 1 and models[0]["active"] is True

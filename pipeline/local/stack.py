@@ -20,6 +20,7 @@ from pipeline.local.postgres import start_postgres
 from pipeline.local.processes import stop_process
 from pipeline.local.relay import LocalRelay
 from pipeline.local.seaweed import SeaweedPorts, SeaweedS3
+from pipeline.local.web import page_config, web_app
 from pipeline.settings import Settings
 from pipeline.storage import Storage
 from pipeline.webhooks import new_ed25519_keypair
@@ -36,6 +37,7 @@ class StackConfig:
     web_port: int = 3000
     s3_base_port: int = 8330
     bucket: str = "svc-pipeline-local"
+    api_env: dict[str, str] = field(default_factory=dict)  # VC_* overrides for the API
 
 
 @dataclass
@@ -76,9 +78,10 @@ class LocalStack:
         self.servers.append(ThreadedServer(self.issuer.asgi_app(), self.config.auth_port).start())
 
     def start_web(self) -> None:
-        from starlette.staticfiles import StaticFiles
-
-        app = StaticFiles(directory=REPO_ROOT / "web", html=True)
+        # offline, only `tiny` can train: `standard` fine-tunes weights fetched from the network
+        preset = "tiny" if self.settings().offline_models else "standard"
+        config = page_config(self.api_url, DEV_EMAIL, preset)
+        app = web_app(REPO_ROOT / "web" / "public", config, self.dev_session)
         self.servers.append(ThreadedServer(app, self.config.web_port).start())
 
     def start_api(self, timeout: float = 60.0) -> None:
@@ -167,7 +170,7 @@ class LocalStack:
             "VC_MODEL_CACHE_DIR": str(self.config.root / "models"),
             "VC_WORK_DIR": str(self.config.root / "work"),
             "VC_OFFLINE_MODELS": "true",
-        }
+        } | self.config.api_env
 
     def settings(self, **overrides: Any) -> Settings:
         values = {k.removeprefix("VC_").lower(): v for k, v in self.env().items()}
@@ -208,3 +211,12 @@ class LocalStack:
     def dev_token(self, email: str = DEV_EMAIL, ttl_seconds: int = 12 * 3600) -> str:
         assert self.issuer is not None
         return self.issuer.issue(self.ensure_user(email), email, ttl_seconds)
+
+    def dev_session(self, email: str, ttl_seconds: int = 12 * 3600) -> dict[str, Any]:
+        """What the page's local sign-in receives: the same shape as a Supabase session."""
+        assert self.issuer is not None
+        user_id = self.ensure_user(email)
+        token = self.issuer.issue(user_id, email, ttl_seconds)
+        expires_at = int(time.time()) + ttl_seconds
+        return {"access_token": token, "token_type": "bearer", "expires_in": ttl_seconds,
+                "expires_at": expires_at, "user": {"id": str(user_id), "email": email}}  # fmt: skip

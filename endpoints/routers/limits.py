@@ -1,0 +1,13 @@
+from fastapi import APIRouter
+
+from endpoints.deps import ServicesDep
+from schemas.limits import Limits
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/limits")
+def limits(services: ServicesDep) -> Limits:
+    """Unauthenticated: the deployment's limits (the same for everyone; per-user quota
+    overrides show in `/quota`)."""
+    return Limits.model_validate(services.settings.model_dump())

@@ -1,0 +1,17 @@
+from schemas.common import Model
+
+
+class Limits(Model):
+    """What a client checks before sending anything, so a person hears "too long" early."""
+
+    allowed_formats: list[str]
+    max_file_bytes: int
+    min_dataset_file_seconds: float
+    max_dataset_file_seconds: float
+    min_dataset_seconds: float
+    max_dataset_seconds: float
+    max_dataset_files: int
+    max_conversion_seconds: float
+    max_conversion_bytes: int
+    trainings_per_month: int
+    conversions_per_day: int

@@ -1,0 +1,155 @@
+// The dataset: drop or pick files, upload each straight to storage with its own progress,
+// then show what the probe found, a meter of usable minutes, and delete.
+
+import { Live } from "./live.js";
+import { contentTypeOf, putFile } from "./upload.js";
+import { $, announce, el, formatBytes, formatDuration, guarded, plural } from "./ui.js";
+
+const PARALLEL_UPLOADS = 3;
+const STATUS_TEXT = { pending: "Checking…", ready: "Ready", rejected: "Rejected", uploading: "Uploading", refused: "Not uploaded" };
+
+export class DatasetPanel {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.files = [];
+    this.local = new Map(); // uploads this page started: key -> {name, size, progress, error, fileId}
+    this.live = new Live(ctx, "dataset_files", () => this.refresh());
+    const input = $("dataset-input");
+    input.addEventListener("change", guarded(() => {
+      this.add([...input.files]);
+      input.value = "";
+    }));
+    const drop = $("drop");
+    drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (event) => {
+      event.preventDefault();
+      drop.classList.remove("over");
+      this.add([...event.dataTransfer.files]);
+    });
+  }
+
+  show() {
+    this.local.clear();
+    this.files = [];
+    this.live.start();
+  }
+
+  stop() { this.live.stop(); }
+
+  /** Returns true while anything is still uploading or being checked. */
+  async refresh() {
+    const profile = this.ctx.profile;
+    if (!profile) return false;
+    const files = await this.ctx.api.get(`/profiles/${profile.id}/dataset/files`);
+    this.files = files.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.filename.localeCompare(b.filename));
+    await this.ctx.profiles.refreshPicked();
+    this.render();
+    this.ctx.training.renderButton();
+    const uploading = [...this.local.values()].some((u) => !u.error && !u.done);
+    return uploading || this.files.some((f) => f.status === "pending");
+  }
+
+  add(files) {
+    if (!files.length) return;
+    announce(`Uploading ${plural(files.length, "file")}.`);
+    const queue = files.map((file) => {
+      const key = crypto.randomUUID();
+      this.local.set(key, { name: file.name, size: file.size, progress: 0 });
+      return [key, file];
+    });
+    this.render();
+    const workers = Array.from({ length: Math.min(PARALLEL_UPLOADS, queue.length) }, async () => {
+      while (queue.length) await this.upload(...queue.shift());
+    });
+    Promise.all(workers).then(() => this.live.kick());
+  }
+
+  async upload(key, file) {
+    const entry = this.local.get(key);
+    const profile = this.ctx.profile;
+    try {
+      const ticket = await this.ctx.api.post(`/profiles/${profile.id}/dataset/uploads`, {
+        filename: file.name, content_type: contentTypeOf(file), size_bytes: file.size,
+      });
+      entry.fileId = ticket.file_id;
+      await putFile(ticket.upload_url, ticket.headers, file, (fraction) => {
+        entry.progress = fraction;
+        this.renderProgress(key, entry);
+      });
+      entry.done = true;
+      announce(`${file.name} uploaded; checking it now.`);
+    } catch (error) {
+      entry.error = error.message;
+      announce(`${file.name} was not uploaded: ${error.message}`);
+    }
+    this.live.kick();
+    this.render();
+  }
+
+  async remove(file) {
+    await this.ctx.api.delete(`/profiles/${file.profile_id}/dataset/files/${file.id}`);
+    announce(`Deleted ${file.filename}.`);
+    for (const [key, entry] of this.local) if (entry.fileId === file.id) this.local.delete(key);
+    await this.refresh();
+  }
+
+  render() {
+    const known = new Set(this.files.map((f) => f.id));
+    const rows = [];
+    for (const [key, entry] of this.local) {
+      if (entry.fileId && known.has(entry.fileId) && (entry.done || entry.error)) continue;
+      rows.push(this.localRow(key, entry));
+    }
+    rows.push(...this.files.map((file) => this.fileRow(file)));
+    $("file-rows").replaceChildren(...rows);
+    this.renderMeter();
+  }
+
+  localRow(key, entry) {
+    const status = entry.error ? "refused" : "uploading";
+    const progress = el("progress", { max: "1", value: String(entry.progress), id: `up-${key}`,
+      "aria-label": `Upload of ${entry.name}` });
+    return el("tr", { dataset: { filename: entry.name, status } },
+      el("td", {}, entry.name, el("div", { class: "note" }, formatBytes(entry.size))),
+      el("td", { class: `status-${status}` }, STATUS_TEXT[status],
+        entry.error ? el("div", { class: "note reason" }, entry.error) : progress),
+      el("td", {}, "–"), el("td", {}, "–"), el("td", {}, "–"), el("td", {}));
+  }
+
+  renderProgress(key, entry) {
+    const bar = document.getElementById(`up-${key}`);
+    if (bar) bar.value = entry.progress;
+  }
+
+  fileRow(file) {
+    const details = [file.format?.toUpperCase(), file.sample_rate && `${file.sample_rate / 1000} kHz`,
+      file.channels && (file.channels === 1 ? "mono" : `${file.channels} ch`)].filter(Boolean).join(" · ");
+    const reason = file.status === "rejected" ? el("div", { class: "note reason" }, file.reject_message || "This file cannot be used.") : null;
+    return el("tr", { dataset: { filename: file.filename, status: file.status } },
+      el("td", {}, file.filename, el("div", { class: "note" }, details || formatBytes(file.size_bytes))),
+      el("td", { class: `status-${file.status}` }, STATUS_TEXT[file.status] || file.status, reason),
+      el("td", {}, file.duration_sec ? formatDuration(file.duration_sec) : "–"),
+      el("td", {}, file.loudness_lufs !== null && file.loudness_lufs !== undefined ? `${file.loudness_lufs.toFixed(1)} LUFS` : "–"),
+      el("td", {}, file.quality_grade ? el("span", {}, gradeText(file.quality_grade),
+        file.quality_notes ? el("div", { class: "note" }, file.quality_notes) : null) : "–"),
+      el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Delete ${file.filename}`,
+        onclick: guarded(() => this.remove(file)) }, "Delete")));
+  }
+
+  renderMeter() {
+    const { min_dataset_seconds: min, max_dataset_seconds: max } = this.ctx.limits;
+    const seconds = this.ctx.profile?.dataset?.ready_seconds || 0;
+    const meter = $("minutes-meter");
+    Object.assign(meter, { max, low: min, high: max * 0.999, optimum: (min + max) / 2, value: Math.min(seconds, max) });
+    let verdict;
+    if (seconds < min) verdict = `add ${formatDuration(min - seconds)} more to train`;
+    else if (seconds > max) verdict = `more than training takes; delete ${formatDuration(seconds - max)}`;
+    else verdict = "enough to train";
+    $("minutes-text").textContent = `${formatDuration(seconds)} usable (${formatDuration(min)}–${formatDuration(max)}): ${verdict}`;
+  }
+}
+
+function gradeText(grade) {
+  return { good: "Good", fair: "Fair", poor: "Poor" }[grade] || grade;
+}

@@ -1,0 +1,89 @@
+// The voice list: create, pick, delete. Picking a voice fills the three panels.
+
+import { $, announce, el, guarded } from "./ui.js";
+
+const PICKED_KEY = "svc.profile";
+
+export class ProfilesPanel {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.profiles = [];
+    $("profile-create").addEventListener("submit", guarded((event) => this.create(event)));
+    $("profile-delete").addEventListener("click", guarded(() => this.deletePicked()));
+  }
+
+  reset() {
+    this.profiles = [];
+    this.pick(null);
+  }
+
+  async load() {
+    this.profiles = await this.ctx.api.get("/profiles");
+    await this.refreshQuota();
+    const remembered = localStorage.getItem(PICKED_KEY);
+    const next = this.profiles.find((p) => p.id === remembered) || this.profiles[0] || null;
+    this.render();
+    await this.pick(next);
+  }
+
+  async refreshQuota() {
+    this.ctx.quota = await this.ctx.api.get("/quota");
+    const { training, conversion } = this.ctx.quota;
+    $("quota").replaceChildren(
+      el("p", {}, `Trainings left this month: ${training.remaining} of ${training.limit}`),
+      el("p", {}, `Conversions left today: ${conversion.remaining} of ${conversion.limit}`),
+    );
+    return this.ctx.quota;
+  }
+
+  render() {
+    const picked = this.ctx.profile?.id;
+    $("profiles-empty").hidden = this.profiles.length > 0;
+    $("profile-list").replaceChildren(...this.profiles.map((profile) => el("li", {},
+      el("button", {
+        type: "button", "aria-current": profile.id === picked ? "true" : "false",
+        onclick: guarded(() => this.pick(profile)),
+      }, profile.name),
+    )));
+  }
+
+  async pick(profile) {
+    this.ctx.profile = profile;
+    if (profile) localStorage.setItem(PICKED_KEY, profile.id);
+    $("no-profile").hidden = Boolean(profile);
+    $("profile-panel").hidden = !profile;
+    this.render();
+    for (const panel of [this.ctx.dataset, this.ctx.training, this.ctx.conversion]) panel.stop();
+    if (!profile) return;
+    $("profile-title").textContent = profile.name;
+    await Promise.all([this.ctx.dataset.show(), this.ctx.training.show(), this.ctx.conversion.show()]);
+  }
+
+  async create(event) {
+    event.preventDefault();
+    const input = $("profile-name");
+    const profile = await this.ctx.api.post("/profiles", { name: input.value });
+    input.value = "";
+    this.profiles.push(profile);
+    announce(`Created the voice ${profile.name}.`);
+    await this.pick(profile);
+  }
+
+  async deletePicked() {
+    const profile = this.ctx.profile;
+    if (!profile || !confirm(`Delete the voice "${profile.name}"? Its dataset and models stop being usable.`)) return;
+    await this.ctx.api.delete(`/profiles/${profile.id}`);
+    announce(`Deleted the voice ${profile.name}.`);
+    localStorage.removeItem(PICKED_KEY);
+    await this.load();
+  }
+
+  /** The dataset summary changes as files are probed; the training panel reads it. */
+  async refreshPicked() {
+    const profile = this.ctx.profile;
+    if (!profile) return null;
+    const fresh = await this.ctx.api.get(`/profiles/${profile.id}`);
+    Object.assign(profile, fresh);
+    return profile;
+  }
+}

@@ -1,0 +1,182 @@
+// Training: the start button (with why it is disabled), live progress with a loss chart,
+// cancel, a notification when done, and the model versions.
+
+import { LossChart } from "./losschart.js";
+import { Live } from "./live.js";
+import { notifyWhenHidden, offerNotifications } from "./notify.js";
+import { $, announce, el, formatDate, formatDuration, formatBytes, guarded, plural } from "./ui.js";
+
+const ACTIVE = new Set(["queued", "running"]);
+const PHASES = {
+  queued: "Waiting for a GPU…", download: "Fetching your recordings…", prepare: "Slicing and resampling…",
+  features: "Extracting pitch and voice features…", train: "Training", upload: "Saving the model…",
+};
+
+export class TrainingPanel {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.jobs = [];
+    this.models = [];
+    this.watching = null; // id of the job this page saw running, for the finish notification
+    this.chart = new LossChart($("loss-chart"));
+    this.live = new Live(ctx, "training_jobs", () => this.refresh());
+    $("train-start").addEventListener("click", guarded(() => this.start()));
+    $("train-cancel").addEventListener("click", guarded(() => this.cancel()));
+    $("train-preset").value = ctx.config.trainingPreset || "standard";
+  }
+
+  show() {
+    this.jobs = [];
+    this.models = [];
+    this.watching = null;
+    this.chart.clear();
+    this.live.start();
+  }
+
+  stop() { this.live.stop(); }
+
+  get active() { return this.jobs.find((job) => ACTIVE.has(job.status)) || null; }
+
+  async refresh() {
+    const profile = this.ctx.profile;
+    if (!profile) return false;
+    const [jobs, models] = await Promise.all([
+      this.ctx.api.get(`/profiles/${profile.id}/trainings?limit=5`),
+      this.ctx.api.get(`/profiles/${profile.id}/models`),
+    ]);
+    this.jobs = jobs;
+    const modelsChanged = JSON.stringify(models) !== JSON.stringify(this.models);
+    this.models = models;
+    await this.noticeFinish();
+    this.renderRun();
+    this.renderButton();
+    if (modelsChanged) {
+      this.renderModels();
+      this.ctx.conversion.renderModels(models);
+    }
+    return Boolean(this.active);
+  }
+
+  async start() {
+    const profile = this.ctx.profile;
+    $("train-start").disabled = true;
+    try {
+      const job = await this.ctx.api.post(`/profiles/${profile.id}/trainings`, { preset: $("train-preset").value });
+      this.jobs.unshift(job);
+      this.watching = job.id;
+      this.chart.clear();
+      announce("Training started.");
+      offerNotifications($("notify-ask"));
+    } finally {
+      await this.ctx.profiles.refreshQuota().catch(() => null);
+      this.renderButton();
+      this.live.start();
+    }
+  }
+
+  async cancel() {
+    const job = this.active;
+    if (!job) return;
+    await this.ctx.api.post(`/trainings/${job.id}/cancel`);
+    announce("Training canceled.");
+    await this.ctx.profiles.refreshQuota();
+    this.live.kick();
+  }
+
+  /** Why training cannot start now, or null when it can. */
+  blocker() {
+    const { profile, quota, limits } = this.ctx;
+    if (!profile || !quota) return "Loading…";
+    if (this.active) return "A training is running for this voice.";
+    const training = quota.training;
+    if (training.remaining <= 0) {
+      return `No trainings left this month (${training.used} of ${training.limit} used); more on ${formatDate(training.resets_at)}.`;
+    }
+    const { ready_seconds: ready, pending_files: pending } = profile.dataset;
+    if (pending > 0) return `Wait until ${plural(pending, "file")} ${pending === 1 ? "is" : "are"} checked.`;
+    if (ready < limits.min_dataset_seconds) {
+      return `Add ${formatDuration(limits.min_dataset_seconds - ready)} more of usable singing (at least ${formatDuration(limits.min_dataset_seconds)}).`;
+    }
+    if (ready > limits.max_dataset_seconds) {
+      return `Training uses at most ${formatDuration(limits.max_dataset_seconds)}; delete some files.`;
+    }
+    return null;
+  }
+
+  renderButton() {
+    const reason = this.blocker();
+    const button = $("train-start");
+    button.disabled = Boolean(reason);
+    const quota = this.ctx.quota?.training;
+    const left = quota ? ` (${quota.remaining} of ${quota.limit} left this month, resets ${formatDate(quota.resets_at)})` : "";
+    const last = this.jobs[0];
+    const failed = last?.status === "failed" ? ` The last training failed: ${last.error_message || last.error_code}` : "";
+    $("train-reason").textContent = (reason || `Ready to train${left}.`) + failed;
+  }
+
+  renderRun() {
+    const job = this.active || (this.watching && this.jobs.find((j) => j.id === this.watching)) || null;
+    $("train-run").hidden = !job;
+    if (!job) return;
+    const p = job.progress || {};
+    const running = ACTIVE.has(job.status);
+    $("train-cancel").hidden = !running;
+    if (!running) $("notify-ask").hidden = true;
+    let text;
+    if (job.status === "succeeded") text = "Training finished: the new model is active.";
+    else if (job.status === "failed") text = `Training failed: ${job.error_message || job.error_code}`;
+    else if (job.status === "canceled") text = "Training canceled; it was not counted against your quota.";
+    else if (p.phase === "train" && p.total_steps) {
+      text = `Training: step ${p.step} of ${p.total_steps}` + (p.eta_s ? `, about ${formatDuration(p.eta_s)} left` : "");
+    } else text = PHASES[p.phase] || PHASES.queued;
+    if ($("train-status").textContent !== text) $("train-status").textContent = text;
+    const bar = $("train-progress");
+    bar.value = job.status === "succeeded" ? 100 : p.total_steps ? (100 * (p.step || 0)) / p.total_steps : 0;
+    bar.dataset.step = p.step ?? "";
+    this.chart.draw(p.history || []);
+  }
+
+  async noticeFinish() {
+    const running = this.active;
+    if (running) {
+      this.watching = running.id;
+      return;
+    }
+    const job = this.watching && this.jobs.find((j) => j.id === this.watching);
+    if (!job || job.notified) return;
+    job.notified = true;
+    const words = { succeeded: "Your voice model is ready.", failed: "Training failed.", canceled: "Training canceled." };
+    announce(words[job.status] || "Training ended.");
+    notifyWhenHidden("svc-pipeline", `${this.ctx.profile.name}: ${words[job.status] || "training ended"}`);
+    await this.ctx.profiles.refreshQuota().catch(() => null);
+  }
+
+  renderModels() {
+    $("models-empty").hidden = this.models.length > 0;
+    $("model-list").replaceChildren(...this.models.map((model) => el("li", { dataset: { modelId: model.id } },
+      el("span", {}, `Model of ${formatDate(model.created_at)}`),
+      el("span", { class: "hint" }, [model.metrics?.steps && `${model.metrics.steps} steps`, formatBytes(model.size_bytes)].filter(Boolean).join(" · ")),
+      model.active ? el("span", { class: "badge" }, "Active")
+        : el("button", { type: "button", class: "secondary", onclick: guarded(() => this.activate(model)) }, "Use this model"),
+      el("span", { class: "links" },
+        el("button", { type: "button", class: "secondary", onclick: guarded((e) => this.download(model, e.target.parentNode)) }, "Download")),
+    )));
+  }
+
+  async activate(model) {
+    await this.ctx.api.post(`/profiles/${model.profile_id}/models/${model.id}/activate`);
+    announce("Model activated: new conversions use it.");
+    this.live.start();
+  }
+
+  /** Swaps the button for the two short-lived links (a browser blocks two automatic downloads). */
+  async download(model, holder) {
+    const links = await this.ctx.api.get(`/models/${model.id}/download`);
+    holder.replaceChildren(
+      el("a", { class: "button", href: links.model_url, download: "" }, "model.pth"),
+      el("a", { class: "button", href: links.config_url, download: "" }, "config.json"),
+      el("span", { class: "hint" }, `links valid for ${formatDuration(links.expires_in)}`),
+    );
+    holder.querySelector("a").focus();
+  }
+}
