@@ -180,7 +180,7 @@ export async function loudness(buffer) {
   shelf.gain.value = 4;
   const highpass = Object.assign(offline.createBiquadFilter(), { type: "highpass" });
   highpass.frequency.value = 38;
-  highpass.Q.value = 0.5;
+  highpass.Q.value = 20 * Math.log10(0.5); // Web Audio takes a highpass Q in dB
   source.connect(shelf).connect(highpass).connect(offline.destination);
   source.start();
   const weighted = await offline.startRendering();

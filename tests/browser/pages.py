@@ -1,0 +1,69 @@
+"""What the browser tests do on the page, in the words a person would use."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+from playwright.sync_api import Page, expect
+
+from pipeline.local.stack import LocalStack
+from tests.audio import encode, voice
+
+# Replaces the browser's Notification with a recorder and lets a test hide the tab: headless
+# Chromium neither shows notifications nor lets a page be hidden on demand.
+NOTIFICATION_RECORDER = """
+window.__notifications = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notifications.push({ title, body: options?.body }); }
+};
+Object.defineProperty(document, "hidden", { get: () => Boolean(window.__hidden) });
+"""
+
+
+def sign_in(page: Page, stack: LocalStack, email: str) -> None:
+    page.goto(stack.web_url)
+    page.locator("#local-email").fill(email)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#account-email")).to_have_text(email)
+
+
+def create_voice(page: Page, name: str) -> None:
+    page.get_by_placeholder("New voice name").fill(name)
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#profile-title")).to_have_text(name)
+
+
+def file_row(page: Page, filename: str):  # noqa: ANN201 - a Locator
+    return page.locator(f'#file-rows tr[data-filename="{filename}"]')
+
+
+def write_clips(folder: Path, count: int = 6, seconds: float = 5.0) -> list[Path]:
+    paths = []
+    for i in range(count):
+        path = folder / f"take{i}.wav"
+        path.write_bytes(encode(voice(seconds, f0=180 + 25 * i, seed=i), 44100, "wav"))
+        paths.append(path)
+    return paths
+
+
+def write_stem(path: Path, seconds: float = 6.0) -> Path:
+    samples = voice(seconds, rate=48000, f0=200, seed=9, level=0.5)
+    path.write_bytes(encode(samples.astype(np.float32), 48000, "flac"))
+    return path
+
+
+def painted_pixels(page: Page, selector: str) -> list[int]:
+    """How many pixels each matching canvas has drawn (0 for a blank one)."""
+    return page.eval_on_selector_all(
+        selector,
+        """canvases => canvases.map(c => {
+            const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })""",
+    )
+
+
+def step_of(text: str) -> int | None:
+    match = re.search(r"step (\d+) of (\d+)", text)
+    return int(match.group(1)) if match else None
