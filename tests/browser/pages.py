@@ -35,7 +35,7 @@ def create_voice(page: Page, name: str) -> None:
     expect(page.locator("#profile-title")).to_have_text(name)
 
 
-def file_row(page: Page, filename: str):  # noqa: ANN201 - a Locator
+def file_row(page: Page, filename: str):
     return page.locator(f'#file-rows tr[data-filename="{filename}"]')
 
 

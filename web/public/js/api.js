@@ -36,7 +36,10 @@ export class Api {
     }
     if (response.ok) return response.json();
     const error = await errorFrom(response);
-    if (error.status === 401) this.onUnauthorized?.(error);
+    if (error.status === 401 && this.onUnauthorized) {
+      error.signedOut = true; // the sign-out says why; the failed call need not say it again
+      await this.onUnauthorized(error);
+    }
     throw error;
   }
 }

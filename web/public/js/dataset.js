@@ -94,14 +94,21 @@ export class DatasetPanel {
     await this.refresh();
   }
 
+  /** One row per file: this page's upload while it is in flight or failed, else the
+   * server's row with the probe result. */
   render() {
     const known = new Set(this.files.map((f) => f.id));
+    const uploads = new Map();
     const rows = [];
     for (const [key, entry] of this.local) {
-      if (entry.fileId && known.has(entry.fileId) && (entry.done || entry.error)) continue;
-      rows.push(this.localRow(key, entry));
+      if (entry.fileId && known.has(entry.fileId)) uploads.set(entry.fileId, [key, entry]);
+      else if (!entry.done) rows.push(this.localRow(key, entry));
     }
-    rows.push(...this.files.map((file) => this.fileRow(file)));
+    for (const file of this.files) {
+      const upload = uploads.get(file.id);
+      const inFlight = upload && (!upload[1].done || upload[1].error);
+      rows.push(inFlight ? this.localRow(...upload) : this.fileRow(file));
+    }
     $("file-rows").replaceChildren(...rows);
     this.renderMeter();
   }

@@ -19,7 +19,8 @@ async function loadConfig() {
 async function boot() {
   const config = await loadConfig();
   const auth = await createAuth(config);
-  const api = new Api(config.apiUrl, () => auth.token(), () => auth.signOut("Your session ended. Sign in again."));
+  const api = new Api(config.apiUrl, () => auth.token(),
+    (error) => auth.signOut(`You were signed out (${error.message}). Sign in again.`));
   const limits = await api.get("/limits");
   const ctx = { config, auth, api, limits, profile: null, quota: null };
   $("dataset-window").textContent = `${formatDuration(limits.min_dataset_seconds)}–${formatDuration(limits.max_dataset_seconds)}`;
@@ -31,8 +32,8 @@ async function boot() {
   $("alert-close").addEventListener("click", clearError);
   $("sign-out").addEventListener("click", guarded(() => auth.signOut()));
   auth.onChange((user, reason) => guarded(() => showUser(ctx, user, reason))());
-  await showUser(ctx, await auth.init());
   $("booting").hidden = true;
+  await guarded(showUser)(ctx, await auth.init());
 }
 
 async function showUser(ctx, user, reason) {

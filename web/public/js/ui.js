@@ -20,6 +20,7 @@ export function el(tag, attrs = {}, ...children) {
 
 /** Shows an error to the person (role=alert is read out by screen readers). */
 export function showError(error) {
+  if (error?.signedOut) return;
   const message = error?.message || String(error);
   $("alert-text").textContent = message;
   $("alert").classList.remove("info");
