@@ -1,5 +1,6 @@
 """What the browser tests do on the page, in the words a person would use."""
 
+import base64
 import re
 from pathlib import Path
 
@@ -67,3 +68,35 @@ def painted_pixels(page: Page, selector: str) -> list[int]:
 def step_of(text: str) -> int | None:
     match = re.search(r"step (\d+) of (\d+)", text)
     return int(match.group(1)) if match else None
+
+
+def drop_files(page: Page, target: str, files: dict[str, bytes]) -> None:
+    """Drops files on an element the way a file manager does (a drop event with a
+    DataTransfer), which Playwright has no call for."""
+    encoded = {name: base64.b64encode(data).decode() for name, data in files.items()}
+    page.eval_on_selector(
+        target,
+        """(zone, files) => {
+            const transfer = new DataTransfer();
+            for (const [name, b64] of Object.entries(files)) {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name));
+            }
+            for (const type of ["dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true }));
+            }
+        }""",
+        encoded,
+    )
+
+
+def unnamed_controls(page: Page) -> list[str]:
+    """Visible buttons, inputs and selects a screen reader could not name."""
+    return page.eval_on_selector_all(
+        "button, input, select, a.button",
+        """nodes => nodes.filter(n => n.offsetParent !== null || n.type === "file").filter(n => {
+            const label = n.labels && [...n.labels].some(l => l.textContent.trim());
+            return !(label || n.getAttribute("aria-label") || n.getAttribute("aria-labelledby")
+                     || (n.tagName !== "INPUT" && n.textContent.trim()));
+        }).map(n => n.outerHTML.slice(0, 80))""",
+    )

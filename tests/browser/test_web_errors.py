@@ -8,8 +8,9 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.audio import encode, voice
 from tests.browser.conftest import screenshot
-from tests.browser.pages import create_voice, file_row, sign_in
+from tests.browser.pages import create_voice, drop_files, file_row, sign_in, unnamed_controls
 
 pytestmark = pytest.mark.browser
 
@@ -62,6 +63,22 @@ def test_refusals_are_shown_in_words(web_stack, page: Page, tmp_path):
 
     rejected.get_by_role("button", name="Delete corrupt.wav").click()
     expect(rejected).to_have_count(0)
+    assert unnamed_controls(page) == []
+
+    page.get_by_role("button", name="Delete voice").click()  # the confirm() is accepted
+    expect(page.locator("#profiles-empty")).to_be_visible()
+    expect(page.locator("#profile-panel")).to_be_hidden()
+
+
+def test_files_dropped_on_the_page_are_uploaded(web_stack, page: Page):
+    sign_in(page, web_stack, f"drop-{uuid4().hex[:8]}@local.test")
+    create_voice(page, "Dropped")
+    clip = encode(voice(3.0, seed=4), 44100, "flac")
+    drop_files(page, "#drop", {"dropped.flac": clip})
+    row = file_row(page, "dropped.flac")
+    expect(row).to_have_attribute("data-status", "ready", timeout=30_000)
+    expect(row).to_contain_text("FLAC")
+    expect(row).to_contain_text("0:03")
 
 
 def test_dataset_too_short_says_how_much_more(web_stack, page: Page, tmp_path):
@@ -80,6 +97,7 @@ def test_a_forged_session_is_signed_out_with_a_reason(web_stack, page: Page):
     forged = {"access_token": "eyJhbGciOiJub25lIn0.e30.", "expires_at": 4102444800,
               "user": {"id": str(uuid4()), "email": "mallory@local.test"}}  # fmt: skip
     page.goto(web_stack.web_url)
+    expect(page.locator("#sign-in")).to_be_visible()  # booted: it has read the storage
     page.evaluate("s => localStorage.setItem('svc.local-session', s)", json.dumps(forged))
     page.reload()
     expect(page.locator("#sign-in")).to_be_visible()

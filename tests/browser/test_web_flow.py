@@ -100,6 +100,7 @@ def _train(page: Page) -> None:
     expect(button).to_be_enabled(timeout=30_000)
     expect(page.locator("#train-preset")).to_have_value("tiny")
     expect(page.locator("#train-reason")).to_contain_text("3 of 3 left this month")
+    _start_and_cancel(page, button)
     button.click()
     expect(button).to_be_disabled()
     expect(page.locator("#train-reason")).to_contain_text("A training is running")
@@ -132,6 +133,17 @@ def _train(page: Page) -> None:
     with page.expect_download() as download:
         model.get_by_role("link", name="model.pth").click()
     assert download.value.suggested_filename.endswith(".pth")
+
+
+def _start_and_cancel(page: Page, button) -> None:
+    """A canceled training is said so, and gives its quota back."""
+    button.click()
+    page.get_by_role("button", name="Cancel training").click()
+    expect(page.locator("#train-status")).to_have_text(
+        "Training canceled; it was not counted against your quota."
+    )
+    expect(page.locator("#train-reason")).to_contain_text("3 of 3 left this month")
+    expect(button).to_be_enabled()
 
 
 def _convert_and_compare(web_stack, page: Page, email: str, tmp_path) -> bytes:
