@@ -49,6 +49,8 @@ class ProgressCallback(pl.Callback):
         self.last_step = 0
         self.canceled = False
         self.history: list[list[float | None]] = []
+        self._kept: list[list[float | None]] = []
+        self._stride = 1
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *_: Any) -> None:
         step = int(module.total_batch_idx)
@@ -80,12 +82,17 @@ class ProgressCallback(pl.Callback):
             trainer.should_stop = True
 
     def _remember(self, step: int, *losses: float | None) -> None:
-        """A loss curve for the page's chart that survives a reload: at most HISTORY_POINTS,
-        thinned by half when full, so its size stays bounded however long the run."""
-        rounded = [None if v is None else round(v, 4) for v in losses]
-        self.history.append([step, *rounded])
-        if len(self.history) > HISTORY_POINTS:
-            self.history = self.history[::2]
+        """A loss curve for the page's chart that survives a reload: points at least `stride`
+        steps apart, the stride doubling (and every other point dropped) whenever
+        HISTORY_POINTS fill, plus the latest point, so its size stays bounded and its spacing
+        even however long the run."""
+        point = [step, *(None if v is None else round(v, 4) for v in losses)]
+        if not self._kept or step - self._kept[-1][0] >= self._stride:
+            self._kept.append(point)
+            if len(self._kept) >= HISTORY_POINTS:
+                self._kept, self._stride = self._kept[::2], self._stride * 2
+        tail = [] if self._kept[-1] is point else [point]
+        self.history = self._kept + tail
 
 
 def _intact(path: Path) -> bool:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 from uuid import UUID
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gpu.trainer import _intact
+from gpu.trainer import HISTORY_POINTS, ProgressCallback, _intact
 from pipeline.repository import Repository
 from tests.audio import encode, voice
 from tests.events_helpers import deliver, r2_event
@@ -264,3 +265,16 @@ def test_a_failed_spawn_fails_the_job_and_refunds(repo, alice) -> None:
     failed = repo.get_job("training", alice.id, job.id)
     assert (failed.status, failed.error_code) == ("failed", "DISPATCH_FAILED")
     assert repo.quota_status(alice.id).training.used == 0
+
+
+def test_loss_history_stays_bounded_ordered_and_ends_at_the_latest_step() -> None:
+    """The chart's history is thinned as a run goes on, never grown without bound."""
+    callback = ProgressCallback(total_steps=10_000, every_seconds=0, sink=lambda _: True)
+    for step in range(1, 1001):
+        callback._remember(step, 1 / step, None, 0.5)
+    steps = [point[0] for point in callback.history]
+    assert HISTORY_POINTS // 2 <= len(steps) <= HISTORY_POINTS
+    assert steps == sorted(steps) and steps[0] == 1 and steps[-1] == 1000
+    gaps = {b - a for a, b in pairwise(steps)}
+    assert len(gaps) <= 2, f"evenly spread: {sorted(gaps)}"
+    assert callback.history[-1] == [1000, 0.001, None, 0.5]

@@ -2,7 +2,7 @@
 // and download.
 
 import { ABPlayer } from "./abplayer.js";
-import { Live } from "./live.js";
+import { JobPanel } from "./jobpanel.js";
 import { contentTypeOf, putFile } from "./upload.js";
 import { $, announce, el, formatDate, formatDuration, guarded } from "./ui.js";
 
@@ -12,15 +12,12 @@ const PHASES = {
   load_model: "Loading the voice model…", convert: "Converting", upload: "Saving the result…",
 };
 
-export class ConversionPanel {
+export class ConversionPanel extends JobPanel {
   constructor(ctx) {
-    this.ctx = ctx;
-    this.jobs = [];
+    super(ctx, { path: "conversions", table: "conversion_jobs", activeStatuses: ACTIVE, noun: "Conversion" });
     this.models = [];
-    this.watching = null;
     this.uploading = null; // {progress} while this page PUTs the stem
     this.player = new ABPlayer($("ab-player"));
-    this.live = new Live(ctx, "conversion_jobs", () => this.refresh());
     $("convert-form").addEventListener("submit", guarded((event) => this.submit(event)));
     $("convert-cancel").addEventListener("click", guarded(() => this.cancel()));
     const transpose = $("transpose");
@@ -36,11 +33,9 @@ export class ConversionPanel {
   }
 
   stop() {
-    this.live.stop();
+    super.stop();
     this.player.stop();
   }
-
-  get active() { return this.jobs.find((job) => ACTIVE.has(job.status)) || null; }
 
   async refresh() {
     const profile = this.ctx.profile;
@@ -124,15 +119,6 @@ export class ConversionPanel {
       await this.ctx.profiles.refreshQuota().catch(() => null);
       this.live.start();
     }
-  }
-
-  async cancel() {
-    const job = this.active;
-    if (!job) return;
-    await this.ctx.api.post(`/conversions/${job.id}/cancel`);
-    announce("Conversion canceled.");
-    await this.ctx.profiles.refreshQuota();
-    this.live.kick();
   }
 
   renderRun() {

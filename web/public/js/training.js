@@ -1,8 +1,8 @@
 // Training: the start button (with why it is disabled), live progress with a loss chart,
 // cancel, a notification when done, and the model versions.
 
+import { JobPanel } from "./jobpanel.js";
 import { LossChart } from "./losschart.js";
-import { Live } from "./live.js";
 import { notifyWhenHidden, offerNotifications } from "./notify.js";
 import { $, announce, el, formatDate, formatDuration, formatBytes, guarded, plural } from "./ui.js";
 
@@ -12,14 +12,11 @@ const PHASES = {
   features: "Extracting pitch and voice features…", train: "Training", upload: "Saving the model…",
 };
 
-export class TrainingPanel {
+export class TrainingPanel extends JobPanel {
   constructor(ctx) {
-    this.ctx = ctx;
-    this.jobs = [];
+    super(ctx, { path: "trainings", table: "training_jobs", activeStatuses: ACTIVE, noun: "Training" });
     this.models = [];
-    this.watching = null; // id of the job this page saw running, for the finish notification
     this.chart = new LossChart($("loss-chart"));
-    this.live = new Live(ctx, "training_jobs", () => this.refresh());
     $("train-start").addEventListener("click", guarded(() => this.start()));
     $("train-cancel").addEventListener("click", guarded(() => this.cancel()));
     $("train-preset").value = ctx.config.trainingPreset || "standard";
@@ -32,10 +29,6 @@ export class TrainingPanel {
     this.chart.clear();
     this.live.start();
   }
-
-  stop() { this.live.stop(); }
-
-  get active() { return this.jobs.find((job) => ACTIVE.has(job.status)) || null; }
 
   async refresh() {
     const profile = this.ctx.profile;
@@ -72,15 +65,6 @@ export class TrainingPanel {
       this.renderButton();
       this.live.start();
     }
-  }
-
-  async cancel() {
-    const job = this.active;
-    if (!job) return;
-    await this.ctx.api.post(`/trainings/${job.id}/cancel`);
-    announce("Training canceled.");
-    await this.ctx.profiles.refreshQuota();
-    this.live.kick();
   }
 
   /** Why training cannot start now, or null when it can. */
