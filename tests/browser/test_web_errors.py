@@ -63,6 +63,8 @@ def test_refusals_are_shown_in_words(web_stack, page: Page, tmp_path):
 
     rejected.get_by_role("button", name="Delete corrupt.wav").click()
     expect(rejected).to_have_count(0)
+    refused.get_by_role("button", name="Dismiss notes.txt").click()
+    expect(refused).to_have_count(0)
     assert unnamed_controls(page) == []
 
     page.get_by_role("button", name="Delete voice").click()  # the confirm() is accepted

@@ -180,7 +180,22 @@ def _convert_and_compare(web_stack, page: Page, email: str, tmp_path) -> bytes:
     expect(player).to_have_attribute("data-playing", "true")
     page.get_by_role("button", name="Pause").click()
     expect(player).to_have_attribute("data-playing", "false")
+    _convert_a_broken_stem(page, tmp_path)
     return output
+
+
+def _convert_a_broken_stem(page: Page, tmp_path) -> None:
+    """A stem that is not audio fails in words and is not counted."""
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF" + bytes(5000))
+    page.set_input_files("#convert-file", broken)
+    page.get_by_role("button", name="Convert", exact=True).click()
+    expect(page.locator("#convert-status")).to_have_text(
+        "Conversion failed: This is not a WAV, FLAC or MP3 file.", timeout=120_000
+    )
+    expect(page.locator("#compare")).to_be_hidden()
+    expect(page.locator("#conversion-list li").first).to_have_attribute("data-status", "failed")
+    expect(page.locator("#convert-reason")).to_contain_text("2 of 3 conversions left today")
 
 
 def _latest_conversion(web_stack, email: str) -> dict:

@@ -121,7 +121,9 @@ export class DatasetPanel {
       el("td", {}, entry.name, el("div", { class: "note" }, formatBytes(entry.size))),
       el("td", { class: `status-${status}` }, STATUS_TEXT[status],
         entry.error ? el("div", { class: "note reason" }, entry.error) : progress),
-      el("td", {}, "–"), el("td", {}, "–"), el("td", {}, "–"), el("td", {}));
+      el("td", {}, "–"), el("td", {}, "–"), el("td", {}, "–"),
+      el("td", {}, entry.error ? el("button", { type: "button", class: "secondary", "aria-label": `Dismiss ${entry.name}`,
+        onclick: () => { this.local.delete(key); this.render(); } }, "Dismiss") : null));
   }
 
   renderProgress(key, entry) {
