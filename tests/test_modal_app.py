@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from uuid import uuid4
 
+import modal
 import pytest
 import respx
 from fastapi.testclient import TestClient
@@ -55,10 +56,10 @@ def test_functions_are_registered_as_the_manifest_says() -> None:
         assert [s.name for s in opts["secrets"]] == manifest.secrets.names  # type: ignore[attr-defined]
         schedule = opts.get("schedule")
         assert (schedule is not None) == (spec.schedule is not None), name
-    train = modal_app.app.registered_functions["train"]._spec_
+    train = modal_app.train._spec_
     assert train.gpus == manifest.functions["train"].gpu
     assert list(train.volumes) == [modal_app.WORK_DIR]
-    assert "Converter" in modal_app.app.registered_classes
+    assert isinstance(modal_app.Converter, modal.Cls)
     assert not any("torch" in r for r in modal_app.WEB_REQUIREMENTS)
     assert any(r.startswith("torch==") for r in modal_app.GPU_REQUIREMENTS)
 
