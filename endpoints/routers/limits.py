@@ -10,4 +10,4 @@ router = APIRouter(tags=["health"])
 def limits(services: ServicesDep) -> Limits:
     """Unauthenticated: the deployment's limits (the same for everyone; per-user quota
     overrides show in `/quota`)."""
-    return Limits.model_validate(services.settings.model_dump())
+    return Limits.model_validate(services.settings)  # read by attribute, secrets untouched

@@ -79,7 +79,7 @@ class LocalStack:
 
     def start_web(self) -> None:
         # offline, only `tiny` can train: `standard` fine-tunes weights fetched from the network
-        preset = "tiny" if self.settings().offline_models else "standard"
+        preset = "tiny" if self.env()["VC_OFFLINE_MODELS"] == "true" else "standard"
         config = page_config(self.api_url, DEV_EMAIL, preset)
         app = web_app(REPO_ROOT / "web" / "public", config, self.dev_session)
         self.servers.append(ThreadedServer(app, self.config.web_port).start())
@@ -209,8 +209,7 @@ class LocalStack:
             return new_id
 
     def dev_token(self, email: str = DEV_EMAIL, ttl_seconds: int = 12 * 3600) -> str:
-        assert self.issuer is not None
-        return self.issuer.issue(self.ensure_user(email), email, ttl_seconds)
+        return self.dev_session(email, ttl_seconds)["access_token"]
 
     def dev_session(self, email: str, ttl_seconds: int = 12 * 3600) -> dict[str, Any]:
         """What the page's local sign-in receives: the same shape as a Supabase session."""

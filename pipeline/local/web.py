@@ -18,6 +18,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from schemas.common import ErrorBody, ErrorInfo
+
 SESSION_PATH = "/local/session"
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 Minter = Callable[[str], dict[str, Any]]
@@ -55,5 +57,6 @@ def web_app(public_dir: Path, config: dict[str, Any], mint: Minter) -> Starlette
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": {}}}
-    return JSONResponse(body, status_code=status)
+    """The API's error body, so the page reads both servers' errors the same way."""
+    body = ErrorBody(error=ErrorInfo(code=code, message=message))
+    return JSONResponse(body.model_dump(), status_code=status)

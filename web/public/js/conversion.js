@@ -2,7 +2,7 @@
 // and download.
 
 import { ABPlayer } from "./abplayer.js";
-import { JobPanel } from "./jobpanel.js";
+import { JobPanel, quotaSpent } from "./jobpanel.js";
 import { contentTypeOf, putFile } from "./upload.js";
 import { $, announce, el, formatDate, formatDuration, guarded } from "./ui.js";
 
@@ -25,11 +25,9 @@ export class ConversionPanel extends JobPanel {
   }
 
   show() {
-    this.jobs = [];
-    this.watching = null;
     this.player.stop();
     $("compare").hidden = true;
-    this.live.start();
+    super.show();
   }
 
   stop() {
@@ -41,16 +39,11 @@ export class ConversionPanel extends JobPanel {
     const profile = this.ctx.profile;
     if (!profile) return false;
     this.jobs = await this.ctx.api.get(`/profiles/${profile.id}/conversions?limit=10`);
-    const watched = this.watching && this.jobs.find((j) => j.id === this.watching);
-    if (this.active) this.watching = this.active.id;
+    const ended = this.takeEnded();
     this.renderRun();
     this.renderList();
     this.renderReason();
-    if (watched && !ACTIVE.has(watched.status) && !watched.seen) {
-      watched.seen = true;
-      this.watching = null;
-      await this.finished(watched);
-    }
+    if (ended) await this.finished(ended);
     return Boolean(this.active);
   }
 
@@ -67,7 +60,7 @@ export class ConversionPanel extends JobPanel {
     if (!this.models.length) return "Train a model first: conversion uses this voice's model.";
     if (this.active || this.uploading) return "A conversion is running.";
     if (quota && quota.remaining <= 0) {
-      return `No conversions left today (${quota.used} of ${quota.limit} used); more on ${formatDate(quota.resets_at)}.`;
+      return quotaSpent(quota, "conversions", "today");
     }
     return null;
   }
@@ -122,7 +115,7 @@ export class ConversionPanel extends JobPanel {
   }
 
   renderRun() {
-    const job = this.active || (this.watching && this.jobs.find((j) => j.id === this.watching));
+    const job = this.shown;
     $("convert-run").hidden = !job;
     if (!job) return;
     const p = job.progress || {};

@@ -1,7 +1,7 @@
 // Training: the start button (with why it is disabled), live progress with a loss chart,
 // cancel, a notification when done, and the model versions.
 
-import { JobPanel } from "./jobpanel.js";
+import { JobPanel, quotaSpent } from "./jobpanel.js";
 import { LossChart } from "./losschart.js";
 import { notifyWhenHidden, offerNotifications } from "./notify.js";
 import { $, announce, el, formatDate, formatDuration, formatBytes, guarded, plural } from "./ui.js";
@@ -23,11 +23,9 @@ export class TrainingPanel extends JobPanel {
   }
 
   show() {
-    this.jobs = [];
     this.models = [];
-    this.watching = null;
     this.chart.clear();
-    this.live.start();
+    super.show();
   }
 
   async refresh() {
@@ -38,15 +36,16 @@ export class TrainingPanel extends JobPanel {
       this.ctx.api.get(`/profiles/${profile.id}/models`),
     ]);
     this.jobs = jobs;
+    const ended = this.takeEnded();
     const modelsChanged = JSON.stringify(models) !== JSON.stringify(this.models);
     this.models = models;
-    await this.noticeFinish();
     this.renderRun();
     this.renderButton();
     if (modelsChanged) {
       this.renderModels();
       this.ctx.conversion.renderModels(models);
     }
+    if (ended) await this.finished(ended);
     return Boolean(this.active);
   }
 
@@ -74,7 +73,7 @@ export class TrainingPanel extends JobPanel {
     if (this.active) return "A training is running for this voice.";
     const training = quota.training;
     if (training.remaining <= 0) {
-      return `No trainings left this month (${training.used} of ${training.limit} used); more on ${formatDate(training.resets_at)}.`;
+      return quotaSpent(training, "trainings", "this month");
     }
     const { ready_seconds: ready, pending_files: pending } = profile.dataset;
     if (pending > 0) return `Wait until ${plural(pending, "file")} ${pending === 1 ? "is" : "are"} checked.`;
@@ -99,7 +98,7 @@ export class TrainingPanel extends JobPanel {
   }
 
   renderRun() {
-    const job = this.active || (this.watching && this.jobs.find((j) => j.id === this.watching)) || null;
+    const job = this.shown;
     $("train-run").hidden = !job;
     if (!job) return;
     const p = job.progress || {};
@@ -120,19 +119,12 @@ export class TrainingPanel extends JobPanel {
     this.chart.draw(p.history || []);
   }
 
-  async noticeFinish() {
-    const running = this.active;
-    if (running) {
-      this.watching = running.id;
-      return;
-    }
-    const job = this.watching && this.jobs.find((j) => j.id === this.watching);
-    if (!job || job.notified) return;
-    job.notified = true;
+  async finished(job) {
     const words = { succeeded: "Your voice model is ready.", failed: "Training failed.", canceled: "Training canceled." };
     announce(words[job.status] || "Training ended.");
     notifyWhenHidden("svc-pipeline", `${this.ctx.profile.name}: ${words[job.status] || "training ended"}`);
     await this.ctx.profiles.refreshQuota().catch(() => null);
+    this.renderButton();
   }
 
   renderModels() {
