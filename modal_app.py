@@ -123,10 +123,27 @@ def probe(file_id: str) -> str | None:
     from uuid import UUID
 
     from pipeline.probe import probe_dataset_file
+    from pipeline.singer_check import request_singer_check
 
     services = _services()
     row = probe_dataset_file(services.repo, services.storage, UUID(file_id))
+    request_singer_check(services.settings, services.dispatcher, row)
     return row.status if row else None
+
+
+@app.function(image=gpu_image, secrets=secrets, timeout=600)
+def singers(profile_id: str) -> int:
+    """The one-singer check (Resemblyzer on the CPU; no GPU needed) for a profile's new files."""
+    from uuid import UUID
+
+    from gpu.runtime import worker_context
+    from gpu.singers import check_profile
+
+    ctx = worker_context()
+    try:
+        return check_profile(ctx.repo, ctx.storage, UUID(profile_id))
+    finally:
+        ctx.close()
 
 
 @app.function(image=web_image, **options("quota_reset"))

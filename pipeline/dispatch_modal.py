@@ -8,7 +8,7 @@ from uuid import UUID
 
 
 class ModalDispatcher:
-    FUNCTIONS = {"train": "train", "probe": "probe"}
+    FUNCTIONS = {"train": "train", "probe": "probe", "singers": "singers"}
     CONVERTER = ("Converter", "convert")
 
     def __init__(self, app_name: str, environment: str | None = None, client: Any = None) -> None:

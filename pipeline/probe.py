@@ -12,6 +12,7 @@ from uuid import UUID
 
 from pipeline.audio import AudioError, AudioStats, measure
 from pipeline.errors import Unavailable
+from pipeline.grading import grade
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -19,7 +20,6 @@ from schemas.profiles import DatasetFile
 
 SILENT_RATIO = 0.95
 CLIPPED_RATIO = 0.01
-NOISY_SNR_DB = 6.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class Verdict:
 
 
 def _rejected(stats: AudioStats, settings: Settings) -> tuple[str, str] | None:
+    """Only what makes a file unusable: it cannot be decoded, is silent, is too clipped to
+    learn a voice from, or falls outside the length, rate and channel limits. How clean or
+    voice-like it sounds is graded (`pipeline.grading`), never a reason to refuse it."""
     minutes = settings.max_dataset_file_seconds / 60
     checks = [
         (stats.channels > settings.max_channels, "TOO_MANY_CHANNELS",
@@ -46,30 +49,12 @@ def _rejected(stats: AudioStats, settings: Settings) -> tuple[str, str] | None:
         (stats.peak_dbfs is None or stats.loudness_lufs is None
          or stats.silence_ratio > SILENT_RATIO, "SILENT",
          "This file is silent or almost silent."),
-        (stats.snr_db is not None and stats.snr_db < NOISY_SNR_DB, "NOISY",
-         "This sounds like steady noise rather than an isolated vocal."),
     ]  # fmt: skip
     return next(((code, msg) for failed, code, msg in checks if failed), None)
 
 
-def _grade(stats: AudioStats) -> tuple[str, str]:
-    notes = []
-    if stats.clipping_ratio > 0.001:
-        notes.append("some clipping")
-    if stats.loudness_lufs is not None and stats.loudness_lufs < -35:
-        notes.append("very quiet")
-    if stats.snr_db is not None and stats.snr_db < 15:
-        notes.append("noticeable background noise")
-    if stats.sample_rate < 32000:
-        notes.append("low sample rate")
-    if stats.silence_ratio > 0.6:
-        notes.append("mostly silence")
-    grade = "good" if not notes else "fair" if len(notes) == 1 else "poor"
-    return grade, "; ".join(notes).capitalize() + "." if notes else "Clean and usable."
-
-
 def assess(stats: AudioStats, settings: Settings) -> Verdict:
-    grade, notes = _grade(stats)
+    grading = grade(stats)
     probe = {
         "duration_sec": stats.duration_sec,
         "sample_rate": stats.sample_rate,
@@ -80,8 +65,12 @@ def assess(stats: AudioStats, settings: Settings) -> Verdict:
         "clipping_ratio": stats.clipping_ratio,
         "silence_ratio": stats.silence_ratio,
         "snr_db": stats.snr_db,
-        "quality_grade": grade,
-        "quality_notes": notes,
+        "voice_ratio": stats.voice_ratio,
+        "low_band_ratio": stats.low_band_ratio,
+        "noise_level": grading.noise_level,
+        "warnings": [w.model_dump() for w in grading.warnings],
+        "quality_grade": grading.grade,
+        "quality_notes": grading.notes,
     }
     rejection = _rejected(stats, settings)
     if rejection:

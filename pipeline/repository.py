@@ -10,7 +10,7 @@ from uuid import UUID
 from pipeline.db import Database
 from pipeline.settings import Settings
 from schemas.jobs import ConversionJob, ModelVersion, TrainingJob
-from schemas.profiles import DatasetFile, Profile, ProfileDetail
+from schemas.profiles import DatasetFile, Profile, ProfileDetail, SingerCheckFile
 from schemas.quota import Quota
 
 JobKind = str  # "training" | "conversion"
@@ -96,6 +96,21 @@ class Repository:
             reject_code=reject_code,
             reject_message=reject_message,
             max_total_seconds=self.settings.max_dataset_seconds,
+        )
+        return DatasetFile.model_validate(row)
+
+    def singer_check_files(self, profile_id: UUID) -> list[SingerCheckFile]:
+        """Ready files of a profile that have no speaker embedding yet."""
+        rows = self.db.call("singer_check_files", profile_id=profile_id)
+        return [SingerCheckFile.model_validate(r) for r in rows]
+
+    def record_singer_embedding(self, file_id: UUID, embedding: list[float]) -> DatasetFile:
+        """Stores a file's speaker embedding; SQL recomputes the profile's singer check."""
+        row = self.db.call(
+            "record_singer_embedding",
+            file_id=file_id,
+            embedding=embedding,
+            min_similarity=self.settings.singer_min_similarity,
         )
         return DatasetFile.model_validate(row)
 

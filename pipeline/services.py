@@ -45,9 +45,12 @@ class Services:
 
     def runners(self) -> dict[str, Runner]:
         from pipeline.probe import probe_dataset_file
+        from pipeline.singer_check import request_singer_check
 
         def probe(file_id: UUID) -> object:
-            return probe_dataset_file(self.repo, self.storage, file_id)
+            row = probe_dataset_file(self.repo, self.storage, file_id)
+            request_singer_check(self.settings, self.dispatcher, row)
+            return row
 
         return {"probe": probe}
 
@@ -73,7 +76,8 @@ def build_services(settings: Settings, dispatcher: Dispatcher | None = None) -> 
 
 
 def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
-    """CPU work (the probe) in-process; GPU work (train, convert) in a worker process."""
+    """CPU work (the probe) in-process; torch work (train, convert, the singer check) in a
+    worker process."""
     if settings.dispatch == "modal":
         from pipeline.dispatch_modal import ModalDispatcher
 
@@ -82,4 +86,4 @@ def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
         InlineDispatcher(runners) if settings.dispatch == "inline" else ThreadDispatcher(runners)
     )
     gpu = SubprocessDispatcher(as_env(settings))
-    return RoutingDispatcher({"probe": local, "train": gpu, "convert": gpu})
+    return RoutingDispatcher({"probe": local, "train": gpu, "convert": gpu, "singers": gpu})

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     min_dataset_file_seconds: float = Field(2.0, ge=0)
     min_sample_rate: int = Field(16000, gt=0)
     max_channels: int = Field(2, ge=1)
+    # One-singer check: a file whose voice is less similar than this (cosine, Resemblyzer)
+    # to the dataset's other files is flagged as probably another person.
+    singer_min_similarity: float = Field(0.75, ge=-1, le=1)
+    singer_check: bool = True  # start the check after each ready file (a torch worker)
     scratch_dir: str | None = None  # temp files; the system default when unset
 
     # Events: Standard Webhooks keys for POST /events/r2 (either or both).
