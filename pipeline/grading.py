@@ -6,7 +6,7 @@ Thresholds, and why:
   far under a vocal is hard to hear and the model hardly learns it); under 15 dB the
   model learns the noise as part of the voice.
 - voice activity (Silero VAD): a speech model, so a sung line may score low though it is
-  clean; it only ever warns, and softly.
+  clean; on a clean file it is a note that leaves the grade alone, on a noisy one it counts.
 - energy below 70 Hz: a voice has almost none; bass, kick drum and rumble have a lot.
 """
 
@@ -76,7 +76,7 @@ def _warnings(stats: AudioStats) -> list[QualityWarning]:
     if voice is not None and voice < LOW_VOICE_RATIO:
         warn(
             "LOW_VOICE_ACTIVITY",
-            "minor",
+            "minor" if noise_level(snr) not in {None, "clean"} else "note",
             voice,
             f"The voice detector hears voice in only {voice:.0%} of this file. It is "
             "trained on speech, so clean singing can score low; check that the file is "
@@ -116,9 +116,10 @@ def _warnings(stats: AudioStats) -> list[QualityWarning]:
 def grade(stats: AudioStats) -> Grading:
     warnings = _warnings(stats)
     majors = sum(w.severity == "major" for w in warnings)
+    counted = [w for w in warnings if w.severity != "note"]
     if not warnings:
         grade_, notes = "good", "Clean and usable."
     else:
-        grade_ = "poor" if majors or len(warnings) >= 3 else "fair"
+        grade_ = "poor" if majors or len(counted) >= 3 else "fair" if counted else "good"
         notes = " ".join(w.message for w in warnings)
     return Grading(grade_, notes, noise_level(stats.snr_db), warnings)

@@ -4,7 +4,8 @@ no torch, so it runs in the web image next to the probe).
 The model is trained on speech: it hears espeak-ng speech as ~90 % voice and may hear a
 synthetic or heavily processed sung line as none. So its number is shown and graded, never a
 reason to reject a file. To keep the probe cheap on long files it listens to evenly spaced
-stretches (`SAMPLE_SECONDS` out of every `EVERY_SECONDS`) rather than to every second.
+stretches (`SAMPLE_SECONDS` out of every `EVERY_SECONDS`, at most `MAX_STRETCHES` of them) rather
+than to every second.
 """
 
 import threading
@@ -18,6 +19,7 @@ WINDOW = 512  # 32 ms, what the model takes at 16 kHz
 THRESHOLD = 0.5
 SAMPLE_SECONDS = 2.0
 EVERY_SECONDS = 16.0
+MAX_STRETCHES = 12  # at most 24 s listened to, whatever the length
 WARMUP_WINDOWS = 4  # the recurrent state settles over the first windows of a stretch
 
 _local = threading.local()
@@ -39,11 +41,13 @@ def to_vad_rate(mono: np.ndarray, rate: int) -> np.ndarray:
 
 def stretches(frames: int, rate: int) -> list[tuple[int, int]]:
     """The (start, end) sample ranges the model listens to: all of a short file, evenly
-    spaced stretches of a long one."""
+    spaced stretches of a long one (one per `EVERY_SECONDS`, at most `MAX_STRETCHES`)."""
     every, length = int(EVERY_SECONDS * rate), int(SAMPLE_SECONDS * rate)
     if frames <= 2 * every:
         return [(0, frames)]
-    return [(start, min(start + length, frames)) for start in range(0, frames, every)]
+    count = min(MAX_STRETCHES, -(-frames // every))
+    starts = np.linspace(0, frames - length, count).astype(int)
+    return [(int(start), int(start) + length) for start in starts]
 
 
 def speech_probabilities(audio16k: np.ndarray) -> np.ndarray:

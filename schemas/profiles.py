@@ -44,7 +44,7 @@ class QualityWarning(Model):
     """Something worth fixing in a file that is still usable: a sentence and its number."""
 
     code: str
-    severity: Literal["minor", "major"]
+    severity: Literal["note", "minor", "major"]  # a note leaves the grade alone
     value: float
     message: str
 

@@ -74,12 +74,16 @@ def _upload_dataset(context, page: Page, tmp_path) -> None:
         expect(row).to_have_attribute("data-status", "ready", timeout=60_000)
         expect(row).to_contain_text("0:05")
         expect(row).to_contain_text("LUFS")
+        expect(row).to_contain_text("dB (clean)")
+        expect(row.locator("td.voice")).to_contain_text("%")
         expect(row).to_contain_text("Good")
     rejected = file_row(page, "corrupt.wav")
     expect(rejected).to_have_attribute("data-status", "rejected", timeout=30_000)
     expect(rejected).to_contain_text("This is not a WAV, FLAC or MP3 file.")
     expect(page.locator("#minutes-text")).to_contain_text("0:30 usable")
     expect(page.locator("#minutes-text")).to_contain_text("enough to train")
+    expect(page.locator("#dataset-analysis")).to_contain_text("Voice activity:")
+    expect(page.locator("#dataset-analysis")).to_contain_text("dB (clean)")
 
 
 def _watch_upload_progress(page: Page, seconds: float) -> set[float]:
