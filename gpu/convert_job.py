@@ -1,4 +1,4 @@
-"""`convert(job_id)`: one conversion from claim to output, as a worker runs it.
+"""`ConversionRun(...).run()`: one conversion from claim to output, as a worker runs it.
 
 The input is probed like a dataset file (a corrupt or oversize upload fails with a code and
 its quota refunded), resampled to the model's rate, and converted window by window, cutting
@@ -21,6 +21,7 @@ from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.model_cache import ModelCache
 from pipeline import keys
 from pipeline.audio import BLOCK_FRAMES, AudioError, measure
+from pipeline.formats import too_large_message
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -106,7 +107,7 @@ class ConversionRun:
             raise JobFailure("INPUT_MISSING", "The uploaded input could not be found.")
         limit = self.settings.max_conversion_bytes
         if info.size > limit:
-            raise JobFailure("TOO_LARGE", f"Inputs can be at most {limit // 2**20} MB.")
+            raise JobFailure("TOO_LARGE", too_large_message(limit, "Inputs"))
         path = tmp / Path(job.input_key).name
         self.storage.download_file(job.input_key, path)
         try:

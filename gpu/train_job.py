@@ -1,4 +1,4 @@
-"""`train(job_id)`: one training job from claim to model version, as a worker runs it.
+"""`TrainingRun(...).run()`: one training job from claim to model version, as a worker runs it.
 
 The job row is the source of truth: a worker that finds its job finished or canceled leaves
 it alone; a retried worker on a running job resumes from the checkpoints in the work dir.

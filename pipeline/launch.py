@@ -33,9 +33,9 @@ def cancel(
     """Cancels in SQL first (refund, final state); then asks the worker to stop, best effort:
     a worker that misses the signal sees the canceled row at its next heartbeat."""
     row = repo.cancel_job(kind, user_id, job_id)
-    if row.status == "canceled" and row.modal_call_id:
+    if row.status == "canceled" and row.worker_call_id:
         try:
-            dispatcher.cancel(row.modal_call_id)
+            dispatcher.cancel(row.worker_call_id)
         except Exception:
             log.warning("could not signal the worker of %s %s", kind, job_id)
     return row

@@ -99,7 +99,7 @@ class JobRowBase(Model):
     """What every job row holds beyond what a client sees: for workers and the server."""
 
     user_id: UUID
-    modal_call_id: str | None = None
+    worker_call_id: str | None = None
     quota_period_start: date
     quota_state: Literal["reserved", "charged", "refunded"]
 
