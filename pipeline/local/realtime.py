@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ CHANNEL = "local_realtime"
 APP_NAME = "local-realtime"  # how its two database connections name themselves
 FILTER_OPS = {"eq", "neq", "in"}
 Verify = Callable[[str], AuthUser]
+log = logging.getLogger(__name__)
 
 
 def apply_realtime_feed(url: str) -> None:
@@ -324,7 +326,10 @@ class RealtimeStandIn:
             await cur.execute("delete from local_realtime.changes returning *")
             rows = await cur.fetchall()
         for row in sorted(rows, key=lambda r: r["id"]):
-            await self._deliver(Change.model_validate(row), checker)
+            try:
+                await self._deliver(Change.model_validate(row), checker)
+            except Exception:  # one bad change must not end the feed
+                log.exception("local realtime: could not deliver change %s", row["id"])
 
     async def _deliver(self, change: Change, checker: psycopg.AsyncConnection) -> None:
         for conn in list(self.connections):
@@ -343,6 +348,9 @@ class RealtimeStandIn:
         """Asks Postgres, as the subscriber, whether RLS lets it see the changed row."""
         if change.type == "DELETE":
             return claims is not None and claims["sub"] == str(change.owner)
+        row_id = (change.record or {}).get("id")
+        if row_id is None:  # every published table has an `id` key; without one, nobody hears
+            return False
         role = "authenticated" if claims else "anon"
         query = sql.SQL("select exists (select 1 from {}.{} where id = %s)").format(
             sql.Identifier(change.schema_name), sql.Identifier(change.table_name)
@@ -354,7 +362,7 @@ class RealtimeStandIn:
                     "select set_config('request.jwt.claims', %s, true)",
                     (json.dumps(claims or {"role": "anon"}),),
                 )
-                cursor = await checker.execute(query, ((change.record or {})["id"],))
+                cursor = await checker.execute(query, (row_id,))
                 row = await cursor.fetchone()
         except psycopg.errors.InsufficientPrivilege:
             return False
