@@ -13,6 +13,7 @@ from playwright.sync_api import Page, Route, expect
 
 from pipeline.local.stack import LocalStack
 from tests.browser.pages import create_voice, file_row, sign_in
+from tests.browser.test_web_supabase import PASSWORD, FakeGoTrue
 
 pytestmark = pytest.mark.browser
 NO_POLLING_MS = 3_600_000  # an hour: within a test only Realtime can refresh the page
@@ -74,3 +75,39 @@ def test_a_row_change_reaches_the_page_after_its_panels_restart(web_stack: Local
     )
     reserve_upload(web_stack, email, "Second", "after-restart.wav")
     expect(file_row(page, "after-restart.wav")).to_contain_text("Checking")
+
+
+def test_the_production_page_follows_its_rows_through_realtime(web_stack: LocalStack, page: Page):
+    """Production's path: Supabase sign-in (a stand-in for its Auth HTTP API), then the
+    client's own Realtime, on the URL a Supabase project serves it, after a panel restart."""
+    realtime = web_stack.realtime
+    assert realtime is not None
+    email = f"sb-live-{uuid4().hex[:8]}@example.com"
+    user_id = web_stack.ensure_user(email)
+    auth = {"mode": "supabase", "url": web_stack.supabase_url, "anonKey": "anon", "realtime": True}
+    config = {
+        "apiUrl": web_stack.api_url,
+        "trainingPreset": "tiny",
+        "auth": auth,
+        "pollMs": NO_POLLING_MS,
+    }
+    page.route("**/config.json", lambda route: route.fulfill(json=config))
+    page.route(
+        f"{web_stack.supabase_url}/auth/v1/**", FakeGoTrue(web_stack, email, web_stack.supabase_url)
+    )
+    page.goto(web_stack.web_url)
+    page.locator("#sb-email").fill(email)
+    page.locator("#sb-password").fill(PASSWORD)
+    page.locator("#supabase-sign-in").get_by_role("button", name="Sign in").click()
+    expect(page.locator("#account-email")).to_have_text(email)
+
+    create_voice(page, "Alto")
+    create_voice(page, "Mezzo")  # a restart: every panel leaves its channel and joins anew
+    joins = lambda: realtime.joins[(str(user_id), "dataset_files")]  # noqa: E731
+    live = lambda: realtime.subscribed(user_id, "dataset_files")  # noqa: E731
+    wait_until(
+        lambda: joins() >= 2 and live() == 1,
+        lambda: f"the page is not subscribed to its dataset rows ({joins()} joins, {live()} live)",
+    )
+    reserve_upload(web_stack, email, "Mezzo", "live.wav")
+    expect(file_row(page, "live.wav")).to_contain_text("Checking")
