@@ -6,6 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from pipeline.production import require_production_ready
 from pipeline.queue_pull import CloudflareQueue, consume_once
 from pipeline.reconcile import reconcile_uploads
 from pipeline.services import Services
@@ -31,6 +32,7 @@ def reconcile(services: Services) -> dict[str, Any]:
 def pull_queue(services: Services, max_rounds: int = 10) -> dict[str, int]:
     """Drains the Cloudflare Queue (the pull path); does nothing when it is not configured."""
     settings = services.settings
+    require_production_ready(settings, "queue")
     if not (settings.cf_account_id and settings.cf_queue_id and settings.cf_api_token):
         return {"pulled": 0}
     queue = CloudflareQueue.from_settings(settings)

@@ -223,6 +223,11 @@ class Repository:
         """The ready dataset files a training job trains on: id, object key, duration."""
         return self.db.call("training_inputs", job_id=job_id)
 
+    def conversion_model(self, job_id: UUID) -> dict[str, Any]:
+        """The model version a conversion job converts with (keys included), by job alone:
+        what the worker login may read, where `get_model_version` is owner-checked."""
+        return self.db.call("conversion_model", job_id=job_id)
+
     def list_model_versions(self, user_id: UUID, profile_id: UUID) -> list[ModelVersion]:
         rows = self.db.call("list_model_versions", user_id=user_id, profile_id=profile_id)
         return [ModelVersion.model_validate(r) for r in rows]

@@ -27,6 +27,7 @@ from pipeline.webhooks import new_ed25519_keypair
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_EMAIL = "dev@localhost"
+WORKER_ROLE = "svc_worker"  # created by supabase/migrations/20261122000001_worker_role.sql
 
 
 @dataclass
@@ -144,6 +145,15 @@ class LocalStack:
     # What the pieces need to know about each other --------------------------------------
 
     @property
+    def worker_database_url(self) -> str:
+        """The same database as the worker login the migrations create (`svc_worker`), so
+        local workers and the probe run with exactly the privileges they have in production
+        (the embedded server trusts local connections: no password)."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(self.database_url, user=WORKER_ROLE)
+
+    @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.config.api_port}"
 
@@ -159,6 +169,7 @@ class LocalStack:
         return {
             "VC_DB_TRANSPORT": "postgres",
             "VC_DATABASE_URL": self.database_url,
+            "VC_WORKER_DATABASE_URL": self.worker_database_url,
             "VC_SUPABASE_URL": f"http://127.0.0.1:{self.config.auth_port}",
             "VC_S3_ENDPOINT_URL": self.s3.endpoint_url,
             "VC_S3_BUCKET": self.config.bucket,
