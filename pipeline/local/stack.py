@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID, uuid4
 
 import httpx
@@ -149,9 +150,9 @@ class LocalStack:
         """The same database as the worker login the migrations create (`svc_worker`), so
         local workers and the probe run with exactly the privileges they have in production
         (the embedded server trusts local connections: no password)."""
-        from psycopg.conninfo import make_conninfo
-
-        return make_conninfo(self.database_url, user=WORKER_ROLE)
+        parts = urlsplit(self.database_url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{WORKER_ROLE}@{host}"))
 
     @property
     def api_url(self) -> str:
