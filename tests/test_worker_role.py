@@ -179,3 +179,17 @@ def test_a_worker_context_connects_as_the_worker_role(settings: Settings) -> Non
         assert ctx.repo.training_inputs(uuid4()) == []
     finally:
         ctx.close()
+
+
+def test_the_supabase_transport_keeps_its_one_key_for_workers() -> None:
+    """PostgREST knows one service key: a worker on that transport uses it, not a login."""
+    from pipeline.db import SupabaseDatabase, connect_database
+
+    settings = Settings(
+        _env_file=None,
+        db_transport="supabase",
+        supabase_url="https://project-ref.supabase.co",
+        supabase_service_role_key="eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2ln",
+        worker_database_url="postgresql://svc_worker@db.project-ref.supabase.co/postgres",
+    )
+    assert isinstance(connect_database(settings, worker=True), SupabaseDatabase)
