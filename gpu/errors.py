@@ -3,7 +3,8 @@
 from typing import Any
 from uuid import UUID
 
-from pipeline.repository import JobKind, Repository
+from pipeline.repository import Repository
+from schemas.jobs import JobKind, Progress
 
 
 class JobFailure(Exception):
@@ -37,9 +38,9 @@ class Heartbeat:
         self.progress: dict[str, Any] = {}
 
     def send(self, progress: dict[str, Any]) -> bool:
-        self.progress = self.progress | progress
-        row = self.repo.heartbeat_job(self.kind, self.job_id, self.progress)
-        return row["status"] == "running"
+        merged = Progress.model_validate(self.progress | progress)  # a phase must be a `Phase`
+        self.progress = merged.model_dump(exclude_unset=True)
+        return self.repo.heartbeat_job(self.kind, self.job_id, self.progress).status == "running"
 
     def require(self, **progress: Any) -> None:
         if not self.send(progress):

@@ -24,6 +24,8 @@ from pipeline.webhooks import WebhookKeys
 
 @dataclass
 class Services:
+    """Built once per process by `build_services`; every request and job shares them."""
+
     settings: Settings
     db: Database
     storage: Storage
@@ -32,18 +34,16 @@ class Services:
     # The worker login (`svc_worker`) for the work this process runs itself (the probe), so
     # it needs no more than a worker container; `db` itself when no worker login is set.
     worker_db: Database
+    repo: Repository = field(init=False)
+    worker_repo: Repository = field(init=False)
     dispatcher: Dispatcher = field(init=False)
+    events: EventHandler = field(init=False)
 
-    @property
-    def repo(self) -> Repository:
-        return Repository(self.db, self.settings)
+    def __post_init__(self) -> None:
+        self.repo = Repository(self.db, self.settings)
+        self.worker_repo = Repository(self.worker_db, self.settings)
 
-    @property
-    def worker_repo(self) -> Repository:
-        return Repository(self.worker_db, self.settings)
-
-    @property
-    def events(self) -> EventHandler:
+    def _event_handler(self) -> EventHandler:
         repo, dispatcher = self.repo, self.dispatcher
 
         def start_conversion(job_id: UUID) -> None:
@@ -85,6 +85,7 @@ def build_services(
         webhook_keys=WebhookKeys.parse(secret, settings.webhook_public_key),
     )
     services.dispatcher = dispatcher or _dispatcher(settings, services.runners())
+    services.events = services._event_handler()
     return services
 
 

@@ -170,7 +170,7 @@ def test_reconciler_expires_uploads_that_never_came(services, repo, alice) -> No
 
 
 def test_local_relay_makes_uploads_event_driven(stack, api_url, repo, alice, services) -> None:
-    secret, _ = stack._relay_keys()
+    secret, _ = stack.relay_keys()
     relay = LocalRelay(
         f"127.0.0.1:{stack.s3.ports.filer}", services.settings.s3_bucket, api_url, secret
     ).start()
