@@ -11,6 +11,9 @@ only its own secrets, so each checks only what it uses:
 - `service`: the crons' services (the service database login and S3);
 - `queue`: the queue puller (the Cloudflare Queue settings when notifications are pulled).
 
+`VC_ALLOW_LOCAL_URLS=true` accepts hosts on this machine (and only that), for running the
+deployed code against a local stack, as the container-faithful test does.
+
 All problems are reported together, each naming its variable, so one failed start is enough
 to fix the secret.
 """
@@ -30,6 +33,7 @@ LOCAL_S3_SECRET = "local-secret"  # noqa: S105 - the local default this guard re
 class Problem:
     variable: str
     reason: str
+    local: bool = False  # a host on this machine (VC_ALLOW_LOCAL_URLS accepts those)
 
 
 class ProductionSettingsError(ValueError):
@@ -72,7 +76,7 @@ def _postgres_is_local(url: str) -> bool:
 
 
 def _local(variable: str, what: str) -> Problem:
-    return Problem(variable, f"points at this machine; set it to the production {what}")
+    return Problem(variable, f"points at this machine; set it to the production {what}", True)
 
 
 def _database(settings: Settings, worker: bool) -> list[Problem]:
@@ -120,7 +124,8 @@ def _web(settings: Settings) -> list[Problem]:
     if not settings.cors_origins:
         problems.append(Problem("VC_CORS_ORIGINS", "is empty; list the site's origin(s)"))
     elif local := [o for o in settings.cors_origins if _http_is_local(o)]:
-        problems.append(Problem("VC_CORS_ORIGINS", f"names this machine ({', '.join(local)})"))
+        names = ", ".join(local)
+        problems.append(Problem("VC_CORS_ORIGINS", f"names this machine ({names})", True))
     if settings.event_delivery == "push" and not (
         settings.webhook_secret or settings.webhook_public_key
     ):
@@ -156,11 +161,14 @@ def production_problems(settings: Settings, zone: Zone) -> list[Problem]:
     if settings.dispatch != "modal":
         return []
     if zone == "queue":
-        return _queue(settings)
-    problems = _database(settings, worker=zone == "worker")
-    problems += _storage(settings, browser=zone == "web")
-    if zone == "web":
-        problems += _web(settings)
+        problems = _queue(settings)
+    else:
+        problems = _database(settings, worker=zone == "worker")
+        problems += _storage(settings, browser=zone == "web")
+        if zone == "web":
+            problems += _web(settings)
+    if settings.allow_local_urls:
+        problems = [p for p in problems if not p.local]
     return problems
 
 

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     dispatch: Literal["inline", "thread", "modal"] = "thread"
     modal_app_name: str = "svc-pipeline"
     modal_environment: str | None = None
+    # With `modal`, start-up refuses settings still at a local default (pipeline/production.py);
+    # this accepts hosts on this machine only: a deployment's code run against a local stack.
+    allow_local_urls: bool = False
 
     # GPU workers: where weights are cached, where jobs keep resumable work (a Modal Volume
     # in production), whether weights come from the network or are built tiny offline.

@@ -150,3 +150,19 @@ def test_the_supabase_transport_needs_its_key_and_a_real_project() -> None:
 def test_nothing_is_checked_off_modal() -> None:
     assert production_problems(Settings(_env_file=None, dispatch="thread"), "web") == []
     assert production_problems(Settings(_env_file=None, dispatch="inline"), "worker") == []
+
+
+def test_allowing_local_urls_relaxes_only_the_host_rule() -> None:
+    local = WEB | {
+        "database_url": "postgresql://postgres:@/postgres?host=/tmp/pg",
+        "s3_endpoint_url": "http://127.0.0.1:8333",
+        "supabase_url": "http://127.0.0.1:54321",
+        "cors_origins": ["http://127.0.0.1:3000"],
+    }
+    assert len(variables(prod(**local), "web")) == 4
+    assert variables(prod(**local, allow_local_urls=True), "web") == []
+    unsafe = local | {"s3_secret_access_key": SecretStr("local-secret"), "cors_origins": []}
+    assert variables(prod(**unsafe, allow_local_urls=True), "web") == [
+        "VC_S3_SECRET_ACCESS_KEY",
+        "VC_CORS_ORIGINS",
+    ]
