@@ -38,8 +38,9 @@ class Heartbeat:
         self.progress: dict[str, Any] = {}
 
     def send(self, progress: dict[str, Any]) -> bool:
-        merged = Progress.model_validate(self.progress | progress)  # a phase must be a `Phase`
-        self.progress = merged.model_dump(exclude_unset=True)
+        merged = self.progress | progress
+        Progress.model_validate(merged)  # refuses what the page cannot read, e.g. a new phase
+        self.progress = merged
         return self.repo.heartbeat_job(self.kind, self.job_id, self.progress).status == "running"
 
     def require(self, **progress: Any) -> None:

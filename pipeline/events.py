@@ -3,7 +3,8 @@
 The object key is the security boundary: a message acts only if its key parses and names a
 row that the key's user owns under the key's profile. Everything else is ignored and counted.
 Deliveries are at-least-once; a `(bucket, key, eTag)` seen before is skipped, and every
-action below is itself a no-op when repeated.
+action below is itself a no-op when repeated (docs/architecture.md, "Events: push, pull and
+the reconciler").
 """
 
 import logging

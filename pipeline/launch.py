@@ -1,7 +1,8 @@
 """Starting GPU work for a job row that has just committed.
 
 If the spawn fails, the job fails at once with its quota refunded; otherwise the call id is
-stored on the row so a cancel can reach the worker. The row stays the source of truth.
+stored on the row so a cancel can reach the worker. The row stays the source of truth
+(docs/architecture.md, "GPU work: claim, heartbeat, cancel, resume").
 """
 
 import logging
@@ -13,7 +14,7 @@ from pipeline.repository import Repository
 from schemas.jobs import JobKind, JobRow
 
 log = logging.getLogger(__name__)
-WORKER_KIND = {"training": "train", "conversion": "convert"}
+WORKER_KIND: dict[JobKind, str] = {"training": "train", "conversion": "convert"}
 
 
 def launch(repo: Repository, dispatcher: Dispatcher, kind: JobKind, job_id: UUID) -> None:
