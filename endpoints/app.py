@@ -18,6 +18,7 @@ from endpoints.routers import (
     health,
     jobs,
     limits,
+    me,
     profiles,
     quota,
     trainings,
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_age=600,
     )
     install_error_handlers(app)
-    routers = (health, limits, profiles, dataset, jobs, trainings, conversions, quota, events)
+    routers = (health, limits, profiles, dataset, jobs, trainings, conversions, quota, events, me)
     for router in (module.router for module in routers):
         app.include_router(router)
     return app

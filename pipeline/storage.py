@@ -132,6 +132,20 @@ class Storage:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=key)
 
+    def delete_many(self, keys: list[str]) -> list[str]:
+        """Deletes in batches of 1000 (the S3 limit); a missing key counts as deleted.
+        Returns the keys that are gone, so a caller acknowledges only those."""
+        gone: list[str] = []
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            answer = self._s3.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+            )
+            failed = {e["Key"] for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"}
+            gone += [k for k in batch if k not in failed]
+        return gone
+
     def ping(self) -> bool:
         self._s3.head_bucket(Bucket=self.bucket)
         return True

@@ -54,7 +54,15 @@ def download_input(job_id: UUID, user: UserDep, services: ServicesDep) -> Downlo
 
 
 def _job(services: Services, user_id: UUID, job_id: UUID) -> dict:
-    return services.repo.get_job_row("conversion", user_id, job_id)
+    job = services.repo.get_job_row("conversion", user_id, job_id)
+    if job.get("files_removed_at"):
+        days = services.settings.conversion_retention_days
+        raise PipelineError(
+            "FILES_EXPIRED",
+            f"This conversion's files were deleted: results are kept for {days} days.",
+            {"files_removed_at": job["files_removed_at"]},
+        )
+    return job
 
 
 def _link(services: Services, key: str, filename: str) -> DownloadLink:
