@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from endpoints.errors import install_error_handlers
+from endpoints.openapi import install_contract
 from endpoints.routers import (
     conversions,
     dataset,
@@ -52,4 +53,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     routers = (health, limits, profiles, dataset, jobs, trainings, conversions, quota, events, me)
     for router in (module.router for module in routers):
         app.include_router(router)
+    install_contract(app, settings)
     return app

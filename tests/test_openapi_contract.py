@@ -1,0 +1,37 @@
+"""The OpenAPI document is the contract: Schemathesis generates requests from it (valid and
+invalid, every check on) against the live test API with a real token, and finds nothing.
+
+A fixed seed and a fixed budget of cases keep the run repeatable and about a minute long.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 1411
+MAX_EXAMPLES = 12
+
+
+@pytest.mark.skipif(
+    shutil.which("st", path=str(Path(sys.executable).parent)) is None,
+    reason="schemathesis is not installed",
+)
+def test_the_api_keeps_its_openapi_contract(api_url, make_user, tmp_path) -> None:
+    user = make_user()
+    st = Path(sys.executable).parent / "st"
+    config = ["--config-file", str(ROOT / "tests" / "schemathesis.toml"), "--no-color"]
+    budget = ["--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES), "--workers", "1"]
+    auth = ["--header", f"Authorization: Bearer {user.token}"]
+    command = [str(st), *config, "run", f"{api_url}/openapi.json", "--checks", "all"]
+    command += [*budget, "--generation-deterministic", *auth]
+    env = os.environ | {"HOME": str(tmp_path), "SCHEMATHESIS_HOOKS": ""}
+    run = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    (tmp_path / "schemathesis.txt").write_text(run.stdout + run.stderr)
+    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
