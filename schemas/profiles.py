@@ -21,7 +21,7 @@ class ProfileCreate(Request):
         characters; surrounding spaces are dropped."""
         value = value.strip()
         if not value or has_refused_chars(value):
-            raise ValueError("the name must be visible text without control characters")
+            raise ValueError("the name must be printable text")
         return value
 
 

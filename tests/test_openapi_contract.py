@@ -14,9 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 1411
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 5
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(
     shutil.which("st", path=str(Path(sys.executable).parent)) is None,
     reason="schemathesis is not installed",
@@ -30,8 +31,7 @@ def test_the_api_keeps_its_openapi_contract(api_url, make_user, tmp_path) -> Non
     command = [str(st), *config, "run", f"{api_url}/openapi.json", "--checks", "all"]
     command += [*budget, "--generation-deterministic", *auth]
     env = os.environ | {"HOME": str(tmp_path), "SCHEMATHESIS_HOOKS": ""}
-    run = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
-    (tmp_path / "schemathesis.txt").write_text(run.stdout + run.stderr)
-    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
+    report = tmp_path / "schemathesis.txt"
+    with report.open("w") as out:
+        run = subprocess.run(command, cwd=tmp_path, env=env, stdout=out, stderr=out, timeout=800)
+    assert run.returncode == 0, report.read_text()[-20000:]
