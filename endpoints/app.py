@@ -17,9 +17,9 @@ from endpoints.routers import (
     dataset,
     events,
     health,
-    jobs,
     limits,
     me,
+    models,
     profiles,
     quota,
     trainings,
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_age=600,
     )
     install_error_handlers(app)
-    routers = (health, limits, profiles, dataset, jobs, trainings, conversions, quota, events, me)
+    routers = (health, limits, profiles, dataset, trainings, models, conversions, quota, events, me)
     for router in (module.router for module in routers):
         app.include_router(router)
     install_contract(app, settings)

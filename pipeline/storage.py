@@ -114,10 +114,11 @@ class Storage:
     def upload_file(self, path: Path, key: str, content_type: str) -> None:
         self._s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
 
-    def upload_stream(self, stream: BinaryIO, key: str, content_type: str) -> None:
-        self._s3.upload_fileobj(stream, self.bucket, key, ExtraArgs={"ContentType": content_type})
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=key)
 
     def list_prefix(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under a prefix, page by page (retention's orphan sweep, erasure)."""
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
@@ -128,9 +129,6 @@ class Storage:
                     content_type=None,
                     last_modified=item.get("LastModified"),
                 )
-
-    def delete(self, key: str) -> None:
-        self._s3.delete_object(Bucket=self.bucket, Key=key)
 
     def delete_many(self, keys: list[str]) -> list[str]:
         """Deletes in batches of 1000 (the S3 limit); a missing key counts as deleted.

@@ -1,7 +1,6 @@
 """Retention and erasure against real Postgres and real SeaweedFS: objects and rows are
 counted before and after, and another user's data is shown to be untouched."""
 
-import io
 from uuid import UUID, uuid4
 
 import httpx
@@ -15,7 +14,9 @@ from tests.helpers import USER_TABLES, new_conversion, trained_profile
 
 
 def put(storage, key: str, data: bytes = b"RIFF-bytes") -> None:
-    storage.upload_stream(io.BytesIO(data), key, "application/octet-stream")
+    """Writes an object the way a browser or worker does: a PUT to a presigned URL."""
+    signed = storage.presign_put(key, "audio/wav", len(data), 60)
+    assert httpx.put(signed.url, content=data, headers=signed.headers).is_success
 
 
 def objects(storage, user_id: UUID, profile_id: UUID | None = None) -> set[str]:
