@@ -153,8 +153,8 @@ begin
       v_job := svc_private.end_job(r.kind, v_job, 'canceled', 'CANCELED',
                                    'Canceled because the account data was erased.');
       v_canceled := v_canceled + 1;
-      if v_job ->> 'modal_call_id' is not null then
-        v_calls := v_calls || to_jsonb(v_job ->> 'modal_call_id');
+      if v_job ->> 'worker_call_id' is not null then
+        v_calls := v_calls || to_jsonb(v_job ->> 'worker_call_id');
       end if;
     end if;
   end loop;
