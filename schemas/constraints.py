@@ -2,13 +2,12 @@
 
 The OpenAPI document publishes these (endpoints/openapi.py) and the pipeline's own checks
 refuse exactly what they exclude, so a client generated from the spec and the server agree on
-every value: a file name is 1 to 255 characters with no control, format, surrogate or
-private-use characters and no path separators, ends in an allowed extension, and its declared
+every value: a file name is 1 to 255 characters with no control, format or surrogate
+characters and no path separators, ends in an allowed extension, and its declared
 content type names the same format.
 """
 
 import re
-import sys
 import unicodedata
 from functools import lru_cache
 from typing import Any
@@ -20,7 +19,9 @@ CONTENT_TYPES: dict[str, frozenset[str]] = {
     "flac": frozenset({"audio/flac", "audio/x-flac"}),
     "mp3": frozenset({"audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg-3"}),
 }
-REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
+# Control, format (invisible, bidirectional overrides) and surrogate code points. Private-use
+# ones are allowed: harmless in a display name, dropped from object keys like all non-ASCII.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
 # Lone surrogates (Cs) cannot be written in a pattern JSON Schema validators compile, nor
 # sent in UTF-8 JSON text except as `\\ud8xx` escapes; the server refuses them all the same.
 PATTERN_CATEGORIES = REFUSED_CATEGORIES - {"Cs"}
@@ -30,9 +31,8 @@ def _escape(code: int) -> str:
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
-# Only these planes hold format characters; the other planes' refused code points are whole
-# private-use planes, which the scan below covers by their first and last code points.
-_SCANNED = (range(0x20000), range(0xE0000, 0xE1000), range(0xF0000, sys.maxunicode + 1))
+# Only these planes hold control and format characters.
+_SCANNED = (range(0x20000), range(0xE0000, 0xE1000))
 
 
 @lru_cache
