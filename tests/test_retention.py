@@ -232,6 +232,8 @@ def test_reuploaded_orphans_are_swept(repo, storage, sql, services, alice, bob):
 
     assert objects(storage, alice.id) == {pending["object_key"]}
     assert snapshot(sql, storage, bob.id) == bob_before
+    # No pending upload is left behind for another test's reconciler run to find.
+    alice.client.delete(f"/profiles/{profile['id']}/dataset/files/{pending['file_id']}")
 
 
 def test_delete_me_erases_everything_of_the_caller_only(repo, storage, sql, alice, bob, quota_room):
