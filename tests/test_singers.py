@@ -12,7 +12,7 @@ from pipeline import keys
 from pipeline.dispatch import InlineDispatcher, RoutingDispatcher
 from pipeline.probe import probe_dataset_file
 from pipeline.services import build_services
-from pipeline.settings import as_env
+from pipeline.settings import as_worker_env
 from pipeline.singer_check import KIND, request_singer_check
 from tests.audio import encode
 from tests.vocals import RATE, have_espeak, speech
@@ -48,7 +48,7 @@ def test_other_singer_is_flagged_and_same_voice_is_not(repo, services, settings,
     other = put_ready(
         repo, storage, alice.id, profile.id, speech(8, voice="en+f2", seed=7), "f.wav"
     )
-    env = as_env(settings.model_copy(update={"singer_check": True}))
+    env = as_worker_env(settings.model_copy(update={"singer_check": True}))  # svc_worker login
     done = subprocess.run(
         [sys.executable, "-m", "gpu", "singers", str(profile.id)],
         env=os.environ | env,

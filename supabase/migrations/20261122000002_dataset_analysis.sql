@@ -173,3 +173,6 @@ end $$;
 
 select svc_private.restrict_to_service(array[
   'record_probe', 'singer_check_files', 'record_singer_embedding']);
+
+-- The singer-check worker (gpu/singers.py) runs as the worker login.
+select svc_private.grant_to_worker(array['singer_check_files', 'record_singer_embedding']);
