@@ -3,7 +3,7 @@ from uuid import UUID
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
-from endpoints.deps import RepoDep, ServicesDep, UserDep
+from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
 from pipeline.launch import cancel, launch
 from schemas.jobs import ModelVersion, TrainingJob, TrainingParams
 from schemas.profiles import Profile
@@ -11,7 +11,11 @@ from schemas.profiles import Profile
 router = APIRouter(tags=["trainings"])
 
 
-@router.post("/profiles/{profile_id}/trainings", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/profiles/{profile_id}/trainings",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[rate_limit("job_start")],
+)
 def start_training(
     profile_id: UUID, user: UserDep, services: ServicesDep, body: TrainingParams | None = None
 ) -> TrainingJob:
@@ -23,7 +27,7 @@ def start_training(
     return repo.get_job("training", user.id, job.id)
 
 
-@router.post("/trainings/{job_id}/cancel")
+@router.post("/trainings/{job_id}/cancel", dependencies=[rate_limit("cancel")])
 def cancel_training(job_id: UUID, user: UserDep, services: ServicesDep) -> TrainingJob:
     cancel(services.repo, services.dispatcher, "training", user.id, job_id)
     return services.repo.get_job("training", user.id, job_id)
