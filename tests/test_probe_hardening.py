@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from pipeline import keys, probe
-from pipeline.audio_header import Header, read_header
 from pipeline.probe import probe_dataset_file
 from pipeline.reconcile import reconcile_uploads
 from tests.audio import encode, voice
@@ -103,6 +102,8 @@ def test_forged_headers_are_judged_in_bounded_time_and_memory(repo, services, al
 
 
 def test_frame_counts_are_clamped_to_the_bytes_present() -> None:
+    from pipeline.audio_header import Header, read_header
+
     wav = forged_wav(48000, 2, 48000 * 4, claimed=0xFFFFFFF0)
     assert read_header(wav, len(wav)) == Header("wav", 48000, 2, 48000)
     truncated = wav[: 44 + 48000 * 2]
