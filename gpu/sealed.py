@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu.errors import JobFailure
-from pipeline.audio_header import HeaderError, screen_file
+from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
 from pipeline.settings import Settings
 from pipeline.storage import ObjectChanged, Storage
 
@@ -35,7 +35,7 @@ def input_check(settings: Settings):  # noqa: ANN201 - a prepare.InputCheck
 
     def check(path: Path, item: dict[str, Any]) -> None:
         try:
-            ours = screen_file(path, settings)
+            ours = screen_file(path, HeaderLimits.for_dataset(settings))
         except HeaderError as exc:
             raise JobFailure("DATASET_CHANGED", CHANGED_MESSAGE) from exc
         import soundfile as sf

@@ -11,7 +11,10 @@ short file look long, nor a long one short.
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
 
 HEADER_BYTES = 64 * 1024
 MAX_SAMPLE_RATE = 192_000
@@ -33,12 +36,17 @@ class Header:
         return self.frames / self.sample_rate
 
 
-class HeaderLimits(Protocol):
-    """The settings the header is judged by (`pipeline.settings.Settings` has them all)."""
-
+@dataclass(frozen=True)
+class HeaderLimits:
     min_sample_rate: int
     max_channels: int
-    max_dataset_file_seconds: float
+    max_seconds: float
+
+    @classmethod
+    def for_dataset(cls, settings: "Settings") -> "HeaderLimits":
+        return cls(
+            settings.min_sample_rate, settings.max_channels, settings.max_dataset_file_seconds
+        )
 
 
 class HeaderError(Exception):
@@ -150,8 +158,8 @@ def judge(header: Header, limits: HeaderLimits) -> tuple[str, str] | None:
             "HIGH_SAMPLE_RATE",
             f"{rate} Hz is beyond what any recording uses; export at {MAX_SAMPLE_RATE} Hz or less.",
         )
-    duration, minutes = header.duration_sec, limits.max_dataset_file_seconds / 60
-    if duration is not None and duration > limits.max_dataset_file_seconds:
+    duration, minutes = header.duration_sec, limits.max_seconds / 60
+    if duration is not None and duration > limits.max_seconds:
         return (
             "TOO_LONG",
             f"Files can be at most {minutes:g} minutes long; split this one.",

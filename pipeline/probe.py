@@ -11,7 +11,13 @@ from typing import Any
 from uuid import UUID
 
 from pipeline.audio import AudioError, AudioStats, measure
-from pipeline.audio_header import HEADER_BYTES, HeaderError, screen_file, screen_head
+from pipeline.audio_header import (
+    HEADER_BYTES,
+    HeaderError,
+    HeaderLimits,
+    screen_file,
+    screen_head,
+)
 from pipeline.errors import Unavailable
 from pipeline.repository import Repository
 from pipeline.settings import Settings
@@ -142,10 +148,11 @@ def probe_dataset_file(repo: Repository, storage: Storage, file_id: UUID) -> Dat
     try:
         # The header's claims are judged from its first bytes, before a download or a decoder
         # can be sized by them; then the decoder's own reading of the header, then the decode.
-        screen_head(_read_head(storage, info), info.size, settings)
+        limits = HeaderLimits.for_dataset(settings)
+        screen_head(_read_head(storage, info), info.size, limits)
         with tempfile.TemporaryDirectory(dir=settings.scratch_dir, prefix="probe-") as scratch:
             path = _fetch(storage, info, Path(scratch), settings.max_file_bytes)
-            screen_file(path, settings)
+            screen_file(path, limits)
             verdict = assess(measure(path, settings.max_dataset_file_seconds), settings)
     except (AudioError, HeaderError) as exc:
         verdict = Verdict({}, exc.code, exc.message)

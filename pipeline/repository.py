@@ -127,6 +127,10 @@ class Repository:
         )
         return RateDecision.model_validate(row)
 
+    def prune_rate_buckets(self, older_than_seconds: int = 86400) -> int:
+        row = self.db.call("prune_rate_buckets", older_than_sec=older_than_seconds)
+        return int(row["deleted"])
+
     def expire_upload(self, file_id: UUID) -> DatasetFile | None:
         row = self.db.call("expire_upload", file_id=file_id)
         return DatasetFile.model_validate(row) if row else None

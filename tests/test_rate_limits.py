@@ -99,3 +99,17 @@ def test_public_routes_are_limited_per_client_ip(strict_url) -> None:
     first, second = (f"198.51.{random.randrange(256)}.{n}" for n in (1, 2))
     assert burst(first) == [200] * BURST + [429, 429]
     assert burst(second) == [200] * BURST + [429, 429]
+
+
+def test_idle_buckets_are_pruned_by_the_daily_task(repo, sql) -> None:
+    subject = f"ip:test-{random.randrange(10**9)}"
+    repo.take_rate_token(subject, "public", 5, 1)
+    sql.execute(
+        "update public.rate_buckets set updated_at = now() - interval '2 days' where subject = %s",
+        (subject,),
+    )
+    assert repo.prune_rate_buckets() >= 1
+    assert (
+        sql.execute("select 1 from public.rate_buckets where subject = %s", (subject,)).fetchone()
+        is None
+    )
