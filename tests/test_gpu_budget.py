@@ -146,14 +146,16 @@ def test_a_training_stops_at_its_next_heartbeat_when_the_budget_runs_out(
     job = repo.start_training(alice.id, pid, {"preset": "tiny", "max_steps": 200})
     work = Path(services.settings.work_dir) / "training" / str(job.id) / "model"
     worker = _worker(worker_env, job.id)
-    _wait(lambda: _intact(work / "G_1.pth") and _intact(work / "D_1.pth"), 240, "a checkpoint")
+    _wait(lambda: _intact(work / "G_1.pth") and _intact(work / "D_1.pth"), 600, "a checkpoint")
     spent = repo.quota_status(alice.id).gpu.used_seconds
     _override(sql, alice.id, int(spent))
     lowered_at = time.monotonic()
-    assert worker.wait(120) == 0, _log_of(worker_env, job.id)
+    worker.wait(120)  # exits 1, as for any failed job
     latency = time.monotonic() - lowered_at
     stopped = repo.get_job("training", alice.id, job.id)
-    assert (stopped.status, stopped.error_code) == ("failed", "GPU_BUDGET_EXHAUSTED")
+    assert (stopped.status, stopped.error_code) == ("failed", "GPU_BUDGET_EXHAUSTED"), _log_of(
+        worker_env, job.id
+    )
     overshoot = repo.quota_status(alice.id).gpu.used_seconds - int(spent)
     print(
         f"\nbudget stop: worker exited {latency:.2f} s after the budget ran out "
