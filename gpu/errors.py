@@ -3,7 +3,8 @@
 from typing import Any
 from uuid import UUID
 
-from pipeline.repository import JobKind, Repository
+from pipeline.repository import Repository
+from schemas.jobs import JobKind, Progress
 
 
 class JobFailure(Exception):
@@ -43,11 +44,14 @@ class Heartbeat:
         self.stop_code: str | None = None
 
     def send(self, progress: dict[str, Any]) -> bool:
-        """Also charges the GPU time since the last beat; False once the job must stop."""
-        self.progress = self.progress | progress
+        merged = self.progress | progress
+        Progress.model_validate(merged)  # refuses what the page cannot read, e.g. a new phase
+        self.progress = merged
+        # The heartbeat also charges the GPU time since the last one; a row that is no longer
+        # running says why the worker must stop (canceled, reaped, GPU_BUDGET_EXHAUSTED).
         row = self.repo.heartbeat_job(self.kind, self.job_id, self.progress)
-        if row["status"] != "running":
-            self.stop_code = row.get("error_code")
+        if row.status != "running":
+            self.stop_code = row.error_code
             return False
         return True
 

@@ -10,7 +10,6 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -18,9 +17,10 @@ import soundfile as sf
 from gpu.errors import JobFailure
 from gpu.presets import TEMPLATE, Preset, apply
 from pipeline.storage import Storage
+from schemas.jobs import Phase, TrainingInput
 
 log = logging.getLogger(__name__)
-InputCheck = Callable[[Path, dict[str, Any]], None]  # raises JobFailure for a bad input
+InputCheck = Callable[[Path, TrainingInput], None]  # raises JobFailure for a bad input
 SPEAKER = "voice"
 SAMPLE_RATE = 44100
 TARGET_LUFS = -20.0
@@ -36,7 +36,7 @@ def _mark(work: Path, stage: str) -> None:
 
 
 def download(
-    storage: Storage, inputs: list[dict[str, Any]], work: Path, check: InputCheck | None = None
+    storage: Storage, inputs: list[TrainingInput], work: Path, check: InputCheck | None = None
 ) -> list[Path]:
     """Each file exactly as it was probed (see `gpu.sealed`), checked by `check` before any
     GPU work; a file kept from an earlier attempt was checked then."""
@@ -46,7 +46,7 @@ def download(
     raw.mkdir(parents=True, exist_ok=True)
     paths = []
     for item in inputs:
-        path = raw / f"{item['id']}{Path(item['object_key']).suffix.lower()}"
+        path = raw / f"{item.id}{Path(item.object_key).suffix.lower()}"
         if not path.exists():
             partial = path.with_suffix(path.suffix + ".part")
             fetch_sealed(storage, item, partial)
@@ -118,12 +118,12 @@ def extract_features(dataset: Path, config_path: Path, f0_method: str) -> None:
 
 def prepare(
     storage: Storage,
-    inputs: list[dict[str, Any]],
+    inputs: list[TrainingInput],
     work: Path,
     preset: Preset,
     total_steps: int,
     f0_method: str,
-    report: Callable[[str], None],
+    report: Callable[[Phase], None],
     check: InputCheck | None = None,
 ) -> Path:
     """Runs the stages not yet done; returns the config path."""

@@ -6,12 +6,12 @@ work, so the dataset limits cannot be bypassed and a worker cannot be fed arbitr
 """
 
 from pathlib import Path
-from typing import Any
 
 from gpu.errors import JobFailure
 from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
 from pipeline.settings import Settings
 from pipeline.storage import ObjectChanged, Storage
+from schemas.jobs import TrainingInput
 
 CHANGED_MESSAGE = (
     "A dataset file changed after it was checked. Delete it, upload it again and retrain; "
@@ -20,12 +20,11 @@ CHANGED_MESSAGE = (
 DURATION_SLACK = (1.02, 0.5)  # header durations of MP3 are estimates
 
 
-def fetch_sealed(storage: Storage, item: dict[str, Any], path: Path) -> None:
-    etag = item.get("etag")
-    if not etag:
+def fetch_sealed(storage: Storage, item: TrainingInput, path: Path) -> None:
+    if not item.etag:
         raise JobFailure("DATASET_CHANGED", CHANGED_MESSAGE)
     try:
-        storage.download_sealed(item["object_key"], path, etag, int(item["size_bytes"]))
+        storage.download_sealed(item.object_key, path, item.etag, item.size_bytes)
     except ObjectChanged as exc:
         raise JobFailure("DATASET_CHANGED", CHANGED_MESSAGE) from exc
 
@@ -33,7 +32,7 @@ def fetch_sealed(storage: Storage, item: dict[str, Any], path: Path) -> None:
 def input_check(settings: Settings):  # noqa: ANN201 - a prepare.InputCheck
     """Re-judges a fetched file's rate, channels and length as the probe did."""
 
-    def check(path: Path, item: dict[str, Any]) -> None:
+    def check(path: Path, item: TrainingInput) -> None:
         try:
             ours = screen_file(path, HeaderLimits.for_dataset(settings))
         except HeaderError as exc:
@@ -41,10 +40,10 @@ def input_check(settings: Settings):  # noqa: ANN201 - a prepare.InputCheck
         import soundfile as sf
 
         info = sf.info(str(path))
-        recorded = float(item.get("duration_sec") or 0)
+        recorded = item.duration_sec
         if (
-            (item.get("sample_rate") is not None and info.samplerate != item["sample_rate"])
-            or (item.get("channels") is not None and info.channels != item["channels"])
+            (item.sample_rate is not None and info.samplerate != item.sample_rate)
+            or (item.channels is not None and info.channels != item.channels)
             or (ours.sample_rate is not None and ours.sample_rate != info.samplerate)
             or info.duration
             > min(recorded, settings.max_dataset_file_seconds) * DURATION_SLACK[0]

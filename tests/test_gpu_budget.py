@@ -48,8 +48,8 @@ def test_heartbeats_charge_and_a_spent_budget_stops_the_job(repo, sql, alice) ->
 
     _ran_for(sql, job_id, 60)
     beat = repo.heartbeat_job("training", job_id, {"phase": "train", "step": 3})
-    assert beat["status"] == "running"
-    assert 59 < beat["gpu_seconds"] < 70
+    assert beat.status == "running"
+    assert 59 < beat.gpu_seconds < 70
     gpu = repo.quota_status(alice.id).gpu
     assert gpu.limit_seconds == 100 and 30 < gpu.remaining_seconds < 41
 

@@ -4,7 +4,7 @@ with DATASET_CHANGED before any GPU work, and the quota is refunded."""
 
 import time
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -59,13 +59,13 @@ def test_a_file_swapped_after_its_probe_fails_the_training(
     assert client.get(f"/profiles/{profile['id']}/models").json() == []
 
 
-def _item(path: Path, **recorded) -> dict:
+def _item(path: Path, **recorded):
+    from schemas.jobs import TrainingInput
+
     info = sf.info(str(path))
-    return {
-        "sample_rate": info.samplerate,
-        "channels": info.channels,
-        "duration_sec": info.duration,
-    } | recorded
+    probed = {"sample_rate": info.samplerate, "channels": info.channels}
+    probed |= {"duration_sec": info.duration, "id": uuid4(), "object_key": "k", "size_bytes": 1}
+    return TrainingInput.model_validate(probed | recorded)
 
 
 def test_the_worker_rechecks_rate_channels_and_duration(settings, tmp_path) -> None:
