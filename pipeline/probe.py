@@ -130,7 +130,7 @@ def probe_dataset_file(repo: Repository, storage: Storage, file_id: UUID) -> Dat
             file_id, etag=info.etag, size_bytes=None, probe={},
             reject_code="CORRUPT_AUDIO", reject_message="The file is empty.",
         )  # fmt: skip
-    started = repo.begin_probe(file_id)  # counts attempts: a probe that keeps crashing ends
+    started = repo.begin_probe(file_id)  # counts the attempt; past the limit: PROBE_FAILED
     if started is None or started.status != "pending":
         return started
     try:
