@@ -83,24 +83,23 @@ class ProgressCallback(pl.Callback):
         if step >= self.total_steps:
             trainer.should_stop = True
 
-    def on_validation_batch_end(self, *_: Any) -> None:
-        self._keep_alive()
+    def on_validation_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
+        self._keep_alive(trainer)
 
-    def on_train_epoch_start(self, *_: Any) -> None:
-        self._keep_alive()
+    def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        self._keep_alive(trainer)
 
-    def _keep_alive(self) -> None:
-        """Heartbeats between training batches too (validation, checkpoints, a new epoch's
-        loaders), so a cancel or a spent GPU budget is seen within a heartbeat or so rather
-        than at the next batch. Stopping here abandons the epoch being validated; the last
-        whole checkpoint stays."""
+    def _keep_alive(self, trainer: pl.Trainer) -> None:
+        """Heartbeats between training batches too (validation, a new epoch's loaders), so a
+        cancel or a spent GPU budget is charged and seen there as well; the trainer then stops
+        as it does after a batch."""
         now = time.monotonic()
         if self.last_progress is None or now - self.last_report < self.every:
             return
         self.last_report = now
         if not self.sink(self.last_progress):
             self.canceled = True
-            raise JobCanceled
+            trainer.should_stop = True
 
     def _remember(self, step: int, *losses: float | None) -> None:
         """A loss curve for the page's chart that survives a reload: points at least `stride`
