@@ -68,6 +68,7 @@ def rate_limit(action: UserAction) -> params.Depends:
     def dependency(user: UserDep, services: ServicesDep) -> None:
         _take(services, f"user:{user.id}", action)
 
+    dependency.rate_limited = True  # type: ignore[attr-defined]  # read by endpoints.openapi
     return Depends(dependency)
 
 
@@ -90,4 +91,5 @@ def _public_limit(request: Request, services: ServicesDep) -> None:
         return
 
 
+_public_limit.rate_limited = True  # type: ignore[attr-defined]
 PublicRateLimit = Depends(_public_limit)
