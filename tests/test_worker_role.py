@@ -25,6 +25,7 @@ WORKER_FUNCTIONS = {
     "finish_conversion",
     "get_dataset_file",
     "record_probe",
+    "begin_probe",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 
