@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 STATUS_OF_KIND: dict[ErrorKind, int] = {
     ErrorKind.UNAUTHORIZED: 401,
+    ErrorKind.FORBIDDEN: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
     ErrorKind.TOO_LARGE: 413,
@@ -35,6 +36,7 @@ STATUS_OF_KIND: dict[ErrorKind, int] = {
 CODE_OF_STATUS: dict[int, str] = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "TOO_LARGE",
@@ -52,9 +54,13 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=ErrorInfo(code=code, message=message, details=details or {}))
+    headers = dict(headers or {})
     if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"} | (headers or {})
-    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} | headers
+    retry_after = (details or {}).get("retry_after")
+    if status == 429 and isinstance(retry_after, int | float):
+        headers.setdefault("Retry-After", str(max(1, int(retry_after))))
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers or None)
 
 
 async def _pipeline_error(_: Request, exc: Exception) -> JSONResponse:

@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 
 
 def reset_quotas(services: Services, now: datetime | None = None) -> dict[str, int]:
-    """Rolls usage counters into the current UTC day/month (a late run is harmless)."""
-    return services.repo.reset_quota_periods(now)
+    """Rolls usage counters into the current UTC day/month (a late run is harmless) and drops
+    rate-limit buckets idle for a day (they would be full again anyway)."""
+    rolled = services.repo.reset_quota_periods(now)
+    return rolled | {"rate_buckets_pruned": services.repo.prune_rate_buckets()}
 
 
 def reap(services: Services) -> list[dict[str, Any]]:

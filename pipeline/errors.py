@@ -10,6 +10,7 @@ from typing import Any
 
 class ErrorKind(StrEnum):
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
@@ -42,6 +43,9 @@ KIND_OF_CODE: dict[str, ErrorKind] = {
     "INVALID_FILENAME": ErrorKind.INVALID,
     "VALIDATION_FAILED": ErrorKind.INVALID,
     "QUOTA_EXCEEDED": ErrorKind.QUOTA,
+    "GPU_BUDGET_EXHAUSTED": ErrorKind.QUOTA,
+    "RATE_LIMITED": ErrorKind.QUOTA,
+    "ANONYMOUS_USER": ErrorKind.FORBIDDEN,
     "SERVICE_UNAVAILABLE": ErrorKind.UNAVAILABLE,
     "INTERNAL": ErrorKind.INTERNAL,
 }

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     jwt_audience: str = "authenticated"
     jwt_secret: SecretStr | None = None  # legacy HS256 secret; unset disables HS256
     jwks_cache_seconds: int = Field(600, ge=0)
+    # An unknown `kid` refetches the JWKS at most this often; a fetch gives up after the timeout.
+    jwks_refetch_seconds: float = Field(30, ge=0)
+    jwks_timeout_seconds: float = Field(3, gt=0)
+    # Supabase anonymous sign-ins (`is_anonymous`) would let one person multiply quotas.
+    allow_anonymous_users: bool = False
 
     # Object storage (Cloudflare R2 in production, SeaweedFS locally).
     s3_endpoint_url: str = "http://127.0.0.1:8333"
@@ -60,7 +65,7 @@ class Settings(BaseSettings):
     max_active_conversions: int = Field(1, ge=1)
     max_profiles: int = Field(20, ge=1)
     max_dataset_files: int = Field(100, ge=1)
-    upload_url_seconds: int = Field(15 * 60, gt=0)
+    upload_url_seconds: int = Field(5 * 60, gt=0)
     download_url_seconds: int = Field(5 * 60, gt=0)
 
     # Probe: what a dataset file must be to count (beyond the limits above).
@@ -71,6 +76,24 @@ class Settings(BaseSettings):
     # to the dataset's other files is flagged as probably another person.
     singer_min_similarity: float = Field(0.75, ge=-1, le=1)
     singer_check: bool = True  # start the check after each ready file (a torch worker)
+    max_probe_attempts: int = Field(3, ge=1)  # then the file is rejected with PROBE_FAILED
+
+    # GPU budget: worker seconds per user per UTC month, whatever the jobs' outcomes
+    # (`quota_overrides.gpu_seconds_per_month` overrides it per user).
+    gpu_seconds_per_month: int = Field(8 * 3600, ge=0)
+
+    # Rate limits (token buckets in the database): a burst, refilled at a rate per minute.
+    rate_upload_burst: int = Field(30, ge=1)
+    rate_upload_per_minute: float = Field(30, ge=0)
+    rate_job_start_burst: int = Field(10, ge=1)
+    rate_job_start_per_minute: float = Field(6, ge=0)
+    rate_cancel_burst: int = Field(20, ge=1)
+    rate_cancel_per_minute: float = Field(20, ge=0)
+    rate_public_burst: int = Field(120, ge=1)  # per client IP, on unauthenticated routes
+    rate_public_per_minute: float = Field(120, ge=0)
+    # The header the edge puts the client's address in (its last value is used); unset: the
+    # connection's peer address.
+    client_ip_header: str | None = None
     scratch_dir: str | None = None  # temp files; the system default when unset
 
     # Events: Standard Webhooks keys for POST /events/r2 (either or both).
@@ -81,6 +104,7 @@ class Settings(BaseSettings):
     # them; the web endpoint needs a webhook key) or `pull` (the queue_pull cron fetches
     # them with the VC_CF_* settings).
     event_delivery: Literal["push", "pull"] = "push"
+    max_event_body_bytes: int = Field(1 * MB, gt=0)
 
     # Cloudflare Queue HTTP pull (the "Modal alone" path; no relay Worker needed).
     cf_account_id: str | None = None

@@ -27,6 +27,7 @@ WORKER_FUNCTIONS = {
     "record_probe",
     "singer_check_files",
     "record_singer_embedding",
+    "begin_probe",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 
