@@ -3,8 +3,10 @@ registers what modal.toml says, the manifest refuses mistakes readably, the web 
 serves the real app, the dispatcher spawns and cancels through the Modal client's interface,
 and the scheduled tasks do their work against the local stack."""
 
+import json
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 from inspect import getclosurevars
 from pathlib import Path
@@ -257,3 +259,37 @@ def test_queue_pull_task_drains_the_fake_queue(services, repo, alice) -> None:
     pulling.close()
     assert totals == {"pulled": 2, "acked": 2, "retried": 0, "invalid": 1}
     assert Repository(repo.db, settings).get_dataset_file(file_id).status == "deleted"
+
+
+def test_the_deploy_guide_matches_the_files() -> None:
+    """docs/deploy.md names the secrets, queues, prefix and URL the files actually use."""
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    manifest = load_manifest(ROOT / "modal.toml")
+    for zone in ZONES:
+        assert f"`{zone}` = `svc-pipeline-{zone}`" in guide, zone
+        row = next(line for line in guide.splitlines() if line.startswith(f"| `{zone}` ="))
+        for key in ZONES[zone].required:
+            assert key in row or "the four `VC_S3_*`" in row, (zone, key)
+        name = getattr(manifest.secrets, zone) or f"svc-pipeline-{zone}"
+        assert f"--from-dotenv ~/svc-secrets/{zone}.env {name}" in guide
+    assert f"# queue = {json.dumps('svc-pipeline-queue')}" in (ROOT / "modal.toml").read_text()
+
+    relay = tomllib.loads((ROOT / "relay" / "wrangler.toml").read_text())
+    assert relay["vars"]["PIPELINE_URL"].endswith(f"--{manifest.app.name}-web.modal.run")
+    assert f"--{manifest.app.name}-web.modal.run" in guide
+    consumer = relay["queues"]["consumers"][0]
+    for queue in (consumer["queue"], consumer["dead_letter_queue"]):
+        assert f"npx wrangler queues create {queue}`" in guide
+    assert f"--prefix {keys.ROOT}/ --queue {consumer['queue']}" in guide
+    assert f"into `{manifest.storage.model_cache_dir}`" in guide
+    assert modal_app_command() in guide
+
+    supabase = tomllib.loads((ROOT / "supabase" / "config.toml").read_text())
+    assert supabase["project_id"] == manifest.app.name
+    assert supabase["db"]["migrations"]["enabled"] is True
+
+
+def modal_app_command() -> str:
+    import modal_app
+
+    return modal_app.MODELS_COMMAND
