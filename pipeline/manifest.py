@@ -31,12 +31,12 @@ class SecretsSection(_Strict):
 
     web: str = Field(pattern=MODAL_NAME)
     worker: str = Field(pattern=MODAL_NAME)
-    maintenance: str = Field(pattern=MODAL_NAME)
+    service: str = Field(pattern=MODAL_NAME)
     queue: str | None = Field(None, pattern=MODAL_NAME)
 
     @model_validator(mode="after")
     def _distinct(self) -> "SecretsSection":
-        names = [n for n in (self.web, self.worker, self.maintenance, self.queue) if n]
+        names = [n for n in (self.web, self.worker, self.service, self.queue) if n]
         shared = sorted({n for n in names if names.count(n) > 1})
         if shared:
             raise ValueError(

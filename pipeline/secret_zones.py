@@ -38,7 +38,7 @@ ZONES: dict[str, Zone] = {
     "worker": Zone(required=(*S3_KEYS, "VC_DATABASE_URL")),
     # The scheduled maintenance (reaper, quota periods, reconciler): the service database
     # login and the bucket; no token, webhook or Cloudflare secrets.
-    "maintenance": Zone(required=S3_KEYS, holds=("VC_SUPABASE_SERVICE_ROLE_KEY",)),
+    "service": Zone(required=S3_KEYS, holds=("VC_SUPABASE_SERVICE_ROLE_KEY",)),
     # The Cloudflare Queue pull path: its API token, added to queue_pull only.
     "queue": Zone(
         required=("VC_CF_ACCOUNT_ID", "VC_CF_QUEUE_ID", "VC_CF_API_TOKEN"),
@@ -51,10 +51,10 @@ FUNCTION_ZONES: dict[str, tuple[str, ...]] = {
     "train": ("worker",),
     "convert": ("worker",),
     "probe": ("worker",),
-    "quota_reset": ("maintenance",),
-    "reaper": ("maintenance",),
-    "reconciler": ("maintenance",),
-    "queue_pull": ("maintenance", "queue"),
+    "quota_reset": ("service",),
+    "reaper": ("service",),
+    "reconciler": ("service",),
+    "queue_pull": ("service", "queue"),
 }
 
 
@@ -75,5 +75,5 @@ def check_environment(function: str, environ: Mapping[str, str]) -> None:
         zones = " and ".join(FUNCTION_ZONES[function])
         raise ZoneError(
             f"the {function!r} function (trust zone {zones}) must not hold "
-            f"{', '.join(foreign)}: remove them from its Modal secret (docs/deploy.md, step 4)"
+            f"{', '.join(foreign)}: remove them from its Modal secret (docs/deploy.md, step 5)"
         )

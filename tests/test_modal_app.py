@@ -101,7 +101,7 @@ def test_trust_zones_get_only_their_secrets() -> None:
         assert list(manifest.secrets.for_function(name).values()) == [worker]
     assert manifest.secrets.for_function("web") == {"web": manifest.secrets.web}
     queue = manifest.secrets.model_copy(update={"queue": "q"})
-    assert list(queue.for_function("queue_pull")) == ["maintenance", "queue"]
+    assert list(queue.for_function("queue_pull")) == ["service", "queue"]
     assert foreign_keys("probe", {"VC_JWT_SECRET": "x", "VC_CF_API_TOKEN": "y"}) == [
         "VC_JWT_SECRET",
         "VC_CF_API_TOKEN",

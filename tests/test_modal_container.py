@@ -78,15 +78,18 @@ class Container:
         )
 
     def run(self, env: dict[str, str], **plan: object) -> dict:
-        out = subprocess.run(
-            [str(self.python), "-c", HARNESS.read_text(), json.dumps(plan, default=str)],
-            cwd=self.path("/root"),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert out.returncode == 0, out.stderr[-4000:]
+        log = self.root.parent / f"{self.root.name}-{plan['function']}.log"
+        with log.open("w") as stderr:
+            out = subprocess.run(
+                [str(self.python), "-c", HARNESS.read_text(), json.dumps(plan, default=str)],
+                cwd=self.path("/root"),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                timeout=1500,
+            )
+        assert out.returncode == 0, log.read_text()[-4000:]
         line = next(x for x in out.stdout.splitlines() if x.startswith("HARNESS "))
         report = json.loads(line.removeprefix("HARNESS "))
         assert report["file"] == self.path("/root/modal_app.py")  # the copy, not the checkout
@@ -286,6 +289,7 @@ def training_job(repo, services, alice) -> Iterator[UUID]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_train_then_convert_in_the_gpu_container(
     gpu_container, settings, services, repo, alice, training_job
 ) -> None:
