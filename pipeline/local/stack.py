@@ -106,7 +106,7 @@ class LocalStack:
     def start_relay(self, api_url: str | None = None) -> None:
         assert self.s3 is not None
         filer = f"127.0.0.1:{self.s3.ports.filer}"
-        secret, _ = self._relay_keys()
+        secret, _ = self.relay_keys()
         self.relay = LocalRelay(filer, self.config.bucket, api_url or self.api_url, secret).start()
 
     def prepare_models(self) -> bool:
@@ -165,7 +165,7 @@ class LocalStack:
             "VC_S3_ACCESS_KEY_ID": self.s3.access_key,
             "VC_S3_SECRET_ACCESS_KEY": self.s3.secret_key,
             "VC_CORS_ORIGINS": json.dumps(self.cors_origins()),
-            "VC_WEBHOOK_PUBLIC_KEY": self._relay_keys()[1],
+            "VC_WEBHOOK_PUBLIC_KEY": self.relay_keys()[1],
             "VC_DISPATCH": "thread",
             "VC_MODEL_CACHE_DIR": str(self.config.root / "models"),
             "VC_WORK_DIR": str(self.config.root / "work"),
@@ -187,7 +187,7 @@ class LocalStack:
         creds = json.loads(path.read_text())
         return creds["access"], creds["secret"]
 
-    def _relay_keys(self) -> tuple[str, str]:
+    def relay_keys(self) -> tuple[str, str]:
         """The local relay's Ed25519 pair (whsk_, whpk_), made once and kept with the data."""
         path = self.config.root / "relay-keys.json"
         if not path.exists():
