@@ -101,6 +101,8 @@ def secret_env(function: str, settings: Settings, image_keys: set[str]) -> dict[
     image sets, each zone holding only its own privileged keys and all its required ones."""
     everything = {k: v for k, v in as_env(settings).items() if k not in image_keys}
     everything["VC_DB_POOL_MAX"] = str(POOL_MAX)
+    # A worker's one database login is the worker role's, where the settings name one.
+    worker_login = everything.pop("VC_WORKER_DATABASE_URL", None)
     env: dict[str, str] = {}
     for zone in modal_app.MANIFEST.secrets.for_function(function):
         held = {
@@ -108,6 +110,8 @@ def secret_env(function: str, settings: Settings, image_keys: set[str]) -> dict[
             for k, v in everything.items()
             if k not in PRIVILEGED_KEYS or k in ZONES[zone].holds
         }
+        if zone == "worker" and worker_login:
+            held["VC_DATABASE_URL"] = worker_login
         missing = [k for k in ZONES[zone].required if k not in held]
         assert not missing, f"{zone} secret lacks {missing}"  # Modal's required_keys check
         env |= held
