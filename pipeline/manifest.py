@@ -105,8 +105,8 @@ class Manifest(_Strict):
         return value
 
     def schedule(self, function: str) -> str | None:
-        """The function's cron, unless one of its trust zones has no secret (then it would only
-        fail every time: `queue_pull` without the Cloudflare token)."""
+        """The function's cron, unless one of its trust zones has no secret: `queue_pull`
+        without the Cloudflare token would start a container every minute to do nothing."""
         zones = FUNCTION_ZONES[function]
         if len(self.secrets.for_function(function)) < len(zones):
             return None
