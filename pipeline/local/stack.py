@@ -13,11 +13,14 @@ from uuid import UUID, uuid4
 
 import httpx
 import psycopg
+from starlette.routing import Mount
 
+from pipeline.auth import TokenVerifier
 from pipeline.local.issuer import LocalIssuer, ThreadedServer
 from pipeline.local.migrate import prepare_database
 from pipeline.local.postgres import start_postgres
 from pipeline.local.processes import stop_process
+from pipeline.local.realtime import RealtimeStandIn, apply_realtime_feed
 from pipeline.local.relay import LocalRelay
 from pipeline.local.seaweed import SeaweedPorts, SeaweedS3
 from pipeline.local.web import page_config, web_app
@@ -50,12 +53,15 @@ class LocalStack:
     servers: list[ThreadedServer] = field(default_factory=list)
     api: subprocess.Popen[bytes] | None = None
     relay: LocalRelay | None = None
+    realtime: RealtimeStandIn | None = None
 
     # Pieces ---------------------------------------------------------------------------
 
     def start_database(self) -> list[str]:
         self.postgres, self.database_url = start_postgres(self.config.root / "pg")
-        return prepare_database(self.database_url)
+        applied = prepare_database(self.database_url)
+        apply_realtime_feed(self.database_url)
+        return applied
 
     def start_storage(self) -> None:
         access, secret = self._s3_credentials()
@@ -73,14 +79,18 @@ class LocalStack:
                 time.sleep(0.5)
 
     def start_auth(self) -> None:
-        base = f"http://127.0.0.1:{self.config.auth_port}"
-        self.issuer = LocalIssuer(self.config.root / "auth" / "es256.pem", base)
-        self.servers.append(ThreadedServer(self.issuer.asgi_app(), self.config.auth_port).start())
+        """The Supabase stand-in on one port, as a project URL serves both: the token
+        issuer's JWKS under /auth/v1 and Realtime under /realtime/v1."""
+        self.issuer = LocalIssuer(self.config.root / "auth" / "es256.pem", self.supabase_url)
+        verifier = TokenVerifier.from_settings(self.settings())
+        self.realtime = RealtimeStandIn(self.database_url, verifier.verify)
+        app = self.realtime.app(Mount("/", self.issuer.asgi_app()))
+        self.servers.append(ThreadedServer(app, self.config.auth_port).start())
 
     def start_web(self) -> None:
         # offline, only `tiny` can train: `standard` fine-tunes weights fetched from the network
         preset = "tiny" if self.env()["VC_OFFLINE_MODELS"] == "true" else "standard"
-        config = page_config(self.api_url, DEV_EMAIL, preset)
+        config = page_config(self.api_url, DEV_EMAIL, preset, self.supabase_url)
         app = web_app(REPO_ROOT / "web" / "public", config, self.dev_session)
         self.servers.append(ThreadedServer(app, self.config.web_port).start())
 
@@ -148,6 +158,10 @@ class LocalStack:
         return f"http://127.0.0.1:{self.config.api_port}"
 
     @property
+    def supabase_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.auth_port}"
+
+    @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.config.web_port}"
 
@@ -159,7 +173,7 @@ class LocalStack:
         return {
             "VC_DB_TRANSPORT": "postgres",
             "VC_DATABASE_URL": self.database_url,
-            "VC_SUPABASE_URL": f"http://127.0.0.1:{self.config.auth_port}",
+            "VC_SUPABASE_URL": self.supabase_url,
             "VC_S3_ENDPOINT_URL": self.s3.endpoint_url,
             "VC_S3_BUCKET": self.config.bucket,
             "VC_S3_ACCESS_KEY_ID": self.s3.access_key,
