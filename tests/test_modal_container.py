@@ -303,7 +303,7 @@ def test_train_then_convert_in_the_gpu_container(
     assert report["results"] == ["succeeded"]
     assert report["commits"] == 1  # the work volume is committed, even on success
     job = repo.get_job_by_id("training", training_job)
-    profile_id = job["profile_id"]
+    profile_id = job.profile_id
 
     from datetime import UTC, datetime
 
@@ -331,4 +331,4 @@ def test_train_then_convert_in_the_gpu_container(
     )
     assert report["results"] == ["succeeded"]
     row = repo.get_job_by_id("conversion", conversion)
-    assert services.storage.head(row["output_key"]) is not None
+    assert services.storage.head(row.output_key) is not None
