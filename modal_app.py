@@ -192,7 +192,7 @@ def container_services(function: str) -> Any:
     return _container_services[function]
 
 
-@app.function(image=gpu_image, secrets=secrets("train"), timeout=600)
+@app.function(image=gpu_image, **options("singers"))
 def singers(profile_id: str) -> int:
     """The one-singer check (Resemblyzer on the CPU; no GPU needed) for a profile's new files."""
     from uuid import UUID

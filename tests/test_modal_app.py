@@ -40,6 +40,7 @@ FUNCTIONS = {
     "train": "train",
     "convert": "Converter",
     "probe": "Prober",
+    "singers": "singers",
     "quota_reset": "quota_reset",
     "reaper": "reaper",
     "reconciler": "reconciler",
