@@ -10,6 +10,7 @@ from uuid import UUID
 from pipeline.db import Database
 from pipeline.settings import Settings
 from schemas.jobs import ConversionJob, ModelVersion, TrainingJob
+from schemas.pitch import PitchAdvice, PitchRange
 from schemas.profiles import DatasetFile, Profile, ProfileDetail
 from schemas.quota import Quota
 
@@ -218,6 +219,14 @@ class Repository:
             size_bytes=size_bytes,
             metrics=metrics,
         )
+
+    def record_training_pitch(self, job_id: UUID, pitch_range: PitchRange | None) -> None:
+        """The training audio's range; the model version the job finishes with takes it."""
+        payload = pitch_range.model_dump() if pitch_range else None
+        self.db.call("record_training_pitch", job_id=job_id, pitch_range=payload)
+
+    def record_conversion_pitch(self, job_id: UUID, pitch: PitchAdvice) -> None:
+        self.db.call("record_conversion_pitch", job_id=job_id, pitch=pitch.model_dump())
 
     def training_inputs(self, job_id: UUID) -> list[dict[str, Any]]:
         """The ready dataset files a training job trains on: id, object key, duration."""

@@ -7,24 +7,24 @@ from uuid import UUID
 from pydantic import Field
 
 from schemas.common import Model, Request
+from schemas.pitch import DEFAULT_F0_METHOD, F0Method, PitchAdvice, PitchRange
 
 TrainingStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 ConversionStatus = Literal[
     "awaiting_upload", "queued", "running", "succeeded", "failed", "canceled"
 ]
-F0Method = Literal["crepe", "crepe-tiny", "parselmouth", "dio", "harvest"]
 
 
 class TrainingParams(Request):
     preset: Literal["standard", "tiny"] = "standard"
-    f0_method: Literal["dio", "crepe", "crepe-tiny", "harvest"] = "dio"
+    f0_method: F0Method = DEFAULT_F0_METHOD
     max_steps: int | None = Field(None, ge=10, le=200_000)
     max_epochs: int | None = Field(None, ge=1, le=10_000)
 
 
 class ConversionParams(Request):
     transpose: int = Field(0, ge=-24, le=24)
-    f0_method: F0Method = "dio"
+    f0_method: F0Method = DEFAULT_F0_METHOD
     auto_predict_f0: bool = False
     noise_scale: float = Field(0.4, ge=0.0, le=1.0)
     cluster_ratio: float = Field(0.0, ge=0.0, le=0.0)  # upstream cluster loading is broken
@@ -65,6 +65,7 @@ class JobBase(Model):
 class TrainingJob(JobBase):
     status: TrainingStatus
     params: dict
+    pitch_range: PitchRange | None = None  # of the audio it trains on, once measured
 
 
 class ConversionJob(JobBase):
@@ -74,6 +75,7 @@ class ConversionJob(JobBase):
     input_filename: str | None = None
     input_duration_sec: float | None = None
     upload_expires_at: datetime | None = None
+    pitch: PitchAdvice | None = None  # the input's range, the voice's, a suggested transpose
 
 
 class ModelVersion(Model):
@@ -83,5 +85,6 @@ class ModelVersion(Model):
     status: Literal["ready", "disabled"]
     size_bytes: int
     metrics: dict
+    pitch_range: PitchRange | None = None  # of its training audio: where this voice sings
     created_at: datetime
     active: bool = False
