@@ -16,8 +16,8 @@ from endpoints.routers import (
     dataset,
     events,
     health,
-    jobs,
     limits,
+    models,
     profiles,
     quota,
     trainings,
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_age=600,
     )
     install_error_handlers(app)
-    routers = (health, limits, profiles, dataset, jobs, trainings, conversions, quota, events)
+    routers = (health, limits, profiles, dataset, trainings, models, conversions, quota, events)
     for router in (module.router for module in routers):
         app.include_router(router)
     return app

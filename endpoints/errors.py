@@ -1,4 +1,5 @@
-"""Every error leaves as `{"error": {"code", "message", "details"}}` (ARCHITECTURE §8).
+"""Every error leaves as `{"error": {"code", "message", "details"}}`
+(docs/architecture.md, "Errors").
 
 404 covers "not yours" too, so existence is never revealed; nothing a client sends yields 500.
 """

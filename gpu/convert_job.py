@@ -1,4 +1,4 @@
-"""`convert(job_id)`: one conversion from claim to output, as a worker runs it.
+"""`ConversionRun(...).run()`: one conversion from claim to output, as a worker runs it.
 
 The input is probed like a dataset file (a corrupt or oversize upload fails with a code and
 its quota refunded), resampled to the model's rate, and converted window by window, cutting
@@ -22,11 +22,12 @@ from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.model_cache import ModelCache
 from pipeline import keys
 from pipeline.audio import BLOCK_FRAMES, AudioError, measure
+from pipeline.formats import too_large_message
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
-from schemas.jobs import ConversionParams
-from schemas.pitch import PitchRange, suggest
+from schemas.jobs import ConversionJobRow, ConversionParams, ModelVersionRow
+from schemas.pitch import suggest
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 30.0
@@ -74,8 +75,8 @@ class ConversionRun:
 
     def run(self) -> str:
         job = self.repo.claim_job("conversion", self.job_id)
-        if job["status"] != "running":
-            return job["status"]
+        if job.status != "running":
+            return job.status
         try:
             with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir) as tmp:
                 self._convert(job, Path(tmp))
@@ -88,11 +89,11 @@ class ConversionRun:
             self.repo.fail_job("conversion", self.job_id, code, message)
             return "failed"
 
-    def _convert(self, job: dict[str, Any], tmp: Path) -> None:
-        params = ConversionParams.model_validate(job["params"])
+    def _convert(self, job: ConversionJobRow, tmp: Path) -> None:
+        params = ConversionParams.model_validate(job.params)
         self.beat(phase="download", percent=0)
         source = self._fetch_input(job, tmp)
-        version = self.repo.get_model_version(UUID(job["user_id"]), UUID(job["model_version_id"]))
+        version = self.repo.get_model_version(job.user_id, job.model_version_id)
         self.beat(phase="load_model", percent=0)
         svc = self.cache.get(version)
         mono, out_path = tmp / "input-mono.wav", tmp / "output.wav"
@@ -100,35 +101,33 @@ class ConversionRun:
         self._record_pitch(mono, params, version)
         self._infer(svc, mono, out_path, frames, params)
         self.beat(phase="upload", percent=100)
-        user, profile = UUID(job["user_id"]), UUID(job["profile_id"])
-        output_key = keys.conversion_output_key(user, profile, self.job_id)
+        output_key = keys.conversion_output_key(job.user_id, job.profile_id, self.job_id)
         self.storage.upload_file(out_path, output_key, "audio/wav")
         self.repo.finish_conversion(self.job_id, output_key, frames / svc.target_sample)
 
-    def _fetch_input(self, job: dict[str, Any], tmp: Path) -> Path:
-        info = self.storage.head(job["input_key"])
+    def _fetch_input(self, job: ConversionJobRow, tmp: Path) -> Path:
+        info = self.storage.head(job.input_key)
         if info is None:
             raise JobFailure("INPUT_MISSING", "The uploaded input could not be found.")
         limit = self.settings.max_conversion_bytes
         if info.size > limit:
-            raise JobFailure("TOO_LARGE", f"Inputs can be at most {limit // 2**20} MB.")
-        path = tmp / Path(job["input_key"]).name
-        self.storage.download_file(job["input_key"], path)
+            raise JobFailure("TOO_LARGE", too_large_message(limit, "Inputs"))
+        path = tmp / Path(job.input_key).name
+        self.storage.download_file(job.input_key, path)
         try:
             measure(path, self.settings.max_conversion_seconds)
         except AudioError as exc:
             raise JobFailure(exc.code, exc.message) from exc
         return path
 
-    def _record_pitch(self, mono: Path, params: ConversionParams, version: dict) -> None:
+    def _record_pitch(self, mono: Path, params: ConversionParams, version: ModelVersionRow) -> None:
         """The input's range next to the voice's and the transpose that would fit them; the
         page offers it, the person decides (this job converts with the transpose it asked)."""
         self.beat(phase="pitch", percent=0)
         found = pitch_range.of_file(mono, params.f0_method)
         if found is None:
             return
-        voice = version.get("pitch_range")
-        advice = suggest(found, PitchRange.model_validate(voice) if voice else None)
+        advice = suggest(found, version.pitch_range)
         self.repo.record_conversion_pitch(self.job_id, advice)
 
     def _infer(

@@ -3,7 +3,8 @@
 from typing import Any
 from uuid import UUID
 
-from pipeline.repository import JobKind, Repository
+from pipeline.repository import Repository
+from schemas.jobs import JobKind, Progress
 
 
 class JobFailure(Exception):
@@ -37,9 +38,10 @@ class Heartbeat:
         self.progress: dict[str, Any] = {}
 
     def send(self, progress: dict[str, Any]) -> bool:
-        self.progress = self.progress | progress
-        row = self.repo.heartbeat_job(self.kind, self.job_id, self.progress)
-        return row["status"] == "running"
+        merged = self.progress | progress
+        Progress.model_validate(merged)  # refuses what the page cannot read, e.g. a new phase
+        self.progress = merged
+        return self.repo.heartbeat_job(self.kind, self.job_id, self.progress).status == "running"
 
     def require(self, **progress: Any) -> None:
         if not self.send(progress):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.storage import Storage
+from schemas.jobs import ModelVersionRow
 
 LOADS = {"contentvec": 0, "model": 0}  # counted, so a warm cache can be measured
 
@@ -44,18 +45,18 @@ class ModelCache:
         self._models: OrderedDict[str, Any] = OrderedDict()
         share_contentvec()
 
-    def get(self, version: dict[str, Any]) -> Any:
-        """The loaded `Svc` for a model version row (with its `model_key` and `config_key`)."""
+    def get(self, version: ModelVersionRow) -> Any:
+        """The loaded `Svc` for a model version (its weights and config fetched once)."""
         from so_vits_svc_fork.inference.core import Svc
 
-        key = str(version["id"])
+        key = str(version.id)
         if key in self._models:
             self._models.move_to_end(key)
             return self._models[key]
         folder = self.directory / key
         folder.mkdir(parents=True, exist_ok=True)
-        for name, object_key in (("model.pth", version["model_key"]),
-                                 ("config.json", version["config_key"])):  # fmt: skip
+        for name, object_key in (("model.pth", version.model_key),
+                                 ("config.json", version.config_key)):  # fmt: skip
             if not (folder / name).exists():
                 partial = folder / f"{name}.part"
                 self.storage.download_file(object_key, partial)

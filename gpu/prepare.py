@@ -10,7 +10,6 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -18,6 +17,7 @@ import soundfile as sf
 from gpu.errors import JobFailure
 from gpu.presets import TEMPLATE, Preset, apply
 from pipeline.storage import Storage
+from schemas.jobs import Phase, TrainingInput
 
 log = logging.getLogger(__name__)
 SPEAKER = "voice"
@@ -34,15 +34,15 @@ def _mark(work: Path, stage: str) -> None:
     (work / f".{stage}.done").touch()
 
 
-def download(storage: Storage, inputs: list[dict[str, Any]], work: Path) -> list[Path]:
+def download(storage: Storage, inputs: list[TrainingInput], work: Path) -> list[Path]:
     raw = work / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     paths = []
     for item in inputs:
-        path = raw / f"{item['id']}{Path(item['object_key']).suffix.lower()}"
+        path = raw / f"{item.id}{Path(item.object_key).suffix.lower()}"
         if not path.exists():
             partial = path.with_suffix(path.suffix + ".part")
-            storage.download_file(item["object_key"], partial)
+            storage.download_file(item.object_key, partial)
             partial.rename(path)
         paths.append(path)
     return paths
@@ -109,12 +109,12 @@ def extract_features(dataset: Path, config_path: Path, f0_method: str) -> None:
 
 def prepare(
     storage: Storage,
-    inputs: list[dict[str, Any]],
+    inputs: list[TrainingInput],
     work: Path,
     preset: Preset,
     total_steps: int,
     f0_method: str,
-    report: Callable[[str], None],
+    report: Callable[[Phase], None],
 ) -> Path:
     """Runs the stages not yet done; returns the config path."""
     work.mkdir(parents=True, exist_ok=True)

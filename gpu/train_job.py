@@ -1,4 +1,4 @@
-"""`train(job_id)`: one training job from claim to model version, as a worker runs it.
+"""`TrainingRun(...).run()`: one training job from claim to model version, as a worker runs it.
 
 The job row is the source of truth: a worker that finds its job finished or canceled leaves
 it alone; a retried worker on a running job resumes from the checkpoints in the work dir.
@@ -8,7 +8,6 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 from uuid import UUID, uuid5
 
 import torch
@@ -23,7 +22,7 @@ from pipeline import keys
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
-from schemas.jobs import TrainingParams
+from schemas.jobs import Phase, TrainingJobRow, TrainingParams
 
 log = logging.getLogger(__name__)
 MODEL_NAMESPACE = UUID("6f1d8a52-1c55-4c1e-9a8e-6d3f0b7f3a10")
@@ -42,14 +41,14 @@ class TrainingRun:
         self.work = Path(settings.work_dir) / "training" / str(job_id)
         self.heartbeat = Heartbeat(repo, "training", job_id)
 
-    def phase(self, name: str) -> None:
+    def phase(self, name: Phase) -> None:
         self.heartbeat.require(phase=name)
 
     def run(self) -> str:
         job = self.repo.claim_job("training", self.job_id)
-        if job["status"] != "running":
-            log.info("training %s is %s; nothing to do", self.job_id, job["status"])
-            return job["status"]
+        if job.status != "running":
+            log.info("training %s is %s; nothing to do", self.job_id, job.status)
+            return job.status
         try:
             self._train(job)
             shutil.rmtree(self.work, ignore_errors=True)
@@ -65,11 +64,11 @@ class TrainingRun:
             shutil.rmtree(self.work, ignore_errors=True)
             return "failed"
 
-    def _train(self, job: dict[str, Any]) -> None:
-        params = TrainingParams.model_validate(job["params"])
+    def _train(self, job: TrainingJobRow) -> None:
+        params = TrainingParams.model_validate(job.params)
         preset = PRESETS[params.preset]
         inputs = self.repo.training_inputs(self.job_id)
-        seconds = sum(float(i["duration_sec"]) for i in inputs)
+        seconds = sum(i.duration_sec for i in inputs)
         if seconds < self.settings.min_dataset_seconds:
             raise JobFailure("DATASET_TOO_SHORT", "The dataset no longer has enough ready audio.")
         total = preset.total_steps(seconds, params.max_steps)
@@ -83,7 +82,7 @@ class TrainingRun:
         result = fit(config, total, self.settings.heartbeat_seconds, self.heartbeat.send)
         self.phase("upload")
         version = model_version_id(self.job_id)
-        user, profile = UUID(job["user_id"]), UUID(job["profile_id"])
+        user, profile = job.user_id, job.profile_id
         model_key = keys.model_key(user, profile, version)
         config_key = keys.model_config_key(user, profile, version)
         with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir) as tmp:

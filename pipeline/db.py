@@ -1,4 +1,5 @@
-"""Calls the database's named SQL functions; every rule lives there (ARCHITECTURE §3).
+"""Calls the database's named SQL functions; every rule lives there
+(docs/architecture.md, "The database is the brain").
 
 One interface, `Database.call(fn, **args)`, with two transports:
 - `PostgresDatabase`: psycopg 3 pool; no server-side prepared statements, so it works through

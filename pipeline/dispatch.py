@@ -1,9 +1,11 @@
 """Starting background work: `spawn(kind, target_id) -> call_id`, `cancel(call_id)`.
 
 The caller commits the row first, then spawns; the row stays the source of truth, so a lost
-spawn is found by the reaper or the reconciler. Implementations: `inline` runs the work in
-the caller (tests), `thread` in a background pool (local stack); Modal's comes with the
-deployment, the subprocess GPU worker with training.
+spawn is found by the reaper or the reconciler. Here: `InlineDispatcher` runs the work in the
+caller (tests), `ThreadDispatcher` in a background pool (the probe on the local stack),
+`SubprocessDispatcher` as `python -m gpu …` child processes (local GPU work) and
+`RoutingDispatcher` picks one per kind; `pipeline.dispatch_modal.ModalDispatcher` spawns the
+deployed Modal functions.
 """
 
 import logging

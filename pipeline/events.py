@@ -3,7 +3,8 @@
 The object key is the security boundary: a message acts only if its key parses and names a
 row that the key's user owns under the key's profile. Everything else is ignored and counted.
 Deliveries are at-least-once; a `(bucket, key, eTag)` seen before is skipped, and every
-action below is itself a no-op when repeated.
+action below is itself a no-op when repeated (docs/architecture.md, "Events: push, pull and
+the reconciler").
 """
 
 import logging
@@ -82,13 +83,13 @@ class EventHandler:
     def _conversion_input(self, event: R2Event, parsed: keys.ParsedKey) -> EventOutcome:
         key = event.object.key
         job = self.repo.get_job_by_id("conversion", parsed.object_id)
-        if job is None or (job["user_id"], job["profile_id"], job["input_key"]) != (
-            str(parsed.user_id), str(parsed.profile_id), key,
+        if job is None or (job.user_id, job.profile_id, job.input_key) != (
+            parsed.user_id, parsed.profile_id, key,
         ):  # fmt: skip
             return self._ignore(key, "no such conversion for that user")
-        if not event.is_create or job["status"] != "awaiting_upload":
-            return EventOutcome(key=key, outcome="no_op", reason=f"job is {job['status']}")
+        if not event.is_create or job.status != "awaiting_upload":
+            return EventOutcome(key=key, outcome="no_op", reason=f"job is {job.status}")
         queued = self.repo.queue_conversion(parsed.object_id)
-        if queued["status"] == "queued" and self.on_conversion_queued is not None:
+        if queued.status == "queued" and self.on_conversion_queued is not None:
             self.on_conversion_queued(parsed.object_id)
         return EventOutcome(key=key, outcome="queued")

@@ -1,6 +1,7 @@
 """The audio formats a client may declare, by extension and content type."""
 
 from pipeline.errors import PipelineError
+from pipeline.settings import MB
 
 CONTENT_TYPES: dict[str, frozenset[str]] = {
     "wav": frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"}),
@@ -28,12 +29,18 @@ def check_declared_format(ext: str, content_type: str, allowed: list[str]) -> st
     return mime
 
 
+def too_large_message(max_bytes: int, noun: str = "Files") -> str:
+    """The one sentence a person reads about a size limit, whichever check refuses the file:
+    the API on the declared size, the probe or the conversion worker on the stored one."""
+    return f"{noun} can be at most {max_bytes // MB} MB."
+
+
 def check_size(size_bytes: int, max_bytes: int) -> None:
     if size_bytes <= 0:
         raise PipelineError("INVALID_ARGUMENT", "The file is empty.", {"size_bytes": size_bytes})
     if size_bytes > max_bytes:
         raise PipelineError(
             "TOO_LARGE",
-            f"Files can be at most {max_bytes // (1024 * 1024)} MB.",
+            too_large_message(max_bytes),
             {"size_bytes": size_bytes, "max_bytes": max_bytes},
         )

@@ -1,4 +1,5 @@
-"""Object keys of ARCHITECTURE §6: the one place that builds and parses them.
+"""The object keys (docs/architecture.md, "Object keys"): the one place that builds and
+parses them.
 
 The parser is a security boundary for events: anything that does not match the layout
 exactly (UUIDs in canonical form, known leaf names) is rejected, never guessed at.

@@ -1,7 +1,8 @@
 """Starting GPU work for a job row that has just committed.
 
 If the spawn fails, the job fails at once with its quota refunded; otherwise the call id is
-stored on the row so a cancel can reach the worker. The row stays the source of truth.
+stored on the row so a cancel can reach the worker. The row stays the source of truth
+(docs/architecture.md, "GPU work: claim, heartbeat, cancel, resume").
 """
 
 import logging
@@ -9,10 +10,11 @@ from uuid import UUID
 
 from pipeline.dispatch import Dispatcher
 from pipeline.errors import Unavailable
-from pipeline.repository import JobKind, Repository
+from pipeline.repository import Repository
+from schemas.jobs import JobKind, JobRow
 
 log = logging.getLogger(__name__)
-WORKER_KIND = {"training": "train", "conversion": "convert"}
+WORKER_KIND: dict[JobKind, str] = {"training": "train", "conversion": "convert"}
 
 
 def launch(repo: Repository, dispatcher: Dispatcher, kind: JobKind, job_id: UUID) -> None:
@@ -28,13 +30,13 @@ def launch(repo: Repository, dispatcher: Dispatcher, kind: JobKind, job_id: UUID
 
 def cancel(
     repo: Repository, dispatcher: Dispatcher, kind: JobKind, user_id: UUID, job_id: UUID
-) -> dict:
+) -> JobRow:
     """Cancels in SQL first (refund, final state); then asks the worker to stop, best effort:
     a worker that misses the signal sees the canceled row at its next heartbeat."""
     row = repo.cancel_job(kind, user_id, job_id)
-    if row["status"] == "canceled" and row.get("modal_call_id"):
+    if row.status == "canceled" and row.worker_call_id:
         try:
-            dispatcher.cancel(row["modal_call_id"])
+            dispatcher.cancel(row.worker_call_id)
         except Exception:
             log.warning("could not signal the worker of %s %s", kind, job_id)
     return row

@@ -5,13 +5,14 @@ the event is retried; only a judgement about the audio itself is ever recorded.
 """
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from pipeline.audio import AudioError, AudioStats, measure
 from pipeline.errors import Unavailable
+from pipeline.formats import too_large_message
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -30,15 +31,14 @@ class Verdict:
 
 
 def _rejected(stats: AudioStats, settings: Settings) -> tuple[str, str] | None:
-    minutes = settings.max_dataset_file_seconds / 60
+    """The first rule the measured file breaks. Too long is not here: `measure` stops
+    decoding and refuses the file as soon as it passes the limit."""
     checks = [
         (stats.channels > settings.max_channels, "TOO_MANY_CHANNELS",
          f"This file has {stats.channels} channels; use a mono or stereo vocal."),
         (stats.sample_rate < settings.min_sample_rate, "LOW_SAMPLE_RATE",
          f"{stats.sample_rate} Hz is too low for singing; use at least "
          f"{settings.min_sample_rate} Hz."),
-        (stats.duration_sec > settings.max_dataset_file_seconds, "TOO_LONG",
-         f"Files can be at most {minutes:g} minutes long; split this one."),
         (stats.duration_sec < settings.min_dataset_file_seconds, "TOO_SHORT",
          f"This clip is shorter than {settings.min_dataset_file_seconds:g} seconds."),
         (stats.clipping_ratio > CLIPPED_RATIO, "CLIPPED",
@@ -70,19 +70,7 @@ def _grade(stats: AudioStats) -> tuple[str, str]:
 
 def assess(stats: AudioStats, settings: Settings) -> Verdict:
     grade, notes = _grade(stats)
-    probe = {
-        "duration_sec": stats.duration_sec,
-        "sample_rate": stats.sample_rate,
-        "channels": stats.channels,
-        "format": stats.format,
-        "loudness_lufs": stats.loudness_lufs,
-        "peak_dbfs": stats.peak_dbfs,
-        "clipping_ratio": stats.clipping_ratio,
-        "silence_ratio": stats.silence_ratio,
-        "snr_db": stats.snr_db,
-        "quality_grade": grade,
-        "quality_notes": notes,
-    }
+    probe = asdict(stats) | {"quality_grade": grade, "quality_notes": notes}
     rejection = _rejected(stats, settings)
     if rejection:
         return Verdict(probe, *rejection)
@@ -113,7 +101,7 @@ def probe_dataset_file(repo: Repository, storage: Storage, file_id: UUID) -> Dat
         return repo.record_probe(
             file_id, etag=info.etag, size_bytes=info.size, probe={},
             reject_code="TOO_LARGE",
-            reject_message=f"Files can be at most {settings.max_file_bytes // 2**20} MB.",
+            reject_message=too_large_message(settings.max_file_bytes),
         )  # fmt: skip
     if info.size == 0:
         return repo.record_probe(

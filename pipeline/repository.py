@@ -9,16 +9,34 @@ from uuid import UUID
 
 from pipeline.db import Database
 from pipeline.settings import Settings
-from schemas.jobs import ConversionJob, ModelVersion, TrainingJob
+from schemas.jobs import (
+    ConversionJob,
+    ConversionJobRow,
+    JobKind,
+    JobRow,
+    ModelVersion,
+    ModelVersionRow,
+    TrainingInput,
+    TrainingJob,
+    TrainingJobRow,
+)
 from schemas.pitch import PitchAdvice, PitchRange
 from schemas.profiles import DatasetFile, Profile, ProfileDetail
 from schemas.quota import Quota
 
-JobKind = str  # "training" | "conversion"
-JOB_MODELS: dict[str, type[TrainingJob] | type[ConversionJob]] = {
+# What a client sees of a job, and the whole row the server and the workers read.
+JOB_MODELS: dict[JobKind, type[TrainingJob] | type[ConversionJob]] = {
     "training": TrainingJob,
     "conversion": ConversionJob,
 }
+JOB_ROWS: dict[JobKind, type[TrainingJobRow] | type[ConversionJobRow]] = {
+    "training": TrainingJobRow,
+    "conversion": ConversionJobRow,
+}
+
+
+def _job_row(kind: JobKind, row: dict[str, Any]) -> JobRow:
+    return JOB_ROWS[kind].model_validate(row)
 
 
 class Repository:
@@ -72,11 +90,12 @@ class Repository:
         rows = self.db.call("list_dataset_files", user_id=user_id, profile_id=profile_id)
         return [DatasetFile.model_validate(r) for r in rows]
 
-    def delete_dataset_file(self, user_id: UUID, profile_id: UUID, file_id: UUID) -> dict[str, Any]:
+    def delete_dataset_file(self, user_id: UUID, profile_id: UUID, file_id: UUID) -> DatasetFile:
         """The deleted row, object key included, so the caller can remove the object."""
-        return self.db.call(
+        row = self.db.call(
             "delete_dataset_file", user_id=user_id, profile_id=profile_id, file_id=file_id
         )
+        return DatasetFile.model_validate(row)
 
     def record_probe(
         self,
@@ -117,16 +136,17 @@ class Repository:
         return DatasetFile.model_validate(row) if row else None
 
     # Jobs
-    def get_job_by_id(self, kind: JobKind, job_id: UUID) -> dict[str, Any] | None:
+    def get_job_by_id(self, kind: JobKind, job_id: UUID) -> JobRow | None:
         """Any user's job, by id: for workers and the event path."""
-        return self.db.call("get_job_by_id", kind=kind, job_id=job_id)
+        row = self.db.call("get_job_by_id", kind=kind, job_id=job_id)
+        return _job_row(kind, row) if row else None
 
     def get_job(self, kind: JobKind, user_id: UUID, job_id: UUID) -> TrainingJob | ConversionJob:
         return JOB_MODELS[kind].model_validate(self.get_job_row(kind, user_id, job_id))
 
-    def get_job_row(self, kind: JobKind, user_id: UUID, job_id: UUID) -> dict[str, Any]:
+    def get_job_row(self, kind: JobKind, user_id: UUID, job_id: UUID) -> JobRow:
         """The whole row (object keys included) of the caller's job; NOT_FOUND otherwise."""
-        return self.db.call("get_job", kind=kind, user_id=user_id, job_id=job_id)
+        return _job_row(kind, self.db.call("get_job", kind=kind, user_id=user_id, job_id=job_id))
 
     def list_jobs(
         self, kind: JobKind, user_id: UUID, profile_id: UUID | None = None, limit: int = 50
@@ -182,24 +202,26 @@ class Repository:
         )
         return ConversionJob.model_validate(row)
 
-    def claim_job(self, kind: JobKind, job_id: UUID) -> dict[str, Any]:
-        return self.db.call("claim_job", kind=kind, job_id=job_id)
+    def claim_job(self, kind: JobKind, job_id: UUID) -> JobRow:
+        return _job_row(kind, self.db.call("claim_job", kind=kind, job_id=job_id))
 
-    def heartbeat_job(
-        self, kind: JobKind, job_id: UUID, progress: dict[str, Any]
-    ) -> dict[str, Any]:
-        return self.db.call("heartbeat_job", kind=kind, job_id=job_id, progress=progress)
+    def heartbeat_job(self, kind: JobKind, job_id: UUID, progress: dict[str, Any]) -> JobRow:
+        row = self.db.call("heartbeat_job", kind=kind, job_id=job_id, progress=progress)
+        return _job_row(kind, row)
 
-    def set_job_call_id(self, kind: JobKind, job_id: UUID, call_id: str) -> dict[str, Any]:
-        return self.db.call("set_job_call_id", kind=kind, job_id=job_id, call_id=call_id)
+    def set_job_call_id(self, kind: JobKind, job_id: UUID, call_id: str) -> JobRow:
+        row = self.db.call("set_job_call_id", kind=kind, job_id=job_id, call_id=call_id)
+        return _job_row(kind, row)
 
-    def fail_job(self, kind: JobKind, job_id: UUID, code: str, message: str) -> dict[str, Any]:
-        return self.db.call(
+    def fail_job(self, kind: JobKind, job_id: UUID, code: str, message: str) -> JobRow:
+        row = self.db.call(
             "fail_job", kind=kind, job_id=job_id, error_code=code, error_message=message
         )
+        return _job_row(kind, row)
 
-    def cancel_job(self, kind: JobKind, user_id: UUID, job_id: UUID) -> dict[str, Any]:
-        return self.db.call("cancel_job", kind=kind, user_id=user_id, job_id=job_id)
+    def cancel_job(self, kind: JobKind, user_id: UUID, job_id: UUID) -> JobRow:
+        row = self.db.call("cancel_job", kind=kind, user_id=user_id, job_id=job_id)
+        return _job_row(kind, row)
 
     def finish_training(
         self,
@@ -209,8 +231,8 @@ class Repository:
         config_key: str,
         size_bytes: int,
         metrics: dict[str, Any],
-    ) -> dict[str, Any]:
-        return self.db.call(
+    ) -> TrainingJobRow:
+        row = self.db.call(
             "finish_training",
             job_id=job_id,
             model_version_id=model_version_id,
@@ -219,6 +241,7 @@ class Repository:
             size_bytes=size_bytes,
             metrics=metrics,
         )
+        return TrainingJobRow.model_validate(row)
 
     def record_training_pitch(self, job_id: UUID, pitch_range: PitchRange | None) -> None:
         """The training audio's range; the model version the job finishes with takes it."""
@@ -228,17 +251,19 @@ class Repository:
     def record_conversion_pitch(self, job_id: UUID, pitch: PitchAdvice) -> None:
         self.db.call("record_conversion_pitch", job_id=job_id, pitch=pitch.model_dump())
 
-    def training_inputs(self, job_id: UUID) -> list[dict[str, Any]]:
-        """The ready dataset files a training job trains on: id, object key, duration."""
-        return self.db.call("training_inputs", job_id=job_id)
+    def training_inputs(self, job_id: UUID) -> list[TrainingInput]:
+        """The ready dataset files a training job trains on."""
+        rows = self.db.call("training_inputs", job_id=job_id)
+        return [TrainingInput.model_validate(r) for r in rows]
 
     def list_model_versions(self, user_id: UUID, profile_id: UUID) -> list[ModelVersion]:
         rows = self.db.call("list_model_versions", user_id=user_id, profile_id=profile_id)
         return [ModelVersion.model_validate(r) for r in rows]
 
-    def get_model_version(self, user_id: UUID, model_version_id: UUID) -> dict[str, Any]:
-        """The row with its keys, for a download; owner-checked."""
-        return self.db.call("get_model_version", user_id=user_id, model_version_id=model_version_id)
+    def get_model_version(self, user_id: UUID, model_version_id: UUID) -> ModelVersionRow:
+        """The row with its keys, for a download or a worker; owner-checked."""
+        row = self.db.call("get_model_version", user_id=user_id, model_version_id=model_version_id)
+        return ModelVersionRow.model_validate(row)
 
     def activate_model_version(
         self, user_id: UUID, profile_id: UUID, model_version_id: UUID
@@ -251,18 +276,19 @@ class Repository:
         )
         return Profile.model_validate(row)
 
-    def queue_conversion(self, job_id: UUID) -> dict[str, Any]:
-        return self.db.call("queue_conversion", job_id=job_id)
+    def queue_conversion(self, job_id: UUID) -> ConversionJobRow:
+        return ConversionJobRow.model_validate(self.db.call("queue_conversion", job_id=job_id))
 
     def finish_conversion(
         self, job_id: UUID, output_key: str, input_duration_sec: float
-    ) -> dict[str, Any]:
-        return self.db.call(
+    ) -> ConversionJobRow:
+        row = self.db.call(
             "finish_conversion",
             job_id=job_id,
             output_key=output_key,
             input_duration_sec=input_duration_sec,
         )
+        return ConversionJobRow.model_validate(row)
 
     # Quotas and maintenance
     def quota_status(self, user_id: UUID) -> Quota:

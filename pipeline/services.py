@@ -23,19 +23,21 @@ from pipeline.webhooks import WebhookKeys
 
 @dataclass
 class Services:
+    """Built once per process by `build_services`; every request and job shares them."""
+
     settings: Settings
     db: Database
     storage: Storage
     verifier: TokenVerifier
     webhook_keys: WebhookKeys
+    repo: Repository = field(init=False)
     dispatcher: Dispatcher = field(init=False)
+    events: EventHandler = field(init=False)
 
-    @property
-    def repo(self) -> Repository:
-        return Repository(self.db, self.settings)
+    def __post_init__(self) -> None:
+        self.repo = Repository(self.db, self.settings)
 
-    @property
-    def events(self) -> EventHandler:
+    def _event_handler(self) -> EventHandler:
         repo, dispatcher = self.repo, self.dispatcher
 
         def start_conversion(job_id: UUID) -> None:
@@ -69,6 +71,7 @@ def build_services(settings: Settings, dispatcher: Dispatcher | None = None) -> 
         webhook_keys=WebhookKeys.parse(secret, settings.webhook_public_key),
     )
     services.dispatcher = dispatcher or _dispatcher(settings, services.runners())
+    services.events = services._event_handler()
     return services
 
 

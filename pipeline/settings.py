@@ -1,6 +1,7 @@
 """Every knob of the pipeline, read from the environment (prefix ``VC_``) or a ``.env`` file.
 
-Defaults are the product decisions of ARCHITECTURE §7; operators override them per deployment.
+Defaults are the product's decisions (docs/architecture.md, "Limits"); operators override
+them per deployment.
 """
 
 import json
@@ -41,7 +42,7 @@ class Settings(BaseSettings):
 
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000"])
 
-    # Limits (ARCHITECTURE §7).
+    # Limits (docs/architecture.md, "Limits").
     allowed_formats: list[str] = Field(default_factory=lambda: ["wav", "flac", "mp3"])
     max_file_bytes: int = Field(200 * MB, gt=0)
     max_dataset_file_seconds: float = Field(6 * 60, gt=0)

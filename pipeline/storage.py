@@ -4,7 +4,6 @@ Presigned PUTs sign content type and length, so the store itself refuses an uplo
 differs from what the API agreed to; presigned GETs are short-lived.
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,21 +112,6 @@ class Storage:
 
     def upload_file(self, path: Path, key: str, content_type: str) -> None:
         self._s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
-
-    def upload_stream(self, stream: BinaryIO, key: str, content_type: str) -> None:
-        self._s3.upload_fileobj(stream, self.bucket, key, ExtraArgs={"ContentType": content_type})
-
-    def list_prefix(self, prefix: str) -> Iterator[ObjectInfo]:
-        paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield ObjectInfo(
-                    key=item["Key"],
-                    size=int(item["Size"]),
-                    etag=str(item.get("ETag", "")).strip('"'),
-                    content_type=None,
-                    last_modified=item.get("LastModified"),
-                )
 
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=key)

@@ -1,6 +1,6 @@
 """Jobs: what a client may ask for, what a worker reports, and the rows both read."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -12,6 +12,26 @@ from schemas.pitch import DEFAULT_F0_METHOD, F0Method, PitchAdvice, PitchRange
 TrainingStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 ConversionStatus = Literal[
     "awaiting_upload", "queued", "running", "succeeded", "failed", "canceled"
+]
+JobKind = Literal["training", "conversion"]
+# Where a job is, as its `progress.phase`: the SQL functions write `awaiting_upload`,
+# `queued` and the three endings; the workers write the others (training: download, prepare,
+# features, train, upload; conversion: download, load_model, pitch, convert, upload). The page
+# has a sentence for each phase it shows (tests/test_schemas.py holds it to this list).
+Phase = Literal[
+    "awaiting_upload",
+    "queued",
+    "download",
+    "prepare",
+    "features",
+    "train",
+    "load_model",
+    "pitch",
+    "convert",
+    "upload",
+    "succeeded",
+    "failed",
+    "canceled",
 ]
 
 
@@ -37,7 +57,7 @@ class ConversionParams(Request):
 class Progress(Model):
     """What a worker writes with each heartbeat; every field but the phase is optional."""
 
-    phase: str = "queued"
+    phase: Phase = "queued"
     step: int | None = None
     total_steps: int | None = None
     epoch: int | None = None
@@ -78,6 +98,31 @@ class ConversionJob(JobBase):
     pitch: PitchAdvice | None = None  # the input's range, the voice's, a suggested transpose
 
 
+class JobRowBase(Model):
+    """What every job row holds beyond what a client sees: for workers and the server."""
+
+    user_id: UUID
+    worker_call_id: str | None = None
+    quota_period_start: date
+    quota_state: Literal["reserved", "charged", "refunded"]
+
+
+class TrainingJobRow(TrainingJob, JobRowBase):
+    """A training job's whole row."""
+
+
+class ConversionJobRow(ConversionJob, JobRowBase):
+    """A conversion job's whole row, object keys included: for the worker, the event path
+    and download links."""
+
+    input_key: str
+    output_key: str | None = None
+    input_size_bytes: int | None = None
+
+
+JobRow = TrainingJobRow | ConversionJobRow
+
+
 class ModelVersion(Model):
     id: UUID
     profile_id: UUID
@@ -88,3 +133,27 @@ class ModelVersion(Model):
     pitch_range: PitchRange | None = None  # of its training audio: where this voice sings
     created_at: datetime
     active: bool = False
+
+
+class ModelVersionRow(ModelVersion):
+    """The row with its object keys: for a download link and for a worker loading it."""
+
+    user_id: UUID
+    model_key: str
+    config_key: str
+
+
+class TrainingInput(Model):
+    """One ready dataset file a training job trains on."""
+
+    id: UUID
+    object_key: str
+    duration_sec: float
+
+
+class ModelDownload(Model):
+    """Short-lived links to a model version's weights and config."""
+
+    model_url: str
+    config_url: str
+    expires_in: int

@@ -57,7 +57,7 @@ def settings(stack: LocalStack) -> Settings:
         db_pool_max=60,
         dispatch="inline",
         webhook_secret=WEBHOOK_SECRET,
-        webhook_public_key=stack._relay_keys()[1],
+        webhook_public_key=stack.relay_keys()[1],
         min_dataset_seconds=20,  # six short clips train in seconds on a CPU
         model_cache_dir=str(MODEL_CACHE),
         work_dir=str(root / "work"),
@@ -75,7 +75,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def relay_secret_key(stack: LocalStack) -> str:
-    return stack._relay_keys()[0]
+    return stack.relay_keys()[0]
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,7 @@ def convert_here(repo, storage, settings, cache, voice_, samples, rate=44100, **
     job = repo.get_job_by_id("conversion", job_id)
     if status != "succeeded":
         return job, None
-    body = storage.open_stream(job["output_key"]).read()
+    body = storage.open_stream(job.output_key).read()
     out, out_rate = sf.read(io.BytesIO(body), dtype="float32")
     assert out_rate == 44100
     return job, out
@@ -166,11 +166,11 @@ def test_bad_inputs_fail_with_a_code_and_refund(repo, services, trained_voice, c
     used = repo.quota_status(voice_.user_id).conversion.used
     truncated = encode(voice(2.0)[:, 0], 44100, "wav")[:30]
     job, _ = convert_here(repo, services.storage, services.settings, converter, voice_, truncated)
-    assert (job["status"], job["error_code"]) == ("failed", "CORRUPT_AUDIO")
+    assert (job.status, job.error_code) == ("failed", "CORRUPT_AUDIO")
     short = Repository(repo.db, repo.settings.model_copy(update={"max_conversion_seconds": 2.0}))
     job, _ = convert_here(short, services.storage, short.settings, converter, voice_,
                           voice(3.0)[:, 0])  # fmt: skip
-    assert (job["status"], job["error_code"]) == ("failed", "TOO_LONG")
+    assert (job.status, job.error_code) == ("failed", "TOO_LONG")
     assert repo.quota_status(voice_.user_id).conversion.used == used
 
 
@@ -193,7 +193,7 @@ def _peak_rss_of_conversion(env, repo, storage, voice_, seconds: float) -> float
             peak = max(peak, proc.memory_info().rss)
         time.sleep(0.05)
     assert proc.returncode == 0
-    assert repo.get_job_by_id("conversion", job_id)["status"] == "succeeded"
+    assert repo.get_job_by_id("conversion", job_id).status == "succeeded"
     return peak / 2**20
 
 

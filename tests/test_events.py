@@ -170,7 +170,7 @@ def test_reconciler_expires_uploads_that_never_came(services, repo, alice) -> No
 
 
 def test_local_relay_makes_uploads_event_driven(stack, api_url, repo, alice, services) -> None:
-    secret, _ = stack._relay_keys()
+    secret, _ = stack.relay_keys()
     relay = LocalRelay(
         f"127.0.0.1:{stack.s3.ports.filer}", services.settings.s3_bucket, api_url, secret
     ).start()
@@ -189,3 +189,10 @@ def test_local_relay_makes_uploads_event_driven(stack, api_url, repo, alice, ser
             time.sleep(0.2)
     finally:
         relay.stop()
+
+
+def test_services_build_the_repository_and_the_handler_once(services) -> None:
+    """One process, one of each: the handler keeps its dispatcher and repository for good."""
+    assert services.repo is services.repo
+    assert services.events is services.events
+    assert services.events.repo is services.repo

@@ -74,3 +74,26 @@ def test_realtime_publication_covers_job_and_dataset_tables(stack: LocalStack) -
             ).fetchall()
         }
     assert {"dataset_files", "training_jobs", "conversion_jobs", "model_versions"} <= published
+
+
+def test_job_tables_name_the_worker_call_for_what_it_is_and_no_function_uses_the_old_name(
+    stack: LocalStack,
+) -> None:
+    """The call id is Modal's in production and `local-<pid>` locally: `worker_call_id`.
+    A function re-created later from an old copy would still say `modal_call_id` and fail
+    only when it runs, so the stored function bodies are checked too."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        columns = conn.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = 'public' and column_name like '%call_id'"
+        ).fetchall()
+        stale = conn.execute(
+            "select n.nspname || '.' || p.proname from pg_proc p "
+            "join pg_namespace n on n.oid = p.pronamespace "
+            "where n.nspname in ('public', 'svc_private') and p.prosrc like '%modal_call_id%'"
+        ).fetchall()
+    assert sorted(columns) == [
+        ("conversion_jobs", "worker_call_id"),
+        ("training_jobs", "worker_call_id"),
+    ]
+    assert stale == []

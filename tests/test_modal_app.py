@@ -132,7 +132,7 @@ def test_modal_dispatcher_stores_the_call_and_cancels_it(repo, alice) -> None:
     launch(repo, dispatcher, "training", job.id)
     assert fake.spawned == [("svc-pipeline.train", str(job.id), "fc-0")]
     row = repo.get_job_by_id("training", job.id)
-    assert row["modal_call_id"] == "fc-0"
+    assert row.worker_call_id == "fc-0"
     cancel(repo, dispatcher, "training", alice.id, job.id)
     assert fake.canceled == ["fc-0"]
     assert dispatcher.spawn("convert", job.id) == "fc-1"

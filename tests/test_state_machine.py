@@ -43,15 +43,15 @@ def test_training_lifecycle(repo, sql, alice, training) -> None:
     assert _code(lambda: repo.heartbeat_job("training", job.id, {})) == "INVALID_TRANSITION"
 
     claimed = repo.claim_job("training", job.id)
-    assert (claimed["status"], claimed["attempt"]) == ("running", 1)
+    assert (claimed.status, claimed.attempt) == ("running", 1)
     resumed = repo.claim_job("training", job.id)
-    assert (resumed["status"], resumed["attempt"]) == ("running", 2)
+    assert (resumed.status, resumed.attempt) == ("running", 2)
     beat = repo.heartbeat_job("training", job.id, {"phase": "train", "step": 5})
-    assert beat["progress"]["step"] == 5
+    assert beat.progress.step == 5
 
     done = _finish(repo, alice.id, profile.id, job.id)
-    assert done["status"] == "succeeded"
-    assert done["quota_state"] == "charged"
+    assert done.status == "succeeded"
+    assert done.quota_state == "charged"
     # Every later call changes nothing.
     for again in (
         lambda: _finish(repo, alice.id, profile.id, job.id),
@@ -60,7 +60,7 @@ def test_training_lifecycle(repo, sql, alice, training) -> None:
         lambda: repo.claim_job("training", job.id),
         lambda: repo.heartbeat_job("training", job.id, {"phase": "late"}),
     ):
-        assert again()["status"] == "succeeded"
+        assert again().status == "succeeded"
     versions = sql.execute(
         "select count(*) from public.model_versions where training_job_id = %s", (job.id,)
     ).fetchone()[0]
@@ -82,10 +82,10 @@ def test_canceled_training_is_final_and_refunded(repo, alice, bob, training) -> 
     _, job = training
     assert _code(lambda: repo.cancel_job("training", bob.id, job.id)) == "NOT_FOUND"
     canceled = repo.cancel_job("training", alice.id, job.id)
-    assert canceled["status"] == "canceled"
-    assert canceled["quota_state"] == "refunded"
-    assert repo.claim_job("training", job.id)["status"] == "canceled"
-    assert repo.fail_job("training", job.id, "X", "y")["status"] == "canceled"
+    assert canceled.status == "canceled"
+    assert canceled.quota_state == "refunded"
+    assert repo.claim_job("training", job.id).status == "canceled"
+    assert repo.fail_job("training", job.id, "X", "y").status == "canceled"
     assert repo.quota_status(alice.id).training.used == 0
 
 
@@ -108,15 +108,15 @@ def test_conversion_lifecycle(repo, alice) -> None:
     assert _code(lambda: repo.claim_job("conversion", job_id)) == "INVALID_TRANSITION"
     out = keys.conversion_output_key(alice.id, made["profile_id"], job_id)
     assert _code(lambda: repo.finish_conversion(job_id, out, 1.0)) == "INVALID_TRANSITION"
-    assert repo.queue_conversion(job_id)["status"] == "queued"
-    assert repo.queue_conversion(job_id)["status"] == "queued"
-    assert repo.claim_job("conversion", job_id)["status"] == "running"
-    assert repo.queue_conversion(job_id)["status"] == "running"
+    assert repo.queue_conversion(job_id).status == "queued"
+    assert repo.queue_conversion(job_id).status == "queued"
+    assert repo.claim_job("conversion", job_id).status == "running"
+    assert repo.queue_conversion(job_id).status == "running"
     wrong = keys.conversion_output_key(alice.id, made["profile_id"], uuid4())
     assert _code(lambda: repo.finish_conversion(job_id, wrong, 1.0)) == "INVALID_ARGUMENT"
     done = repo.finish_conversion(job_id, out, 3.5)
-    assert (done["status"], done["quota_state"]) == ("succeeded", "charged")
-    assert repo.cancel_job("conversion", alice.id, job_id)["status"] == "succeeded"
+    assert (done.status, done.quota_state) == ("succeeded", "charged")
+    assert repo.cancel_job("conversion", alice.id, job_id).status == "succeeded"
 
 
 def test_conversion_needs_a_model(repo, alice) -> None:

@@ -1,15 +1,18 @@
+"""`/profiles/{id}/conversions` and `/conversions/{id}`: convert a stem, watch, download."""
+
 from pathlib import PurePosixPath
+from typing import cast
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
-from endpoints.deps import ServicesDep, UserDep
+from endpoints.deps import RepoDep, ServicesDep, UserDep
 from pipeline.conversions import request_conversion
 from pipeline.errors import PipelineError
 from pipeline.launch import cancel
 from pipeline.services import Services
 from schemas.conversions import ConversionRequest, ConversionTicket, DownloadLink, InputUpload
-from schemas.jobs import ConversionJob
+from schemas.jobs import ConversionJob, ConversionJobRow
 
 router = APIRouter(tags=["conversions"])
 
@@ -26,6 +29,19 @@ def create_conversion(
     return ConversionTicket(job=job, upload=ticket)
 
 
+@router.get("/profiles/{profile_id}/conversions")
+def list_conversions(
+    profile_id: UUID, user: UserDep, repo: RepoDep, limit: int = Query(50, ge=1, le=200)
+) -> list[ConversionJob]:
+    repo.get_profile(user.id, profile_id)
+    return repo.list_jobs("conversion", user.id, profile_id, limit)
+
+
+@router.get("/conversions/{job_id}")
+def get_conversion(job_id: UUID, user: UserDep, repo: RepoDep) -> ConversionJob:
+    return repo.get_job("conversion", user.id, job_id)
+
+
 @router.post("/conversions/{job_id}/cancel")
 def cancel_conversion(job_id: UUID, user: UserDep, services: ServicesDep) -> ConversionJob:
     cancel(services.repo, services.dispatcher, "conversion", user.id, job_id)
@@ -36,25 +52,25 @@ def cancel_conversion(job_id: UUID, user: UserDep, services: ServicesDep) -> Con
 def download_output(job_id: UUID, user: UserDep, services: ServicesDep) -> DownloadLink:
     """The converted WAV, once the job has succeeded."""
     job = _job(services, user.id, job_id)
-    if job["status"] != "succeeded" or not job.get("output_key"):
+    if job.status != "succeeded" or not job.output_key:
         raise PipelineError("NOT_READY", "The conversion has not finished yet.",
-                            {"status": job["status"]})  # fmt: skip
-    stem = PurePosixPath(job.get("input_filename") or "audio").stem
-    return _link(services, job["output_key"], f"{stem}-converted.wav")
+                            {"status": job.status})  # fmt: skip
+    stem = PurePosixPath(job.input_filename or "audio").stem
+    return _link(services, job.output_key, f"{stem}-converted.wav")
 
 
 @router.get("/conversions/{job_id}/input")
 def download_input(job_id: UUID, user: UserDep, services: ServicesDep) -> DownloadLink:
     """The original upload, for listening before and after."""
     job = _job(services, user.id, job_id)
-    if job["status"] == "awaiting_upload" or services.storage.head(job["input_key"]) is None:
+    if job.status == "awaiting_upload" or services.storage.head(job.input_key) is None:
         raise PipelineError("NOT_READY", "The input has not been uploaded.",
-                            {"status": job["status"]})  # fmt: skip
-    return _link(services, job["input_key"], job.get("input_filename") or "input")
+                            {"status": job.status})  # fmt: skip
+    return _link(services, job.input_key, job.input_filename or "input")
 
 
-def _job(services: Services, user_id: UUID, job_id: UUID) -> dict:
-    return services.repo.get_job_row("conversion", user_id, job_id)
+def _job(services: Services, user_id: UUID, job_id: UUID) -> ConversionJobRow:
+    return cast(ConversionJobRow, services.repo.get_job_row("conversion", user_id, job_id))
 
 
 def _link(services: Services, key: str, filename: str) -> DownloadLink:

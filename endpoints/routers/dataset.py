@@ -1,3 +1,5 @@
+"""`/profiles/{id}/dataset`: upload, list and delete a profile's dataset files."""
+
 import logging
 from uuid import UUID
 
@@ -30,7 +32,7 @@ def delete_file(
 ) -> DatasetFile:
     row = services.repo.delete_dataset_file(user.id, profile_id, file_id)
     try:
-        services.storage.delete(row["object_key"])
+        services.storage.delete(row.object_key)
     except Exception:
-        log.warning("could not delete object %s; the row is deleted", row["object_key"])
-    return DatasetFile.model_validate(row)
+        log.warning("could not delete object %s; the row is deleted", row.object_key)
+    return row

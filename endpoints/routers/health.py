@@ -1,3 +1,5 @@
+"""`/health`: whether the database and the bucket answer."""
+
 from fastapi import APIRouter
 
 from endpoints.deps import ServicesDep

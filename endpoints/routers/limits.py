@@ -1,9 +1,11 @@
+"""`/limits`: the deployment's limits, public."""
+
 from fastapi import APIRouter
 
 from endpoints.deps import ServicesDep
 from schemas.limits import Limits
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["limits"])
 
 
 @router.get("/limits")

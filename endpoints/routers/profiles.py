@@ -1,3 +1,5 @@
+"""`/profiles`: create, list, read and delete voice profiles."""
+
 from uuid import UUID
 
 from fastapi import APIRouter, status

@@ -1,3 +1,5 @@
+"""`/quota`: what the signed-in user may still do this period."""
+
 from fastapi import APIRouter
 
 from endpoints.deps import RepoDep, UserDep

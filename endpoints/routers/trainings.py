@@ -1,12 +1,12 @@
+"""`/profiles/{id}/trainings` and `/trainings/{id}`: start, watch and cancel trainings."""
+
 from uuid import UUID
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, status
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep
 from pipeline.launch import cancel, launch
-from schemas.jobs import ModelVersion, TrainingJob, TrainingParams
-from schemas.profiles import Profile
+from schemas.jobs import TrainingJob, TrainingParams
 
 router = APIRouter(tags=["trainings"])
 
@@ -23,37 +23,20 @@ def start_training(
     return repo.get_job("training", user.id, job.id)
 
 
+@router.get("/profiles/{profile_id}/trainings")
+def list_trainings(
+    profile_id: UUID, user: UserDep, repo: RepoDep, limit: int = Query(50, ge=1, le=200)
+) -> list[TrainingJob]:
+    repo.get_profile(user.id, profile_id)
+    return repo.list_jobs("training", user.id, profile_id, limit)
+
+
+@router.get("/trainings/{job_id}")
+def get_training(job_id: UUID, user: UserDep, repo: RepoDep) -> TrainingJob:
+    return repo.get_job("training", user.id, job_id)
+
+
 @router.post("/trainings/{job_id}/cancel")
 def cancel_training(job_id: UUID, user: UserDep, services: ServicesDep) -> TrainingJob:
     cancel(services.repo, services.dispatcher, "training", user.id, job_id)
     return services.repo.get_job("training", user.id, job_id)
-
-
-@router.get("/profiles/{profile_id}/models")
-def list_models(profile_id: UUID, user: UserDep, repo: RepoDep) -> list[ModelVersion]:
-    """Newest first; `active` marks the one conversions use by default."""
-    return repo.list_model_versions(user.id, profile_id)
-
-
-@router.post("/profiles/{profile_id}/models/{version_id}/activate")
-def activate_model(profile_id: UUID, version_id: UUID, user: UserDep, repo: RepoDep) -> Profile:
-    return repo.activate_model_version(user.id, profile_id, version_id)
-
-
-class ModelDownload(BaseModel):
-    model_url: str
-    config_url: str
-    expires_in: int
-
-
-@router.get("/models/{version_id}/download")
-def download_model(version_id: UUID, user: UserDep, services: ServicesDep) -> ModelDownload:
-    """Short-lived links to `model.pth` and `config.json`."""
-    row = services.repo.get_model_version(user.id, version_id)
-    seconds = services.settings.download_url_seconds
-    storage = services.storage
-    return ModelDownload(
-        model_url=storage.presign_get(row["model_key"], seconds, f"model-{version_id}.pth"),
-        config_url=storage.presign_get(row["config_key"], seconds, f"config-{version_id}.json"),
-        expires_in=seconds,
-    )

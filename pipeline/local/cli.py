@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.local.realtime import WEBSOCKET_PATH
 from pipeline.local.stack import DEV_EMAIL, LocalStack, StackConfig
 
 app = typer.Typer(add_completion=False, help="The svc-pipeline local stack.")
@@ -27,6 +28,8 @@ def _print_running(stack: LocalStack, token: str, token_file: Path) -> None:
     table.add_row(
         "Auth JWKS", f"{stack.issuer.issuer}/.well-known/jwks.json" if stack.issuer else ""
     )
+    realtime = stack.supabase_url.replace("http", "ws", 1) + WEBSOCKET_PATH
+    table.add_row("Realtime", realtime)
     table.add_row("Data", str(stack.config.root))
     console.print(table)
     console.print(f"Dev token for {DEV_EMAIL} (also in {token_file}):")

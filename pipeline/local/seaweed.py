@@ -78,10 +78,6 @@ class SeaweedS3:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.s3}"
 
-    @property
-    def filer_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.filer}"
-
     def _write_config(self) -> Path:
         config = self.data_dir / "s3.json"
         identity = {

@@ -13,11 +13,14 @@ from uuid import UUID, uuid4
 
 import httpx
 import psycopg
+from starlette.routing import Mount
 
+from pipeline.auth import TokenVerifier
 from pipeline.local.issuer import LocalIssuer, ThreadedServer
 from pipeline.local.migrate import prepare_database
 from pipeline.local.postgres import start_postgres
 from pipeline.local.processes import stop_process
+from pipeline.local.realtime import RealtimeStandIn, apply_realtime_feed
 from pipeline.local.relay import LocalRelay
 from pipeline.local.seaweed import SeaweedPorts, SeaweedS3
 from pipeline.local.web import page_config, web_app
@@ -50,12 +53,15 @@ class LocalStack:
     servers: list[ThreadedServer] = field(default_factory=list)
     api: subprocess.Popen[bytes] | None = None
     relay: LocalRelay | None = None
+    realtime: RealtimeStandIn | None = None
 
     # Pieces ---------------------------------------------------------------------------
 
     def start_database(self) -> list[str]:
         self.postgres, self.database_url = start_postgres(self.config.root / "pg")
-        return prepare_database(self.database_url)
+        applied = prepare_database(self.database_url)
+        apply_realtime_feed(self.database_url)
+        return applied
 
     def start_storage(self) -> None:
         access, secret = self._s3_credentials()
@@ -73,14 +79,18 @@ class LocalStack:
                 time.sleep(0.5)
 
     def start_auth(self) -> None:
-        base = f"http://127.0.0.1:{self.config.auth_port}"
-        self.issuer = LocalIssuer(self.config.root / "auth" / "es256.pem", base)
-        self.servers.append(ThreadedServer(self.issuer.asgi_app(), self.config.auth_port).start())
+        """The Supabase stand-in on one port, as a project URL serves both: the token
+        issuer's JWKS under /auth/v1 and Realtime under /realtime/v1."""
+        self.issuer = LocalIssuer(self.config.root / "auth" / "es256.pem", self.supabase_url)
+        verifier = TokenVerifier.from_settings(self.settings())
+        self.realtime = RealtimeStandIn(self.database_url, verifier.verify)
+        app = self.realtime.app(Mount("/", self.issuer.asgi_app()))
+        self.servers.append(ThreadedServer(app, self.config.auth_port).start())
 
     def start_web(self) -> None:
         # offline, only `tiny` can train: `standard` fine-tunes weights fetched from the network
         preset = "tiny" if self.env()["VC_OFFLINE_MODELS"] == "true" else "standard"
-        config = page_config(self.api_url, DEV_EMAIL, preset)
+        config = page_config(self.api_url, DEV_EMAIL, preset, self.supabase_url)
         app = web_app(REPO_ROOT / "web" / "public", config, self.dev_session)
         self.servers.append(ThreadedServer(app, self.config.web_port).start())
 
@@ -106,7 +116,7 @@ class LocalStack:
     def start_relay(self, api_url: str | None = None) -> None:
         assert self.s3 is not None
         filer = f"127.0.0.1:{self.s3.ports.filer}"
-        secret, _ = self._relay_keys()
+        secret, _ = self.relay_keys()
         self.relay = LocalRelay(filer, self.config.bucket, api_url or self.api_url, secret).start()
 
     def prepare_models(self) -> bool:
@@ -148,6 +158,10 @@ class LocalStack:
         return f"http://127.0.0.1:{self.config.api_port}"
 
     @property
+    def supabase_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.auth_port}"
+
+    @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.config.web_port}"
 
@@ -159,13 +173,13 @@ class LocalStack:
         return {
             "VC_DB_TRANSPORT": "postgres",
             "VC_DATABASE_URL": self.database_url,
-            "VC_SUPABASE_URL": f"http://127.0.0.1:{self.config.auth_port}",
+            "VC_SUPABASE_URL": self.supabase_url,
             "VC_S3_ENDPOINT_URL": self.s3.endpoint_url,
             "VC_S3_BUCKET": self.config.bucket,
             "VC_S3_ACCESS_KEY_ID": self.s3.access_key,
             "VC_S3_SECRET_ACCESS_KEY": self.s3.secret_key,
             "VC_CORS_ORIGINS": json.dumps(self.cors_origins()),
-            "VC_WEBHOOK_PUBLIC_KEY": self._relay_keys()[1],
+            "VC_WEBHOOK_PUBLIC_KEY": self.relay_keys()[1],
             "VC_DISPATCH": "thread",
             "VC_MODEL_CACHE_DIR": str(self.config.root / "models"),
             "VC_WORK_DIR": str(self.config.root / "work"),
@@ -187,7 +201,7 @@ class LocalStack:
         creds = json.loads(path.read_text())
         return creds["access"], creds["secret"]
 
-    def _relay_keys(self) -> tuple[str, str]:
+    def relay_keys(self) -> tuple[str, str]:
         """The local relay's Ed25519 pair (whsk_, whpk_), made once and kept with the data."""
         path = self.config.root / "relay-keys.json"
         if not path.exists():

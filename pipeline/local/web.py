@@ -25,12 +25,15 @@ _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 Minter = Callable[[str], dict[str, Any]]
 
 
-def page_config(api_url: str, default_email: str, training_preset: str) -> dict[str, Any]:
-    return {
-        "apiUrl": api_url,
-        "auth": {"mode": "local", "sessionUrl": SESSION_PATH, "defaultEmail": default_email},
-        "trainingPreset": training_preset,
-    }
+def page_config(
+    api_url: str, default_email: str, training_preset: str, realtime_url: str | None = None
+) -> dict[str, Any]:
+    """realtime_url: the Supabase stand-in whose /realtime/v1 the page subscribes to, as it
+    does to a Supabase project's in production; None leaves the page to polling alone."""
+    auth = {"mode": "local", "sessionUrl": SESSION_PATH, "defaultEmail": default_email}
+    if realtime_url:
+        auth |= {"url": realtime_url, "realtime": True}
+    return {"apiUrl": api_url, "auth": auth, "trainingPreset": training_preset}
 
 
 def web_app(public_dir: Path, config: dict[str, Any], mint: Minter) -> Starlette:

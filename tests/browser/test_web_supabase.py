@@ -16,13 +16,13 @@ PASSWORD = "correct horse battery"
 class FakeGoTrue:
     """Answers the three calls the page makes: password sign-in, sign-up, sign-out."""
 
-    def __init__(self, stack, email: str) -> None:
-        self.stack, self.email = stack, email
+    def __init__(self, stack, email: str, base: str = SUPABASE) -> None:
+        self.stack, self.email, self.base = stack, email, base
         self.calls: list[str] = []
 
     def __call__(self, route: Route) -> None:
         request = route.request
-        path = request.url.removeprefix(SUPABASE).split("?")[0]
+        path = request.url.removeprefix(self.base).split("?")[0]
         self.calls.append(f"{request.method} {path}")
         if path == "/auth/v1/logout":
             route.fulfill(status=204)

@@ -6,15 +6,23 @@ import { ApiError, errorFrom } from "./api.js";
 const LOCAL_KEY = "svc.local-session";
 
 export async function createAuth(config) {
-  return config.auth?.mode === "supabase" ? SupabaseAuth.create(config.auth) : new LocalAuth(config.auth || {});
+  return config.auth?.mode === "supabase" ? SupabaseAuth.create(config.auth) : LocalAuth.create(config.auth || {});
 }
 
 class LocalAuth {
+  /** With `realtime` and `url` (the local stack's Supabase stand-in), the page subscribes to
+   * Realtime through supabase-js exactly as in production, with the local token. */
+  static async create(options) {
+    if (options.realtime && options.url) await loadScript("vendor/supabase.js");
+    return new LocalAuth(options);
+  }
+
   constructor(options) {
     this.mode = "local";
     this.options = options;
     this.listeners = [];
     this.session = null;
+    this.client = null; // a Realtime-only supabase-js client for the current session
   }
 
   async init() {
@@ -28,7 +36,18 @@ class LocalAuth {
   }
 
   get user() { return this.session?.user || null; }
-  get realtime() { return null; }
+
+  get realtime() {
+    if (!this.options.realtime || !this.options.url || !window.supabase || !this.session) return null;
+    if (!this.client) {
+      const token = this.session.access_token;
+      this.client = window.supabase.createClient(this.options.url, "local", { accessToken: async () => token });
+      // now, not a tick later as createClient does: a channel subscribed before would join
+      // without the token, as anon, and hear of nothing
+      this.client.realtime.setAuth(token);
+    }
+    return this.client;
+  }
 
   async token() {
     if (this.session && this.session.expires_at * 1000 <= Date.now()) {
@@ -49,12 +68,14 @@ class LocalAuth {
     }
     if (!response.ok) throw await errorFrom(response);
     this.session = await response.json();
+    this.client = null; // the next one carries the new token
     localStorage.setItem(LOCAL_KEY, JSON.stringify(this.session));
     this.emit();
   }
 
   async signOut(reason) {
     this.session = null;
+    this.client = null;
     localStorage.removeItem(LOCAL_KEY);
     this.emit(reason);
   }

@@ -1,17 +1,27 @@
 // Keeps a panel fresh: polls while something is in flight, and when Supabase Realtime is
 // configured, refreshes at once on a change to the person's own rows (RLS filters them).
+//
+// Each start() subscribes on a topic of its own. realtime-js's channel(topic) hands back any
+// channel of that topic it still holds, whose subscribe() does nothing once it is leaving.
+// With the vendored realtime-js (Phoenix's leave() closes the channel at once, without
+// waiting for the server) removeChannel() has dropped the old one by then; a topic per start
+// keeps a restart working whatever a later version does with the leave, and the callback
+// ignores a channel that is no longer this panel's.
 
 import { showError } from "./ui.js";
 
+let topics = 0;
+
 export class Live {
   /** refresh() returns true while there is still something to wait for. */
-  constructor(ctx, table, refresh, intervalMs = 1500) {
+  constructor(ctx, table, refresh, intervalMs = ctx.config?.pollMs ?? 1500) {
     this.ctx = ctx;
     this.table = table;
     this.refresh = refresh;
     this.intervalMs = intervalMs;
     this.timer = null;
     this.channel = null;
+    this.client = null; // the client the channel belongs to: sign-out may replace auth's
     this.running = false;
   }
 
@@ -21,12 +31,20 @@ export class Live {
     const realtime = this.ctx.auth.realtime;
     const user = this.ctx.auth.user;
     if (realtime && user) {
-      this.channel = realtime
-        .channel(`${this.table}-${user.id}`)
+      const channel = realtime
+        .channel(`${this.table}-${user.id}-${++topics}`)
         .on("postgres_changes", { event: "*", schema: "public", table: this.table, filter: `user_id=eq.${user.id}` },
-          () => this.tick())
-        .subscribe();
+          () => { if (this.channel === channel) this.changed(); });
+      this.channel = channel;
+      this.client = realtime;
+      channel.subscribe();
     }
+    this.tick();
+  }
+
+  /** A row changed: refresh now, in place of the poll that was due. */
+  changed() {
+    clearTimeout(this.timer);
     this.tick();
   }
 
@@ -39,8 +57,9 @@ export class Live {
     this.running = false;
     clearTimeout(this.timer);
     this.timer = null;
-    if (this.channel) this.ctx.auth.realtime?.removeChannel(this.channel);
+    if (this.channel) this.client.removeChannel(this.channel);
     this.channel = null;
+    this.client = null;
   }
 
   schedule(delay) {

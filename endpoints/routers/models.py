@@ -1,0 +1,35 @@
+"""`/profiles/{id}/models` and `/models/{version}`: a profile's trained model versions."""
+
+from uuid import UUID
+
+from fastapi import APIRouter
+
+from endpoints.deps import RepoDep, ServicesDep, UserDep
+from schemas.jobs import ModelDownload, ModelVersion
+from schemas.profiles import Profile
+
+router = APIRouter(tags=["models"])
+
+
+@router.get("/profiles/{profile_id}/models")
+def list_models(profile_id: UUID, user: UserDep, repo: RepoDep) -> list[ModelVersion]:
+    """Newest first; `active` marks the one conversions use by default."""
+    return repo.list_model_versions(user.id, profile_id)
+
+
+@router.post("/profiles/{profile_id}/models/{version_id}/activate")
+def activate_model(profile_id: UUID, version_id: UUID, user: UserDep, repo: RepoDep) -> Profile:
+    return repo.activate_model_version(user.id, profile_id, version_id)
+
+
+@router.get("/models/{version_id}/download")
+def download_model(version_id: UUID, user: UserDep, services: ServicesDep) -> ModelDownload:
+    """Short-lived links to `model.pth` and `config.json`."""
+    row = services.repo.get_model_version(user.id, version_id)
+    seconds = services.settings.download_url_seconds
+    storage = services.storage
+    return ModelDownload(
+        model_url=storage.presign_get(row.model_key, seconds, f"model-{version_id}.pth"),
+        config_url=storage.presign_get(row.config_key, seconds, f"config-{version_id}.json"),
+        expires_in=seconds,
+    )
