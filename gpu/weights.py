@@ -81,16 +81,14 @@ def fetch_real_weights(cache_dir: Path) -> None:
 
 def fetch_rmvpe(cache_dir: Path) -> Path:
     """Network required: the published RMVPE weights, loaded once to check they fit."""
-    import shutil
-
     from huggingface_hub import hf_hub_download
 
     from gpu import f0, rmvpe
 
     target = cache_dir / f0.RMVPE_DIRNAME
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(hf_hub_download(RMVPE_REPO, RMVPE_FILE), target / rmvpe.WEIGHTS_NAME)
-    (target / rmvpe.SIZES_NAME).unlink(missing_ok=True)
+    (target / rmvpe.SIZES_NAME).unlink(missing_ok=True)  # no tiny network left behind
+    hf_hub_download(RMVPE_REPO, RMVPE_FILE, local_dir=target)  # lands as <target>/rmvpe.pt
     rmvpe.load(target, "cpu")
     return target / rmvpe.WEIGHTS_NAME
 
