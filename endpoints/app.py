@@ -11,28 +11,32 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from endpoints.errors import install_error_handlers
+from endpoints.openapi import install_contract
 from endpoints.routers import (
     conversions,
     dataset,
     events,
     health,
     limits,
+    me,
     models,
     profiles,
     quota,
     trainings,
 )
+from pipeline.production import require_production_ready
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else get_settings())
+    require_production_ready(settings, "web")  # at creation: a bad secret fails the deploy
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or build_services(settings)
+        app.state.services = services or build_services(settings, zone="web")
         try:
             yield
         finally:
@@ -48,7 +52,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_age=600,
     )
     install_error_handlers(app)
-    routers = (health, limits, profiles, dataset, trainings, models, conversions, quota, events)
+    routers = (health, limits, profiles, dataset, trainings, models, conversions, quota, events, me)
     for router in (module.router for module in routers):
         app.include_router(router)
+    install_contract(app, settings)
     return app

@@ -93,7 +93,7 @@ class ConversionRun:
         params = ConversionParams.model_validate(job.params)
         self.beat(phase="download", percent=0)
         source = self._fetch_input(job, tmp)
-        version = self.repo.get_model_version(job.user_id, job.model_version_id)
+        version = self.repo.conversion_model(self.job_id)
         self.beat(phase="load_model", percent=0)
         svc = self.cache.get(version)
         mono, out_path = tmp / "input-mono.wav", tmp / "output.wav"

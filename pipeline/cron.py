@@ -6,8 +6,10 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from pipeline.production import require_production_ready
 from pipeline.queue_pull import CloudflareQueue, consume_once
 from pipeline.reconcile import reconcile_uploads
+from pipeline.retention import run_retention
 from pipeline.services import Services
 
 log = logging.getLogger(__name__)
@@ -28,9 +30,16 @@ def reconcile(services: Services) -> dict[str, Any]:
     return asdict(report)
 
 
+def retention(services: Services) -> dict[str, Any]:
+    """Deletes what is no longer needed: rejected uploads, old and abandoned conversions,
+    deleted profiles past their grace period, orphaned objects (rules in SQL)."""
+    return run_retention(services.repo, services.storage).model_dump()
+
+
 def pull_queue(services: Services, max_rounds: int = 10) -> dict[str, int]:
     """Drains the Cloudflare Queue (the pull path); does nothing when it is not configured."""
     settings = services.settings
+    require_production_ready(settings, "queue")
     if not (settings.cf_account_id and settings.cf_queue_id and settings.cf_api_token):
         return {"pulled": 0}
     queue = CloudflareQueue.from_settings(settings)

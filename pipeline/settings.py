@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     # `supabase` goes through PostgREST's rpc with the service-role key.
     db_transport: Literal["postgres", "supabase"] = "postgres"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    # The login of the worker processes this process starts (train, convert, the probe): the
+    # `svc_worker` role, which may execute only the worker functions. Unset: `database_url`.
+    # A worker container is simply given the worker login as its `database_url`.
+    worker_database_url: str | None = None
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
 
@@ -69,6 +73,10 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None  # whsec_… (v1, HMAC-SHA256)
     webhook_public_key: str | None = None  # whpk_… (v1a, Ed25519)
     webhook_tolerance_seconds: int = Field(300, ge=1)
+    # How R2 notifications arrive in production: `push` (the relay Worker signs and POSTs
+    # them; the web endpoint needs a webhook key) or `pull` (the queue_pull cron fetches
+    # them with the VC_CF_* settings).
+    event_delivery: Literal["push", "pull"] = "push"
 
     # Cloudflare Queue HTTP pull (the "Modal alone" path; no relay Worker needed).
     cf_account_id: str | None = None
@@ -81,6 +89,9 @@ class Settings(BaseSettings):
     dispatch: Literal["inline", "thread", "modal"] = "thread"
     modal_app_name: str = "svc-pipeline"
     modal_environment: str | None = None
+    # With `modal`, start-up refuses settings still at a local default (pipeline/production.py);
+    # this accepts hosts on this machine only: a deployment's code run against a local stack.
+    allow_local_urls: bool = False
 
     # GPU workers: where weights are cached, where jobs keep resumable work (a Modal Volume
     # in production), whether weights come from the network or are built tiny offline.
@@ -94,6 +105,13 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: int = Field(10 * 60, gt=0)
     queued_timeout_seconds: int = Field(2 * 60 * 60, gt=0)
 
+    # Retention (pipeline/retention.py; the rules are in SQL). A voice is personal data.
+    conversion_retention_days: int = Field(30, ge=1)
+    deleted_profile_grace_days: int = Field(7, ge=0)
+    # Objects no row claims are deleted once this old (a worker uploads before it records).
+    orphan_grace_seconds: int = Field(24 * 60 * 60, ge=0)
+    retention_batch: int = Field(1000, ge=1)  # objects deleted per queue round
+
     @property
     def issuer(self) -> str:
         return self.jwt_issuer or f"{self.supabase_url.rstrip('/')}/auth/v1"
@@ -101,6 +119,11 @@ class Settings(BaseSettings):
     @property
     def jwks_url(self) -> str:
         return f"{self.supabase_url.rstrip('/')}/auth/v1/.well-known/jwks.json"
+
+    @property
+    def worker_login_url(self) -> str:
+        """The database URL a worker connects with (postgres transport)."""
+        return self.worker_database_url or self.database_url
 
 
 @lru_cache
@@ -123,4 +146,11 @@ def as_env(settings: Settings) -> dict[str, str]:
         else:
             text = str(value)
         env[f"VC_{name.upper()}"] = text
+    return env
+
+
+def as_worker_env(settings: Settings) -> dict[str, str]:
+    """The settings a worker process is started with: the worker login is its only login."""
+    env = as_env(settings)
+    env["VC_DATABASE_URL"] = settings.worker_login_url
     return env

@@ -58,3 +58,6 @@ create trigger model_version_pitch before insert on public.model_versions
   for each row execute function svc_private.model_version_pitch();
 
 select svc_private.restrict_to_service(array['record_training_pitch', 'record_conversion_pitch']);
+
+-- The training and conversion workers call these under the worker login.
+select svc_private.grant_to_worker(array['record_training_pitch', 'record_conversion_pitch']);
