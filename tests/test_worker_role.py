@@ -26,6 +26,8 @@ WORKER_FUNCTIONS = {
     "get_dataset_file",
     "record_probe",
     "begin_probe",
+    "record_training_pitch",
+    "record_conversion_pitch",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 
