@@ -17,6 +17,7 @@ from uuid import UUID
 import numpy as np
 import soundfile as sf
 
+from gpu import f0, pitch_range
 from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.model_cache import ModelCache
 from pipeline import keys
@@ -26,7 +27,8 @@ from pipeline.formats import too_large_message
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
-from schemas.jobs import ConversionJobRow, ConversionParams
+from schemas.jobs import ConversionJobRow, ConversionParams, ModelVersionRow
+from schemas.pitch import suggest
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 30.0
@@ -71,6 +73,7 @@ class ConversionRun:
         self.repo, self.storage, self.settings, self.cache = repo, storage, settings, cache
         self.job_id = job_id
         self.beat = Heartbeat(repo, "conversion", job_id).require
+        f0.install(settings.model_cache_dir)
 
     def run(self) -> str:
         job = self.repo.claim_job("conversion", self.job_id)
@@ -97,6 +100,7 @@ class ConversionRun:
         svc = self.cache.get(version)
         mono, out_path = tmp / "input-mono.wav", tmp / "output.wav"
         frames = to_mono(source, mono, svc.target_sample)
+        self._record_pitch(mono, params, version)
         self._infer(svc, mono, out_path, frames, params)
         self.beat(phase="upload", percent=100)
         output_key = keys.conversion_output_key(job.user_id, job.profile_id, self.job_id)
@@ -120,6 +124,16 @@ class ConversionRun:
         except (AudioError, HeaderError) as exc:
             raise JobFailure(exc.code, exc.message) from exc
         return path
+
+    def _record_pitch(self, mono: Path, params: ConversionParams, version: ModelVersionRow) -> None:
+        """The input's range next to the voice's and the transpose that would fit them; the
+        page offers it, the person decides (this job converts with the transpose it asked)."""
+        self.beat(phase="pitch", percent=0)
+        found = pitch_range.of_file(mono, params.f0_method)
+        if found is None:
+            return
+        advice = suggest(found, version.pitch_range)
+        self.repo.record_conversion_pitch(self.job_id, advice)
 
     def _infer(
         self, svc: Any, mono: Path, out_path: Path, frames: int, params: ConversionParams

@@ -20,6 +20,7 @@ from schemas.jobs import (
     TrainingJob,
     TrainingJobRow,
 )
+from schemas.pitch import PitchAdvice, PitchRange
 from schemas.profiles import DatasetFile, Profile, ProfileDetail, SingerCheckFile
 from schemas.quota import Quota, RateDecision
 from schemas.retention import RetentionPass, UserErasure
@@ -296,6 +297,14 @@ class Repository:
             metrics=metrics,
         )
         return TrainingJobRow.model_validate(row)
+
+    def record_training_pitch(self, job_id: UUID, pitch_range: PitchRange | None) -> None:
+        """The training audio's range; the model version the job finishes with takes it."""
+        payload = pitch_range.model_dump() if pitch_range else None
+        self.db.call("record_training_pitch", job_id=job_id, pitch_range=payload)
+
+    def record_conversion_pitch(self, job_id: UUID, pitch: PitchAdvice) -> None:
+        self.db.call("record_conversion_pitch", job_id=job_id, pitch=pitch.model_dump())
 
     def training_inputs(self, job_id: UUID) -> list[TrainingInput]:
         """The ready dataset files a training job trains on."""

@@ -145,6 +145,22 @@ def test_pitch_follows_transpose_and_the_cache_stays_warm(
     assert warm_seconds < 60
 
 
+def test_an_input_an_octave_below_the_voice_is_suggested_plus_twelve(
+    repo, services, trained_voice, converter
+) -> None:
+    """The voice trained on 180-305 Hz; a line around 120 Hz is measured as the worker probes
+    it and gets +12 suggested (the conversion itself keeps the transpose it asked for)."""
+    voice_, _ = trained_voice
+    low = voice(6.0, f0=120.0)[:, 0]
+    job, out = convert_here(repo, services.storage, services.settings, converter, voice_, low)
+    assert job.status == "succeeded" and len(out) == len(low)
+    pitch = job.pitch
+    assert pitch.input.median_hz == pytest.approx(120, rel=0.03)
+    assert pitch.voice is not None and pitch.voice.method == "fcpe"
+    assert pitch.suggested_transpose == 12 and pitch.keeps_key is True
+    assert job.params.get("transpose", 0) == 0
+
+
 def test_bad_inputs_fail_with_a_code_and_refund(repo, services, trained_voice, converter) -> None:
     voice_, _ = trained_voice
     used = repo.quota_status(voice_.user_id).conversion.used

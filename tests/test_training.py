@@ -94,6 +94,11 @@ def test_train_end_to_end_through_the_api(
     models = alice.client.get(f"/profiles/{pid}/models").json()
     assert len(models) == 1 and models[0]["active"] is True
     assert models[0]["metrics"]["steps"] >= 6
+    # FCPE, the default, tracked the features (the fork alone has no `fcpe`), and the version
+    # records where its clips sing: 180-305 Hz with 1 % vibrato
+    pitch = models[0]["pitch_range"]
+    assert pitch["method"] == "fcpe"
+    assert 175 < pitch["p5_hz"] < pitch["median_hz"] < pitch["p95_hz"] < 320, pitch
     links = alice.client.get(f"/models/{models[0]['id']}/download").json()
     model_path, config_path = tmp_path / "model.pth", tmp_path / "config.json"
     model_path.write_bytes(httpx.get(links["model_url"]).content)

@@ -28,6 +28,8 @@ WORKER_FUNCTIONS = {
     "singer_check_files",
     "record_singer_embedding",
     "begin_probe",
+    "record_training_pitch",
+    "record_conversion_pitch",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 
