@@ -54,8 +54,11 @@ def to_mono(source: Path, target: Path, rate: int) -> int:
     import soxr
 
     with sf.SoundFile(source) as src, sf.SoundFile(target, "w", rate, 1, "FLOAT") as dst:
-        stream = None if src.samplerate == rate else soxr.ResampleStream(
-            src.samplerate, rate, 1, dtype="float32", quality="HQ")  # fmt: skip
+        stream = (
+            None
+            if src.samplerate == rate
+            else soxr.ResampleStream(src.samplerate, rate, 1, dtype="float32", quality="HQ")
+        )
         for block in src.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
             mono = block.mean(axis=1)
             dst.write(stream.resample_chunk(mono) if stream else mono)
@@ -67,9 +70,13 @@ def to_mono(source: Path, target: Path, rate: int) -> int:
 
 class ConversionRun:
     def __init__(
-        self, repo: Repository, storage: Storage, settings: Settings, cache: ModelCache,
+        self,
+        repo: Repository,
+        storage: Storage,
+        settings: Settings,
+        cache: ModelCache,
         job_id: UUID,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.repo, self.storage, self.settings, self.cache = repo, storage, settings, cache
         self.job_id = job_id
         self.beat = Heartbeat(repo, "conversion", job_id).require
@@ -148,14 +155,24 @@ class ConversionRun:
                 src.seek(position)
                 ahead = src.read(lookahead, dtype="float32")
                 cut = next_cut(ahead, rate)
-                dst.write(svc.infer_silence(
-                    ahead[:cut], speaker=speaker, transpose=params.transpose,
-                    auto_predict_f0=params.auto_predict_f0, noise_scale=params.noise_scale,
-                    f0_method=params.f0_method, db_thresh=params.db_thresh,
-                    pad_seconds=params.pad_seconds, chunk_seconds=params.chunk_seconds,
-                    max_chunk_seconds=params.max_chunk_seconds,
-                ).astype(np.float32))  # fmt: skip
+                dst.write(
+                    svc.infer_silence(
+                        ahead[:cut],
+                        speaker=speaker,
+                        transpose=params.transpose,
+                        auto_predict_f0=params.auto_predict_f0,
+                        noise_scale=params.noise_scale,
+                        f0_method=params.f0_method,
+                        db_thresh=params.db_thresh,
+                        pad_seconds=params.pad_seconds,
+                        chunk_seconds=params.chunk_seconds,
+                        max_chunk_seconds=params.max_chunk_seconds,
+                    ).astype(np.float32)
+                )
                 position += cut
                 done, elapsed = position / frames, time.monotonic() - started
-                self.beat(phase="convert", percent=round(100 * done, 1),
-                          eta_s=round(elapsed / done * (1 - done), 1))  # fmt: skip
+                self.beat(
+                    phase="convert",
+                    percent=round(100 * done, 1),
+                    eta_s=round(elapsed / done * (1 - done), 1),
+                )

@@ -102,9 +102,12 @@ class TrainingRun:
             self.storage.upload_file(weights, model_key, "application/octet-stream")
             self.storage.upload_file(config, config_key, "application/json")
         metrics = result.metrics | {
-            "steps": result.steps, "epochs": result.epochs, "dataset_seconds": seconds,
-            "preset": preset.name, "resumed_from_step": result.resumed_from_step,
-        }  # fmt: skip
+            "steps": result.steps,
+            "epochs": result.epochs,
+            "dataset_seconds": seconds,
+            "preset": preset.name,
+            "resumed_from_step": result.resumed_from_step,
+        }
         self.repo.finish_training(self.job_id, version, model_key, config_key, size, metrics)
 
     def _record_pitch(self, config: Path, method: str) -> None:

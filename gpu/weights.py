@@ -51,9 +51,13 @@ def write_tiny_contentvec(cache_dir: Path) -> Path:
         return snapshot
     torch.manual_seed(0)
     config = HubertConfig(
-        hidden_size=TINY_HIDDEN, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=256, conv_dim=(32,) * 7, classifier_proj_size=TINY_HIDDEN,
-    )  # fmt: skip
+        hidden_size=TINY_HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+        conv_dim=(32,) * 7,
+        classifier_proj_size=TINY_HIDDEN,
+    )
     model = HubertModelWithFinalProj(config)
     snapshot.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(snapshot)

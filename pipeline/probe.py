@@ -111,15 +111,22 @@ def probe_dataset_file(repo: Repository, storage: Storage, file_id: UUID) -> Dat
         raise Unavailable("The upload is not in object storage yet.", {"file_id": str(file_id)})
     if info.size > settings.max_file_bytes:
         return repo.record_probe(
-            file_id, etag=info.etag, size_bytes=info.size, probe={},
+            file_id,
+            etag=info.etag,
+            size_bytes=info.size,
+            probe={},
             reject_code="TOO_LARGE",
             reject_message=too_large_message(settings.max_file_bytes),
-        )  # fmt: skip
+        )
     if info.size == 0:
         return repo.record_probe(
-            file_id, etag=info.etag, size_bytes=None, probe={},
-            reject_code="CORRUPT_AUDIO", reject_message="The file is empty.",
-        )  # fmt: skip
+            file_id,
+            etag=info.etag,
+            size_bytes=None,
+            probe={},
+            reject_code="CORRUPT_AUDIO",
+            reject_message="The file is empty.",
+        )
     started = repo.begin_probe(file_id)  # counts the attempt; past the limit: PROBE_FAILED
     if started is None or started.status != "pending":
         return started

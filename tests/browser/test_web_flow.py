@@ -59,14 +59,26 @@ def _upload_dataset(context, page: Page, tmp_path) -> None:
     # Slow the uplink so each file's own progress bar is seen between empty and full.
     cdp = context.new_cdp_session(page)
     cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 200_000,
-    })  # fmt: skip
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 20,
+            "downloadThroughput": -1,
+            "uploadThroughput": 200_000,
+        },
+    )
     page.set_input_files("#dataset-input", [*clips, corrupt])
     partial = _watch_upload_progress(page, seconds=20)
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1,
-    })  # fmt: skip
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 0,
+            "downloadThroughput": -1,
+            "uploadThroughput": -1,
+        },
+    )
     assert partial, "each upload shows its own progress between 0 and 100%"
 
     for clip in clips:
