@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 STATUS_OF_KIND: dict[ErrorKind, int] = {
     ErrorKind.UNAUTHORIZED: 401,
+    ErrorKind.FORBIDDEN: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
     ErrorKind.TOO_LARGE: 413,
@@ -33,6 +34,7 @@ STATUS_OF_KIND: dict[ErrorKind, int] = {
 CODE_OF_STATUS: dict[int, str] = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "TOO_LARGE",

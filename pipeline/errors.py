@@ -10,6 +10,7 @@ from typing import Any
 
 class ErrorKind(StrEnum):
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
@@ -41,6 +42,8 @@ KIND_OF_CODE: dict[str, ErrorKind] = {
     "INVALID_FILENAME": ErrorKind.INVALID,
     "VALIDATION_FAILED": ErrorKind.INVALID,
     "QUOTA_EXCEEDED": ErrorKind.QUOTA,
+    "USER_DISABLED": ErrorKind.FORBIDDEN,
+    "PROFILE_DISABLED": ErrorKind.FORBIDDEN,
     "SERVICE_UNAVAILABLE": ErrorKind.UNAVAILABLE,
     "INTERNAL": ErrorKind.INTERNAL,
 }
