@@ -380,7 +380,8 @@ select source, status, coalesce(code, 'UNKNOWN') as code,
 
 -- Who uses what this period: counted units, limits set by operators, GPU seconds this month
 -- (read through to_jsonb, so the view works with or without the GPU budget's columns) and
--- bytes stored.
+-- bytes stored. Periods are spelled out rather than taken from svc_private, which the
+-- service role reading the view may not execute.
 create or replace view ops.usage_this_period as
 with t as (
   select user_id,
@@ -408,19 +409,19 @@ with t as (
 ), q as (
   select user_id,
          max(used) filter (where kind = 'training'
-                             and period_start >= svc_private.period_start('training', now()))
+                             and period_start >= date_trunc('month', now() at time zone 'UTC')::date)
            as trainings_used,
          max(used) filter (where kind = 'conversion'
-                             and period_start >= svc_private.period_start('conversion', now()))
+                             and period_start >= (now() at time zone 'UTC')::date)
            as conversions_used
     from public.usage_counters group by user_id
 ), g as (
   select user_id,
          sum(extra) filter (where kind = 'training'
-                              and period_start = svc_private.period_start('training', now()))
+                              and period_start = date_trunc('month', now() at time zone 'UTC')::date)
            as trainings_granted,
          sum(extra) filter (where kind = 'conversion'
-                              and period_start = svc_private.period_start('conversion', now()))
+                              and period_start = (now() at time zone 'UTC')::date)
            as conversions_granted
     from public.quota_grants group by user_id
 )
