@@ -244,7 +244,9 @@ begin
 end $$;
 
 -- A live job ends as failed with OPERATOR_FAILED and the reason, its reservation refunded
--- exactly as any failure (svc_private.end_job); its worker stops at its next heartbeat.
+-- exactly as any failure (svc_private.end_job); its worker stops at its next heartbeat. The
+-- heartbeat is taken as now first, so where GPU time is charged from heartbeats the user is
+-- not billed for the time a stuck worker was silent.
 create or replace function ops.fail_job(
   p_kind text, p_job_id uuid, p_reason text, p_by text default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -256,7 +258,8 @@ begin
   end if;
   perform svc_private.audit(p_by, 'fail_job', p_kind, p_job_id, p_reason,
                             jsonb_build_object('was', v_job ->> 'status'));
-  return svc_private.end_job(p_kind, v_job, 'failed', 'OPERATOR_FAILED',
+  return svc_private.end_job(p_kind, v_job || jsonb_build_object('heartbeat_at', now()),
+    'failed', 'OPERATOR_FAILED',
     format('Stopped by the service: %s Your quota was refunded.', btrim(p_reason)));
 end $$;
 
