@@ -150,6 +150,13 @@ def reconciler() -> dict[str, Any]:
     return cron.reconcile(_services())
 
 
+@app.function(image=web_image, **options("retention"))
+def retention() -> dict[str, Any]:
+    from pipeline import cron
+
+    return cron.retention(_services())
+
+
 @app.function(image=web_image, **options("queue_pull"))
 def queue_pull() -> dict[str, int]:
     from pipeline import cron

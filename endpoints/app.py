@@ -11,12 +11,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from endpoints.errors import install_error_handlers
+from endpoints.openapi import install_contract
 from endpoints.routers import (
     conversions,
     dataset,
     events,
     health,
     limits,
+    me,
     models,
     profiles,
     quota,
@@ -48,7 +50,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_age=600,
     )
     install_error_handlers(app)
-    routers = (health, limits, profiles, dataset, trainings, models, conversions, quota, events)
+    routers = (health, limits, profiles, dataset, trainings, models, conversions, quota, events, me)
     for router in (module.router for module in routers):
         app.include_router(router)
+    install_contract(app, settings)
     return app

@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from pipeline.errors import ErrorKind, PipelineError
 from schemas.common import ErrorBody, ErrorInfo
@@ -45,10 +47,15 @@ CODE_OF_STATUS: dict[int, str] = {
 
 
 def error_response(
-    status: int, code: str, message: str, details: dict[str, Any] | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=ErrorInfo(code=code, message=message, details=details or {}))
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"} | (headers or {})
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
 
 
@@ -73,11 +80,28 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "VALIDATION_FAILED", message, {"errors": problems})
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's own `Allow` names only the
+    first route that matched the path, and a path here often has one route per method."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = CODE_OF_STATUS.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else "The request failed."
-    return error_response(exc.status_code, code, message)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        allow = allowed_methods(request)
+        headers["Allow"] = ", ".join(allow)
+        message = f"{request.method} is not allowed here; use {' or '.join(allow)}."
+    return error_response(exc.status_code, code, message, headers=headers or None)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from pipeline import keys
-from pipeline.formats import check_declared_format, check_size
+from pipeline.formats import check_declared_format, check_published_format, check_size
 from pipeline.repository import Repository
 from pipeline.storage import PresignedUpload, Storage
 from schemas.conversions import ConversionRequest
@@ -19,6 +19,7 @@ def request_conversion(
     filename = keys.check_filename(req.filename)
     ext = keys.extension_of(filename)
     content_type = check_declared_format(ext, req.content_type, settings.allowed_formats)
+    check_published_format(req.filename, req.content_type, settings.allowed_formats)
     check_size(req.size_bytes, settings.max_conversion_bytes)
     job_id = uuid4()
     input_key = keys.conversion_input_key(user_id, profile_id, job_id, ext)

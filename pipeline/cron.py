@@ -10,6 +10,7 @@ from pipeline.errors import Unavailable
 from pipeline.launch import launch
 from pipeline.queue_pull import CloudflareQueue, consume_once
 from pipeline.reconcile import reconcile_uploads
+from pipeline.retention import run_retention
 from pipeline.services import Services
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,12 @@ def launch_requeued(services: Services) -> list[str]:
 def reconcile(services: Services) -> dict[str, Any]:
     report = reconcile_uploads(services.repo, services.storage, services.dispatcher)
     return asdict(report)
+
+
+def retention(services: Services) -> dict[str, Any]:
+    """Deletes what is no longer needed: rejected uploads, old and abandoned conversions,
+    deleted profiles past their grace period, orphaned objects (rules in SQL)."""
+    return run_retention(services.repo, services.storage).model_dump()
 
 
 def pull_queue(services: Services, max_rounds: int = 10) -> dict[str, int]:

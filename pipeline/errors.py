@@ -36,6 +36,7 @@ KIND_OF_CODE: dict[str, ErrorKind] = {
     "NO_MODEL": ErrorKind.CONFLICT,
     "INVALID_TRANSITION": ErrorKind.CONFLICT,
     "NOT_READY": ErrorKind.CONFLICT,
+    "FILES_EXPIRED": ErrorKind.CONFLICT,
     "TOO_LARGE": ErrorKind.TOO_LARGE,
     "UNSUPPORTED_FORMAT": ErrorKind.UNSUPPORTED,
     "INVALID_ARGUMENT": ErrorKind.INVALID,

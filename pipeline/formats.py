@@ -2,12 +2,15 @@
 
 from pipeline.errors import PipelineError
 from pipeline.settings import MB
+from schemas.constraints import CONTENT_TYPES, matches_format
 
-CONTENT_TYPES: dict[str, frozenset[str]] = {
-    "wav": frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"}),
-    "flac": frozenset({"audio/flac", "audio/x-flac"}),
-    "mp3": frozenset({"audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg-3"}),
-}
+__all__ = [
+    "CONTENT_TYPES",
+    "check_declared_format",
+    "check_published_format",
+    "check_size",
+    "too_large_message",
+]
 
 
 def check_declared_format(ext: str, content_type: str, allowed: list[str]) -> str:
@@ -27,6 +30,18 @@ def check_declared_format(ext: str, content_type: str, allowed: list[str]) -> st
             {"extension": ext, "content_type": mime},
         )
     return mime
+
+
+def check_published_format(filename: str, content_type: str, allowed: list[str]) -> None:
+    """The last word: the name and type as sent must fit the patterns the OpenAPI document
+    publishes, so nothing the spec calls invalid is accepted."""
+    if not matches_format(filename, content_type, allowed):
+        raise PipelineError(
+            "UNSUPPORTED_FORMAT",
+            "The file name and content type must name the same allowed format "
+            f"({', '.join(sorted(allowed)).upper()}).",
+            {"filename": filename, "content_type": content_type},
+        )
 
 
 def too_large_message(max_bytes: int, noun: str = "Files") -> str:

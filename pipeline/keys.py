@@ -13,6 +13,7 @@ from typing import Literal
 from uuid import UUID
 
 from pipeline.errors import PipelineError
+from schemas.constraints import has_refused_chars
 
 ROOT = "vc/users"
 MAX_FILENAME_CHARS = 255
@@ -51,7 +52,7 @@ def check_filename(filename: str) -> str:
             f"File names can be at most {MAX_FILENAME_CHARS} characters.",
             {"length": len(filename)},
         )
-    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co"} for ch in filename):
+    if has_refused_chars(filename):
         raise PipelineError("INVALID_FILENAME", "The file name contains control characters.")
     if "/" in filename or "\\" in filename or filename.strip() in {".", ".."}:
         raise PipelineError("INVALID_FILENAME", "The file name must not contain a path.")

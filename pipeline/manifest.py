@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 REQUIRED_FUNCTIONS = (
     "web", "train", "convert", "probe", "quota_reset", "reaper", "reconciler", "queue_pull",
+    "retention",
 )  # fmt: skip
 GPU_TYPES = {"T4", "L4", "A10G", "A100", "A100-40GB", "A100-80GB", "L40S", "H100", "H200", "B200"}
 

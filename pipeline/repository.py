@@ -22,6 +22,7 @@ from schemas.jobs import (
 )
 from schemas.profiles import DatasetFile, Profile, ProfileDetail
 from schemas.quota import Quota
+from schemas.retention import RetentionPass, UserErasure
 
 # What a client sees of a job, and the whole row the server and the workers read.
 JOB_MODELS: dict[JobKind, type[TrainingJob] | type[ConversionJob]] = {
@@ -85,8 +86,17 @@ class Repository:
         )
         return DatasetFile.model_validate(row)
 
-    def list_dataset_files(self, user_id: UUID, profile_id: UUID) -> list[DatasetFile]:
-        rows = self.db.call("list_dataset_files", user_id=user_id, profile_id=profile_id)
+    def list_dataset_files(
+        self, user_id: UUID, profile_id: UUID, rejected_limit: int = 20
+    ) -> list[DatasetFile]:
+        """Pending and ready files (at most the file cap), then the latest refusals."""
+        rows = self.db.call(
+            "list_dataset_files",
+            user_id=user_id,
+            profile_id=profile_id,
+            max_files=self.settings.max_dataset_files,
+            rejected_limit=rejected_limit,
+        )
         return [DatasetFile.model_validate(r) for r in rows]
 
     def delete_dataset_file(self, user_id: UUID, profile_id: UUID, file_id: UUID) -> DatasetFile:
@@ -247,8 +257,12 @@ class Repository:
         rows = self.db.call("training_inputs", job_id=job_id)
         return [TrainingInput.model_validate(r) for r in rows]
 
-    def list_model_versions(self, user_id: UUID, profile_id: UUID) -> list[ModelVersion]:
-        rows = self.db.call("list_model_versions", user_id=user_id, profile_id=profile_id)
+    def list_model_versions(
+        self, user_id: UUID, profile_id: UUID, limit: int = 50
+    ) -> list[ModelVersion]:
+        rows = self.db.call(
+            "list_model_versions", user_id=user_id, profile_id=profile_id, limit=limit
+        )
         return [ModelVersion.model_validate(r) for r in rows]
 
     def get_model_version(self, user_id: UUID, model_version_id: UUID) -> ModelVersionRow:
@@ -323,3 +337,25 @@ class Repository:
 
     def record_event(self, source: str, event_id: str) -> bool:
         return bool(self.db.call("record_event", source=source, event_id=event_id)["new"])
+
+    # Retention and erasure
+    def apply_retention(self) -> RetentionPass:
+        s = self.settings
+        row = self.db.call(
+            "apply_retention",
+            conversion_retention_sec=s.conversion_retention_days * 86400,
+            profile_grace_sec=s.deleted_profile_grace_days * 86400,
+        )
+        return RetentionPass.model_validate(row)
+
+    def erase_user_data(self, user_id: UUID) -> UserErasure:
+        return UserErasure.model_validate(self.db.call("erase_user_data", user_id=user_id))
+
+    def list_object_deletions(self, limit: int, user_id: UUID | None = None) -> list[str]:
+        return self.db.call("list_object_deletions", limit=limit, user_id=user_id)
+
+    def ack_object_deletions(self, object_keys: list[str]) -> int:
+        return int(self.db.call("ack_object_deletions", keys=object_keys)["acked"])
+
+    def unclaimed_object_keys(self, object_keys: list[str]) -> list[str]:
+        return self.db.call("unclaimed_object_keys", keys=object_keys)

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: int = Field(10 * 60, gt=0)
     queued_timeout_seconds: int = Field(2 * 60 * 60, gt=0)
 
+    # Retention (pipeline/retention.py; the rules are in SQL). A voice is personal data.
+    conversion_retention_days: int = Field(30, ge=1)
+    deleted_profile_grace_days: int = Field(7, ge=0)
+    # Objects no row claims are deleted once this old (a worker uploads before it records).
+    orphan_grace_seconds: int = Field(24 * 60 * 60, ge=0)
+    retention_batch: int = Field(1000, ge=1)  # objects deleted per queue round
+
     @property
     def issuer(self) -> str:
         return self.jwt_issuer or f"{self.supabase_url.rstrip('/')}/auth/v1"

@@ -4,6 +4,7 @@ Presigned PUTs sign content type and length, so the store itself refuses an uplo
 differs from what the API agreed to; presigned GETs are short-lived.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,6 +116,33 @@ class Storage:
 
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def list_prefix(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under a prefix, page by page (retention's orphan sweep, erasure)."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=item["Key"],
+                    size=int(item["Size"]),
+                    etag=str(item.get("ETag", "")).strip('"'),
+                    content_type=None,
+                    last_modified=item.get("LastModified"),
+                )
+
+    def delete_many(self, keys: list[str]) -> list[str]:
+        """Deletes in batches of 1000 (the S3 limit); a missing key counts as deleted.
+        Returns the keys that are gone, so a caller acknowledges only those."""
+        gone: list[str] = []
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            answer = self._s3.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+            )
+            failed = {e["Key"] for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"}
+            gone += [k for k in batch if k not in failed]
+        return gone
 
     def ping(self) -> bool:
         self._s3.head_bucket(Bucket=self.bucket)

@@ -4,7 +4,7 @@ object, type and length. The bytes go straight from the browser to the object st
 from uuid import UUID, uuid4
 
 from pipeline import keys
-from pipeline.formats import check_declared_format, check_size
+from pipeline.formats import check_declared_format, check_published_format, check_size
 from pipeline.repository import Repository
 from pipeline.storage import Storage
 from schemas.profiles import UploadRequest, UploadTicket
@@ -18,6 +18,7 @@ def request_dataset_upload(
     content_type = check_declared_format(
         keys.extension_of(filename), req.content_type, settings.allowed_formats
     )
+    check_published_format(req.filename, req.content_type, settings.allowed_formats)
     check_size(req.size_bytes, settings.max_file_bytes)
     file_id = uuid4()
     object_key = keys.dataset_key(user_id, profile_id, file_id, filename)

@@ -93,6 +93,7 @@ class ConversionJob(JobBase):
     input_filename: str | None = None
     input_duration_sec: float | None = None
     upload_expires_at: datetime | None = None
+    files_removed_at: datetime | None = None  # input and result deleted by retention
 
 
 class JobRowBase(Model):

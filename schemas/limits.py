@@ -15,3 +15,4 @@ class Limits(Model):
     max_conversion_bytes: int
     trainings_per_month: int
     conversions_per_day: int
+    conversion_retention_days: int  # how long a conversion's input and result are kept

@@ -7,17 +7,20 @@ from uuid import UUID
 from pydantic import Field, field_validator
 
 from schemas.common import Model, Request
+from schemas.constraints import document_text_pattern, has_refused_chars
 from schemas.jobs import ConversionJob, ModelVersion, TrainingJob
 
 
 class ProfileCreate(Request):
-    name: str = Field(min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=80, json_schema_extra=document_text_pattern)
 
     @field_validator("name")
     @classmethod
-    def _printable(cls, value: str) -> str:
+    def _visible(cls, value: str) -> str:
+        """Exactly the published pattern: something visible, no control or format
+        characters; surrounding spaces are dropped."""
         value = value.strip()
-        if not value or not value.isprintable():
+        if not value or has_refused_chars(value):
             raise ValueError("the name must be printable text")
         return value
 

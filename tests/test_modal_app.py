@@ -40,7 +40,7 @@ def test_app_imports_offline_without_torch_or_a_token(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=60, check=True).stdout.splitlines()  # fmt: skip
     assert out[0] == str(sorted(["web", "train", "convert", "probe", "quota_reset", "reaper",
-                                  "reconciler", "queue_pull"]))  # fmt: skip
+                                  "reconciler", "queue_pull", "retention"]))  # fmt: skip
     assert out[1] == "[]"
 
 

@@ -70,7 +70,15 @@ def download_input(job_id: UUID, user: UserDep, services: ServicesDep) -> Downlo
 
 
 def _job(services: Services, user_id: UUID, job_id: UUID) -> ConversionJobRow:
-    return cast(ConversionJobRow, services.repo.get_job_row("conversion", user_id, job_id))
+    job = cast(ConversionJobRow, services.repo.get_job_row("conversion", user_id, job_id))
+    if job.files_removed_at:
+        days = services.settings.conversion_retention_days
+        raise PipelineError(
+            "FILES_EXPIRED",
+            f"This conversion's files were deleted: results are kept for {days} days.",
+            {"files_removed_at": job.files_removed_at.isoformat()},
+        )
+    return job
 
 
 def _link(services: Services, key: str, filename: str) -> DownloadLink:

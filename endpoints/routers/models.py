@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep
 from schemas.jobs import ModelDownload, ModelVersion
@@ -12,9 +12,11 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/profiles/{profile_id}/models")
-def list_models(profile_id: UUID, user: UserDep, repo: RepoDep) -> list[ModelVersion]:
-    """Newest first; `active` marks the one conversions use by default."""
-    return repo.list_model_versions(user.id, profile_id)
+def list_models(
+    profile_id: UUID, user: UserDep, repo: RepoDep, limit: int = Query(50, ge=1, le=200)
+) -> list[ModelVersion]:
+    """Newest first, at most `limit`; `active` marks the one conversions use by default."""
+    return repo.list_model_versions(user.id, profile_id, limit)
 
 
 @router.post("/profiles/{profile_id}/models/{version_id}/activate")

@@ -27,5 +27,6 @@ def get_profile(profile_id: UUID, user: UserDep, repo: RepoDep) -> ProfileDetail
 
 @router.delete("/{profile_id}")
 def delete_profile(profile_id: UUID, user: UserDep, repo: RepoDep) -> Profile:
-    """Soft delete: the rows stay for the record and trained models are kept."""
+    """Hidden at once; after `VC_DELETED_PROFILE_GRACE_DAYS` the retention task deletes its
+    dataset, models and conversions from storage and purges its rows."""
     return repo.delete_profile(user.id, profile_id)

@@ -126,7 +126,7 @@ export class ConversionPanel extends JobPanel {
       text = `Uploading your stem: ${Math.round(percent)}%`;
     } else if (job.status === "failed") text = `Conversion failed: ${job.error_message || job.error_code}`;
     else if (job.status === "canceled") text = "Conversion canceled; it was not counted.";
-    else if (job.status === "succeeded") text = "Converted.";
+    else if (job.status === "succeeded") text = `Converted. ${keptText(job, this.ctx.limits)}`;
     else if (p.phase === "convert") {
       text = `Converting: ${Math.round(percent)}%` + (p.eta_s ? `, about ${formatDuration(p.eta_s)} left` : "");
     } else text = PHASES[p.phase] || PHASES[job.status] || "Working…";
@@ -140,7 +140,8 @@ export class ConversionPanel extends JobPanel {
       el("span", {}, job.input_filename || "stem"),
       el("span", { class: `status-${job.status}` }, statusText(job)),
       el("span", { class: "hint" }, formatDate(job.created_at)),
-      job.status === "succeeded"
+      job.status === "succeeded" ? el("span", { class: "hint kept" }, keptText(job, this.ctx.limits)) : null,
+      job.status === "succeeded" && !job.files_removed_at
         ? el("button", { type: "button", class: "secondary", onclick: guarded(() => this.compare(job)) }, "Compare and download")
         : null,
     )));
@@ -169,6 +170,14 @@ export class ConversionPanel extends JobPanel {
     link.textContent = `Download ${output.filename}`;
     await this.player.load(input.url, output.url);
   }
+}
+
+// Results are deleted a fixed number of days after they finish (the server's retention).
+function keptText(job, limits) {
+  const days = limits.conversion_retention_days;
+  if (job.files_removed_at) return `Files deleted: results are kept for ${days} days.`;
+  const until = new Date(new Date(job.finished_at || job.created_at).getTime() + days * 86400000);
+  return `Kept for ${days} days, until ${formatDate(until.toISOString())}.`;
 }
 
 function statusText(job) {
