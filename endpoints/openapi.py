@@ -4,7 +4,8 @@ FastAPI documents a route's success and its validation errors; this adds every o
 an operation can answer, each with the one error body, and the constraints that depend on
 the deployment's settings (the size limits and allowed formats), so a client generated from
 `/openapi.json` and the server agree. Routers need nothing but what they declare already:
-which statuses are possible follows from the dependencies (a signed-in user: 401), the path
+which statuses are possible follows from the dependencies (a signed-in user: 401, and 403
+when an operator disabled the account or profile), the path
 (an id: 404) and the table of domain conflicts below.
 """
 
@@ -27,6 +28,7 @@ ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 DESCRIPTIONS = {
     400: "The body is not JSON (or not UTF-8).",
     401: "No valid access token (or, for events, no valid signature).",
+    403: "An operator disabled this account or this profile; the message says why.",
     404: "No such resource, or it belongs to someone else.",
     409: "Refused by the resource's current state (a limit, a job in progress, not ready).",
     413: "Larger than the deployment allows.",
@@ -101,7 +103,7 @@ def _statuses(route: RouteContext, method: str) -> set[int]:
     takes_input = has_ids or bool(get_flat_params(route.dependant)) or route.body_field is not None
     statuses = set(CONFLICTS.get((method, route.path_format), set()))
     if _depends_on(route.dependant, current_user):
-        statuses |= {401, 503}
+        statuses |= {401, 403, 503}
     if has_ids:
         statuses.add(404)
     if takes_input:
