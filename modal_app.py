@@ -1,66 +1,91 @@
 """The Modal app: `modal deploy modal_app.py`.
 
-Thin wrappers only: every function builds its context from the environment (the Modal
-secrets named in modal.toml) and calls into the packages, importing heavy modules inside its
-body. Sizes, GPUs, retries and schedules come from modal.toml; requirements from
-pyproject.toml, so there is one source for each.
+Thin wrappers only: every function builds its context from the environment (its trust
+zone's Modal secrets, see pipeline/secret_zones.py) and calls into the packages, importing
+heavy modules inside its body. Sizes, GPUs, retries, schedules and secret names come from
+modal.toml; requirements from pyproject.toml, so there is one source for each.
+
+A container runs this module again at start-up, from `/root/modal_app.py`, with only what
+the image holds: the packages under `/root` (`add_local_python_source`) and, because the
+lines below read them, modal.toml and pyproject.toml beside this file (`add_local_file`).
+tests/test_modal_container.py builds that tree from these image definitions and runs every
+function in it.
 """
 
-import tomllib
+import atexit
+import os
 from pathlib import Path
 from typing import Any
 
 import modal
 
-from pipeline.manifest import load_manifest
+from pipeline.manifest import load_manifest, load_requirements
+from pipeline.secret_zones import ZONES, check_environment
 
 ROOT = Path(__file__).parent
+CONTAINER_ROOT = "/root"  # where Modal puts the app file and the local Python sources
+CARRIED_FILES = ("modal.toml", "pyproject.toml")  # read at import: every image carries them
 MANIFEST = load_manifest(ROOT / "modal.toml")
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-WEB_REQUIREMENTS: list[str] = PROJECT["dependencies"]
-GPU_REQUIREMENTS: list[str] = WEB_REQUIREMENTS + PROJECT["optional-dependencies"]["gpu"]
+REQUIREMENTS = load_requirements(ROOT / "pyproject.toml")
 SOURCES = ("schemas", "pipeline", "endpoints")
 WORK_DIR = "/work"
+# The GPU image's build step: the real ContentVec and pretrained G_0/D_0 into the model cache.
+MODELS_COMMAND = "python -m gpu models --no-offline"
+# Set after that step (which downloads), so a running worker never reaches the Hub.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 app = modal.App(MANIFEST.app.name)
-secrets = [modal.Secret.from_name(name) for name in MANIFEST.secrets.names]
 work_volume = modal.Volume.from_name(MANIFEST.storage.work_volume, create_if_missing=True)
 runtime_env = {
     "VC_DISPATCH": "modal",
     "VC_MODAL_APP_NAME": MANIFEST.app.name,
-    "VC_MODAL_ENVIRONMENT": MANIFEST.app.environment,
     "VC_MODEL_CACHE_DIR": MANIFEST.storage.model_cache_dir,
     "VC_WORK_DIR": WORK_DIR,
     "VC_OFFLINE_MODELS": "false",
 }
 
+
+def carry_files(image: modal.Image) -> modal.Image:
+    for name in CARRIED_FILES:
+        image = image.add_local_file(ROOT / name, f"{CONTAINER_ROOT}/{name}")
+    return image
+
+
 # The web image has no torch: the API cold-starts in well under a second of imports.
-web_image = (
+web_image = carry_files(
     modal.Image.debian_slim(python_version="3.11")
-    .pip_install(*WEB_REQUIREMENTS)
+    .pip_install(*REQUIREMENTS.web)
     .env(runtime_env)
     .add_local_python_source(*SOURCES)
 )
 
-# The GPU image bakes ContentVec and the pretrained G_0/D_0 in at build time.
-gpu_image = (
+# The GPU image bakes ContentVec and the pretrained G_0/D_0 in at build time; the build step
+# runs in /root, where the packages were copied, so `python -m gpu` imports them.
+gpu_image = carry_files(
     modal.Image.debian_slim(python_version="3.11")
     .apt_install("libsndfile1")
-    .pip_install(*GPU_REQUIREMENTS)
+    .pip_install(*REQUIREMENTS.gpu)
     .env(runtime_env)
     .add_local_python_source(*SOURCES, "gpu", copy=True)
-    .run_commands("python -m gpu models --no-offline")
+    .workdir(CONTAINER_ROOT)
+    .run_commands(MODELS_COMMAND)
+    .env(OFFLINE_ENV)
 )
 
-FUNCTION_OPTIONS: dict[str, dict[str, Any]] = {}  # what each function was registered with
+
+def secrets(name: str) -> list[modal.Secret]:
+    """The Modal secrets of the function's trust zones, each checked for its required keys."""
+    return [
+        modal.Secret.from_name(secret, required_keys=list(ZONES[zone].required))
+        for zone, secret in MANIFEST.secrets.for_function(name).items()
+    ]
 
 
 def options(name: str, **extra: Any) -> dict[str, Any]:
     spec = MANIFEST.functions[name]
-    opts = spec.options() | {"secrets": secrets} | extra
-    if spec.schedule:
-        opts["schedule"] = modal.Cron(spec.schedule, timezone="UTC")
-    FUNCTION_OPTIONS[name] = opts
+    opts = spec.options() | {"secrets": secrets(name)} | extra
+    if MANIFEST.schedule(name):
+        opts["schedule"] = modal.Cron(MANIFEST.schedule(name), timezone="UTC")
     return opts
 
 
@@ -68,6 +93,7 @@ def options(name: str, **extra: Any) -> dict[str, Any]:
 @modal.concurrent(max_inputs=MANIFEST.functions["web"].concurrency or 100)
 @modal.asgi_app()
 def web() -> Any:
+    check_environment("web", os.environ)
     from endpoints.app import create_app
 
     return create_app()
@@ -75,9 +101,11 @@ def web() -> Any:
 
 @app.function(image=gpu_image, **options("train", volumes={WORK_DIR: work_volume}))
 def train(job_id: str) -> str:
-    """A retry of the same job resumes from the checkpoints on the work volume."""
+    """A retry of the same job resumes from the checkpoints on the work volume. One job per
+    call, so its database pool is opened and closed with the call."""
     from uuid import UUID
 
+    check_environment("train", os.environ)
     from gpu.runtime import worker_context
 
     ctx = worker_context()
@@ -96,6 +124,7 @@ class Converter:
 
     @modal.enter()
     def load(self) -> None:
+        check_environment("convert", os.environ)
         from gpu.runtime import model_cache, worker_context
 
         self.ctx = worker_context()
@@ -110,55 +139,86 @@ class Converter:
         ctx = self.ctx
         return ConversionRun(ctx.repo, ctx.storage, ctx.settings, self.cache, UUID(job_id)).run()
 
+    @modal.exit()
+    def close(self) -> None:
+        self.ctx.close()
 
-def _services() -> Any:
+
+def _build_services(function: str) -> Any:
+    check_environment(function, os.environ)
+    from pipeline.secret_zones import FUNCTION_ZONES
     from pipeline.services import build_services
     from pipeline.settings import Settings
 
-    return build_services(Settings())
+    return build_services(Settings(), zone=FUNCTION_ZONES[function][0])
 
 
-@app.function(image=web_image, **options("probe"))
-def probe(file_id: str) -> str | None:
-    from uuid import UUID
+@app.cls(image=web_image, **options("probe"))
+class Prober:
+    """A warm container probes file after file with one database pool."""
 
-    from pipeline.probe import probe_dataset_file
+    @modal.enter()
+    def open(self) -> None:
+        self.services = _build_services("probe")
 
-    services = _services()
-    row = probe_dataset_file(services.repo, services.storage, UUID(file_id))
-    return row.status if row else None
+    @modal.method()
+    def probe(self, file_id: str) -> str | None:
+        from uuid import UUID
+
+        from pipeline.probe import probe_dataset_file
+
+        row = probe_dataset_file(self.services.repo, self.services.storage, UUID(file_id))
+        return row.status if row else None
+
+    @modal.exit()
+    def close(self) -> None:
+        self.services.close()
+
+
+_container_services: dict[str, Any] = {}
+
+
+def container_services(function: str) -> Any:
+    """The scheduled functions' per-container clients: built on the first run, reused by
+    later runs in the same warm container, closed when it exits. (Modal schedules functions,
+    not classes, so this stands in for `@modal.enter`/`@modal.exit`.)"""
+    if function not in _container_services:
+        services = _build_services(function)
+        atexit.register(services.close)
+        _container_services[function] = services
+    return _container_services[function]
 
 
 @app.function(image=web_image, **options("quota_reset"))
 def quota_reset() -> dict[str, int]:
     from pipeline import cron
 
-    return cron.reset_quotas(_services())
+    return cron.reset_quotas(container_services("quota_reset"))
 
 
 @app.function(image=web_image, **options("reaper"))
 def reaper() -> list[dict[str, Any]]:
     from pipeline import cron
 
-    return cron.reap(_services())
+    return cron.reap(container_services("reaper"))
 
 
 @app.function(image=web_image, **options("reconciler"))
 def reconciler() -> dict[str, Any]:
     from pipeline import cron
 
-    return cron.reconcile(_services())
+    return cron.reconcile(container_services("reconciler"))
 
 
 @app.function(image=web_image, **options("retention"))
 def retention() -> dict[str, Any]:
     from pipeline import cron
 
-    return cron.retention(_services())
+    return cron.retention(container_services("retention"))
 
 
 @app.function(image=web_image, **options("queue_pull"))
 def queue_pull() -> dict[str, int]:
     from pipeline import cron
 
-    return cron.pull_queue(_services())
+    return cron.pull_queue(container_services("queue_pull"))

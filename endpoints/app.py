@@ -24,17 +24,19 @@ from endpoints.routers import (
     quota,
     trainings,
 )
+from pipeline.production import require_production_ready
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else get_settings())
+    require_production_ready(settings, "web")  # at creation: a bad secret fails the deploy
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or build_services(settings)
+        app.state.services = services or build_services(settings, zone="web")
         try:
             yield
         finally:

@@ -54,9 +54,13 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=ErrorInfo(code=code, message=message, details=details or {}))
+    headers = dict(headers or {})
     if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"} | (headers or {})
-    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} | headers
+    retry_after = (details or {}).get("retry_after")
+    if status == 429 and isinstance(retry_after, int | float):
+        headers.setdefault("Retry-After", str(max(1, int(retry_after))))
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers or None)
 
 
 async def _pipeline_error(_: Request, exc: Exception) -> JSONResponse:

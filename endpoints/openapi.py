@@ -28,13 +28,16 @@ ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 DESCRIPTIONS = {
     400: "The body is not JSON (or not UTF-8).",
     401: "No valid access token (or, for events, no valid signature).",
-    403: "An operator disabled this account or this profile; the message says why.",
+    403: "A guest session, or an account or profile an operator disabled (the message says why).",
     404: "No such resource, or it belongs to someone else.",
     409: "Refused by the resource's current state (a limit, a job in progress, not ready).",
     413: "Larger than the deployment allows.",
     415: "Not an accepted audio format.",
     422: "The request does not fit this schema.",
-    429: "The quota for this period is used up; `details` says when it resets.",
+    429: (
+        "The quota or GPU budget for this period is used up (`details` says when it resets), "
+        "or too many requests in a short time (`RATE_LIMITED`, with `Retry-After`)."
+    ),
     503: "The database or object store is unavailable; try again.",
 }
 # Domain outcomes beyond those derived from the route itself (codes in pipeline/errors.py).
@@ -47,6 +50,12 @@ CONFLICTS: dict[tuple[str, str], set[int]] = {
     ("GET", "/conversions/{job_id}/download"): {409},
     ("GET", "/conversions/{job_id}/input"): {409},
     ("POST", "/events/r2"): {401, 413, 422, 503},
+}
+RETRY_AFTER_HEADERS = {
+    "Retry-After": {
+        "description": "Seconds until a request may pass.",
+        "schema": {"type": "integer"},
+    }
 }
 UNAUTHENTICATED_HEADERS = {
     "WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}
@@ -98,12 +107,20 @@ def _depends_on(dependant: Dependant, call: object) -> bool:
     return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
+def _rate_limited(dependant: Dependant) -> bool:
+    return any(
+        getattr(d.call, "rate_limited", False) or _rate_limited(d) for d in dependant.dependencies
+    )
+
+
 def _statuses(route: RouteContext, method: str) -> set[int]:
     has_ids = "{" in route.path_format
     takes_input = has_ids or bool(get_flat_params(route.dependant)) or route.body_field is not None
     statuses = set(CONFLICTS.get((method, route.path_format), set()))
     if _depends_on(route.dependant, current_user):
         statuses |= {401, 403, 503}
+    if _rate_limited(route.dependant):
+        statuses.add(429)
     if has_ids:
         statuses.add(404)
     if takes_input:
@@ -122,6 +139,8 @@ def _document_errors(operation: dict[str, Any], route: RouteContext, method: str
         }
         if status == 401 and route.path_format != "/events/r2":
             answer["headers"] = UNAUTHENTICATED_HEADERS
+        if status == 429 and _rate_limited(route.dependant):
+            answer["headers"] = RETRY_AFTER_HEADERS
         responses[str(status)] = answer
 
 

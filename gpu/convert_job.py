@@ -21,6 +21,7 @@ from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.model_cache import ModelCache
 from pipeline import keys
 from pipeline.audio import BLOCK_FRAMES, AudioError, measure
+from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
 from pipeline.formats import too_large_message
 from pipeline.repository import Repository
 from pipeline.settings import Settings
@@ -30,6 +31,7 @@ from schemas.jobs import ConversionJobRow, ConversionParams
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 30.0
 SEARCH_SECONDS = 2.0
+MIN_INPUT_RATE = 8000  # conversion inputs are resampled to the model's rate anyway
 
 
 def next_cut(audio: np.ndarray, rate: int, window: float = WINDOW_SECONDS) -> int:
@@ -90,7 +92,7 @@ class ConversionRun:
         params = ConversionParams.model_validate(job.params)
         self.beat(phase="download", percent=0)
         source = self._fetch_input(job, tmp)
-        version = self.repo.get_model_version(job.user_id, job.model_version_id)
+        version = self.repo.conversion_model(self.job_id)
         self.beat(phase="load_model", percent=0)
         svc = self.cache.get(version)
         mono, out_path = tmp / "input-mono.wav", tmp / "output.wav"
@@ -110,9 +112,12 @@ class ConversionRun:
             raise JobFailure("TOO_LARGE", too_large_message(limit, "Inputs"))
         path = tmp / Path(job.input_key).name
         self.storage.download_file(job.input_key, path)
+        seconds = self.settings.max_conversion_seconds
         try:
-            measure(path, self.settings.max_conversion_seconds)
-        except AudioError as exc:
+            # The header's rate, channels and length first, so a forged one sizes nothing.
+            screen_file(path, HeaderLimits(MIN_INPUT_RATE, self.settings.max_channels, seconds))
+            measure(path, seconds)
+        except (AudioError, HeaderError) as exc:
             raise JobFailure(exc.code, exc.message) from exc
         return path
 

@@ -15,7 +15,12 @@ class JobFailure(Exception):
 
 
 class JobCanceled(Exception):
-    """The job row left `running` (canceled, or reaped) while the worker was busy."""
+    """The job row left `running` (canceled, reaped, or stopped by the GPU budget) while the
+    worker was busy; `Heartbeat.stop_code` says which."""
+
+
+# Stops after which the work dir (and so the last checkpoint) is kept on the volume.
+KEEPS_CHECKPOINTS = {"GPU_BUDGET_EXHAUSTED"}
 
 
 def describe_failure(exc: Exception, noun: str) -> tuple[str, str]:
@@ -36,12 +41,19 @@ class Heartbeat:
     def __init__(self, repo: Repository, kind: JobKind, job_id: UUID) -> None:
         self.repo, self.kind, self.job_id = repo, kind, job_id
         self.progress: dict[str, Any] = {}
+        self.stop_code: str | None = None
 
     def send(self, progress: dict[str, Any]) -> bool:
         merged = self.progress | progress
         Progress.model_validate(merged)  # refuses what the page cannot read, e.g. a new phase
         self.progress = merged
-        return self.repo.heartbeat_job(self.kind, self.job_id, self.progress).status == "running"
+        # The heartbeat also charges the GPU time since the last one; a row that is no longer
+        # running says why the worker must stop (canceled, reaped, GPU_BUDGET_EXHAUSTED).
+        row = self.repo.heartbeat_job(self.kind, self.job_id, self.progress)
+        if row.status != "running":
+            self.stop_code = row.error_code
+            return False
+        return True
 
     def require(self, **progress: Any) -> None:
         if not self.send(progress):

@@ -20,6 +20,7 @@ from pipeline.storage import Storage
 from schemas.jobs import Phase, TrainingInput
 
 log = logging.getLogger(__name__)
+InputCheck = Callable[[Path, TrainingInput], None]  # raises JobFailure for a bad input
 SPEAKER = "voice"
 SAMPLE_RATE = 44100
 TARGET_LUFS = -20.0
@@ -34,7 +35,13 @@ def _mark(work: Path, stage: str) -> None:
     (work / f".{stage}.done").touch()
 
 
-def download(storage: Storage, inputs: list[TrainingInput], work: Path) -> list[Path]:
+def download(
+    storage: Storage, inputs: list[TrainingInput], work: Path, check: InputCheck | None = None
+) -> list[Path]:
+    """Each file exactly as it was probed (see `gpu.sealed`), checked by `check` before any
+    GPU work; a file kept from an earlier attempt was checked then."""
+    from gpu.sealed import fetch_sealed
+
     raw = work / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -42,7 +49,9 @@ def download(storage: Storage, inputs: list[TrainingInput], work: Path) -> list[
         path = raw / f"{item.id}{Path(item.object_key).suffix.lower()}"
         if not path.exists():
             partial = path.with_suffix(path.suffix + ".part")
-            storage.download_file(item.object_key, partial)
+            fetch_sealed(storage, item, partial)
+            if check is not None:
+                check(partial, item)
             partial.rename(path)
         paths.append(path)
     return paths
@@ -115,13 +124,14 @@ def prepare(
     total_steps: int,
     f0_method: str,
     report: Callable[[Phase], None],
+    check: InputCheck | None = None,
 ) -> Path:
     """Runs the stages not yet done; returns the config path."""
     work.mkdir(parents=True, exist_ok=True)
     dataset = work / "dataset" / "44k"
     if not _done(work, "pieces"):
         report("download")
-        paths = download(storage, inputs, work)
+        paths = download(storage, inputs, work, check)
         report("prepare")
         split_and_resample(normalize(paths, work), work)
         _mark(work, "pieces")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu.weights import TINY_HIDDEN
+from schemas.jobs import PRESET_CAPS
 
 TEMPLATE = "so-vits-svc-4.0v1"
 
@@ -20,13 +21,23 @@ class Preset:
     batch_size: int
     overrides: dict[str, dict[str, Any]]
 
+    @property
+    def max_steps(self) -> int:
+        return PRESET_CAPS[self.name][0]
+
+    @property
+    def max_epochs(self) -> int:
+        return PRESET_CAPS[self.name][1]
+
     def total_steps(self, dataset_seconds: float, max_steps: int | None) -> int:
+        """Never past the preset's cap, whatever a (stored) job asks for: the cap bounds the
+        GPU time one training can take."""
         if max_steps:
-            return max_steps
+            return min(max_steps, self.max_steps)
         if self.name == "tiny":
             return 6
         # About 100 steps per minute of audio, between 2k and 10k: enough to fine-tune.
-        return int(min(max(dataset_seconds / 60 * 100, 2000), 10000))
+        return int(min(max(dataset_seconds / 60 * 100, 2000), self.max_steps))
 
 
 STANDARD = Preset(
@@ -61,5 +72,5 @@ def apply(config: dict[str, Any], preset: Preset, steps_per_epoch: int, total_st
     train = config["train"]
     train["batch_size"] = preset.batch_size
     train["eval_interval"] = steps_per_epoch  # validation (and so a checkpoint) each epoch
-    train["epochs"] = math.ceil(total_steps / steps_per_epoch)
+    train["epochs"] = min(math.ceil(total_steps / steps_per_epoch), preset.max_epochs)
     config["model"].pop("pretrained", None)  # we place G_0/D_0 ourselves; never download

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gpu.weights import use_cache
 from pipeline.db import connect_database
+from pipeline.production import require_production_ready
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -23,11 +24,12 @@ class WorkerContext:
 
 
 def worker_context(settings: Settings | None = None) -> WorkerContext:
+    """Connects as the worker login; refuses unsafe production settings first."""
     settings = settings or Settings()
+    require_production_ready(settings, "worker")
     use_cache(Path(settings.model_cache_dir), settings.offline_models)
-    return WorkerContext(
-        Repository(connect_database(settings), settings), Storage(settings), settings
-    )
+    db = connect_database(settings, worker=True)
+    return WorkerContext(Repository(db, settings), Storage(settings), settings)
 
 
 def device() -> str:

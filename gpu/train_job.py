@@ -12,9 +12,10 @@ from uuid import UUID, uuid5
 
 import torch
 
-from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.errors import KEEPS_CHECKPOINTS, Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.prepare import prepare
 from gpu.presets import PRESETS, Preset
+from gpu.sealed import input_check
 from gpu.trainer import export_generator, fit
 from gpu.weights import PRETRAINED_DIRNAME
 from pipeline import keys
@@ -53,7 +54,10 @@ class TrainingRun:
             shutil.rmtree(self.work, ignore_errors=True)
             return "succeeded"
         except JobCanceled:
-            log.info("training %s stopped: canceled", self.job_id)
+            code = self.heartbeat.stop_code
+            log.info("training %s stopped: %s", self.job_id, code or "canceled")
+            if code in KEEPS_CHECKPOINTS:
+                return "failed"  # the checkpoints stay in the work dir
             shutil.rmtree(self.work, ignore_errors=True)
             return "canceled"
         except Exception as exc:  # every failure ends the job with a readable code
@@ -72,7 +76,14 @@ class TrainingRun:
             raise JobFailure("DATASET_TOO_SHORT", "The dataset no longer has enough ready audio.")
         total = preset.total_steps(seconds, params.max_steps)
         config = prepare(
-            self.storage, inputs, self.work, preset, total, params.f0_method, self.phase
+            self.storage,
+            inputs,
+            self.work,
+            preset,
+            total,
+            params.f0_method,
+            self.phase,
+            check=input_check(self.settings),
         )
         self._place_pretrained(preset)
         self.phase("train")

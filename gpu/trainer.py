@@ -48,6 +48,7 @@ class ProgressCallback(pl.Callback):
         self.last_report = 0.0
         self.last_step = 0
         self.canceled = False
+        self.last_progress: dict[str, Any] | None = None
         self.history: list[list[float | None]] = []
         self._kept: list[list[float | None]] = []
         self._stride = 1
@@ -75,10 +76,29 @@ class ProgressCallback(pl.Callback):
             "epoch": int(trainer.current_epoch), "loss_g": loss_g, "loss_d": loss_d,
             "mel_loss": mel, "eta_s": round(eta, 1), "history": self.history,
         }  # fmt: skip
+        self.last_progress = progress
         if not self.sink(progress):
             self.canceled = True
             trainer.should_stop = True
         if step >= self.total_steps:
+            trainer.should_stop = True
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
+        self._keep_alive(trainer)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        self._keep_alive(trainer)
+
+    def _keep_alive(self, trainer: pl.Trainer) -> None:
+        """Heartbeats between training batches too (validation, a new epoch's loaders), so a
+        cancel or a spent GPU budget is charged and seen there as well; the trainer then stops
+        as it does after a batch."""
+        now = time.monotonic()
+        if self.last_progress is None or now - self.last_report < self.every:
+            return
+        self.last_report = now
+        if not self.sink(self.last_progress):
+            self.canceled = True
             trainer.should_stop = True
 
     def _remember(self, step: int, *losses: float | None) -> None:

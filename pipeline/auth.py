@@ -12,7 +12,8 @@ from uuid import UUID
 
 import jwt
 
-from pipeline.errors import Unauthorized
+from pipeline.errors import PipelineError, Unauthorized
+from pipeline.jwks import JwksCache
 from pipeline.settings import Settings
 
 ASYMMETRIC = {"ES256": "EC", "RS256": "RSA"}
@@ -34,13 +35,22 @@ class TokenVerifier:
         audience: str,
         jwks_url: str | None,
         hs256_secret: str | None = None,
-        jwks_cache_seconds: int = 600,
+        jwks_cache_seconds: float = 600,
+        jwks_refetch_seconds: float = 30,
+        jwks_timeout_seconds: float = 3,
+        allow_anonymous: bool = False,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
+        self.allow_anonymous = allow_anonymous
         self._hs256_secret = hs256_secret
-        self._jwks = (
-            jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=max(jwks_cache_seconds, 1))
+        self.jwks = (
+            JwksCache(
+                jwks_url,
+                cache_seconds=jwks_cache_seconds,
+                refetch_seconds=jwks_refetch_seconds,
+                timeout_seconds=jwks_timeout_seconds,
+            )
             if jwks_url
             else None
         )
@@ -54,15 +64,20 @@ class TokenVerifier:
             jwks_url=settings.jwks_url,
             hs256_secret=secret,
             jwks_cache_seconds=settings.jwks_cache_seconds,
+            jwks_refetch_seconds=settings.jwks_refetch_seconds,
+            jwks_timeout_seconds=settings.jwks_timeout_seconds,
+            allow_anonymous=settings.allow_anonymous_users,
         )
 
     def verify(self, token: str) -> AuthUser:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthorized("The access token is malformed.") from exc
-        alg = header.get("alg")
-        key = self._key_for(alg, header.get("kid"))
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or not (kid is None or isinstance(kid, str)):
+            raise Unauthorized("The access token's header is malformed.")
+        key = self._key_for(alg, kid)
         try:
             claims = jwt.decode(
                 token,
@@ -75,22 +90,24 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("Your session has expired. Please sign in again.") from exc
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthorized("The access token is not valid.", {"reason": str(exc)}) from exc
-        return _user_from(claims)
+        user = _user_from(claims)
+        if claims.get("is_anonymous") is True and not self.allow_anonymous:
+            raise PipelineError(
+                "ANONYMOUS_USER",
+                "Guest sessions cannot use this service. Sign in with your email to train "
+                "and convert voices.",
+            )
+        return user
 
-    def _key_for(self, alg: Any, kid: Any) -> Any:
+    def _key_for(self, alg: str, kid: str | None) -> Any:
         if alg == "HS256" and self._hs256_secret:
             return self._hs256_secret
-        if alg in ASYMMETRIC and self._jwks is not None:
-            try:
-                signing_key = (
-                    self._jwks.get_signing_key(kid) if kid else self._jwks.get_signing_keys()[0]
-                )
-            except jwt.PyJWKClientConnectionError as exc:
-                raise Unauthorized("The sign-in keys could not be fetched.") from exc
-            except jwt.PyJWTError as exc:
-                raise Unauthorized("The access token was signed with an unknown key.") from exc
+        if alg in ASYMMETRIC and self.jwks is not None:
+            if kid is None:
+                raise Unauthorized("The access token does not name its signing key.")
+            signing_key = self.jwks.key(kid)
             if signing_key.key_type != ASYMMETRIC[alg] or signing_key.algorithm_name != alg:
                 raise Unauthorized("The access token's algorithm does not match its key.")
             return signing_key.key

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.errors import Unavailable
 from pipeline.launch import launch
+from pipeline.production import require_production_ready
 from pipeline.queue_pull import CloudflareQueue, consume_once
 from pipeline.reconcile import reconcile_uploads
 from pipeline.retention import run_retention
@@ -17,8 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def reset_quotas(services: Services, now: datetime | None = None) -> dict[str, int]:
-    """Rolls usage counters into the current UTC day/month (a late run is harmless)."""
-    return services.repo.reset_quota_periods(now)
+    """Rolls usage counters into the current UTC day/month (a late run is harmless) and drops
+    rate-limit buckets idle for a day (they would be full again anyway)."""
+    rolled = services.repo.reset_quota_periods(now)
+    return rolled | {"rate_buckets_pruned": services.repo.prune_rate_buckets()}
 
 
 def reap(services: Services) -> list[dict[str, Any]]:
@@ -58,6 +61,7 @@ def retention(services: Services) -> dict[str, Any]:
 def pull_queue(services: Services, max_rounds: int = 10) -> dict[str, int]:
     """Drains the Cloudflare Queue (the pull path); does nothing when it is not configured."""
     settings = services.settings
+    require_production_ready(settings, "queue")
     if not (settings.cf_account_id and settings.cf_queue_id and settings.cf_api_token):
         return {"pulled": 0}
     queue = CloudflareQueue.from_settings(settings)

@@ -122,13 +122,15 @@ class SupabaseDatabase:
         return None
 
 
-def connect_database(settings: Settings) -> Database:
+def connect_database(settings: Settings, *, worker: bool = False) -> Database:
+    """The service's database, or with `worker` the worker login (`svc_worker`), which may
+    execute only what train, convert and the probe call. The `supabase` transport has one
+    key, the service role's, for both."""
     if settings.db_transport == "supabase":
         if settings.supabase_service_role_key is None:
             raise ValueError("VC_SUPABASE_SERVICE_ROLE_KEY is required for the supabase transport")
         return SupabaseDatabase(
             settings.supabase_url, settings.supabase_service_role_key.get_secret_value()
         )
-    return PostgresDatabase(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-    )
+    url = settings.worker_login_url if worker else settings.database_url
+    return PostgresDatabase(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)

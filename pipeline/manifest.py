@@ -5,12 +5,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-REQUIRED_FUNCTIONS = (
-    "web", "train", "convert", "probe", "quota_reset", "reaper", "reconciler", "queue_pull",
-    "retention",
-)  # fmt: skip
+from pipeline.secret_zones import FUNCTION_ZONES, ZONES
+
+REQUIRED_FUNCTIONS = tuple(FUNCTION_ZONES)
+MODAL_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$"
 GPU_TYPES = {"T4", "L4", "A10G", "A100", "A100-40GB", "A100-80GB", "L40S", "H100", "H200", "B200"}
 
 
@@ -19,16 +19,39 @@ class _Strict(BaseModel):
 
 
 class AppSection(_Strict):
+    """The Modal environment is not here: it is whatever `modal deploy --env` chose, and
+    the containers read it from the deployment itself (MODAL_ENVIRONMENT)."""
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
-    environment: str = "main"
 
 
 class SecretsSection(_Strict):
-    names: list[str] = Field(min_length=1)
+    """One Modal secret per trust zone (pipeline/secret_zones.py). `queue` is needed only
+    for the pull path: without it `queue_pull` is deployed unscheduled."""
+
+    web: str = Field(pattern=MODAL_NAME)
+    worker: str = Field(pattern=MODAL_NAME)
+    service: str = Field(pattern=MODAL_NAME)
+    queue: str | None = Field(None, pattern=MODAL_NAME)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "SecretsSection":
+        names = [n for n in (self.web, self.worker, self.service, self.queue) if n]
+        shared = sorted({n for n in names if names.count(n) > 1})
+        if shared:
+            raise ValueError(
+                f"{', '.join(shared)} names more than one trust zone; each zone needs its own "
+                "secret, or a worker container would hold the web credentials"
+            )
+        return self
+
+    def for_function(self, function: str) -> dict[str, str]:
+        """Zone → secret name for the zones `function` runs in (a missing `queue` is left out)."""
+        named = {zone: getattr(self, zone) for zone in ZONES}
+        return {z: named[z] for z in FUNCTION_ZONES[function] if named[z]}
 
 
 class StorageSection(_Strict):
-    bucket: str = Field(min_length=3)
     work_volume: str = Field(min_length=1)
     model_cache_dir: str = "/models"
 
@@ -81,6 +104,14 @@ class Manifest(_Strict):
             raise ValueError(f"missing [functions.*] sections: {', '.join(missing)}")
         return value
 
+    def schedule(self, function: str) -> str | None:
+        """The function's cron, unless one of its trust zones has no secret: `queue_pull`
+        without the Cloudflare token would start a container every minute to do nothing."""
+        zones = FUNCTION_ZONES[function]
+        if len(self.secrets.for_function(function)) < len(zones):
+            return None
+        return self.functions[function].schedule
+
 
 class ManifestError(ValueError):
     pass
@@ -98,3 +129,19 @@ def load_manifest(path: Path) -> Manifest:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise ManifestError(f"{path.name} is invalid: {problems}") from exc
+
+
+class Requirements(BaseModel):
+    """What each image pip-installs, read from pyproject.toml (the one list of pins)."""
+
+    web: list[str]  # the torch-free base dependencies
+    gpu: list[str]  # the base plus the `gpu` extra
+
+
+def load_requirements(path: Path) -> Requirements:
+    try:
+        project = tomllib.loads(path.read_text())["project"]
+        web = list(project["dependencies"])
+        return Requirements(web=web, gpu=web + list(project["optional-dependencies"]["gpu"]))
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
+        raise ManifestError(f"{path.name}: {exc!r}") from exc

@@ -11,11 +11,18 @@ from typing import Any
 from uuid import UUID
 
 from pipeline.audio import AudioError, AudioStats, measure
+from pipeline.audio_header import (
+    HEADER_BYTES,
+    HeaderError,
+    HeaderLimits,
+    screen_file,
+    screen_head,
+)
 from pipeline.errors import Unavailable
 from pipeline.formats import too_large_message
 from pipeline.repository import Repository
 from pipeline.settings import Settings
-from pipeline.storage import Storage
+from pipeline.storage import ObjectChanged, ObjectInfo, Storage
 from schemas.profiles import DatasetFile
 
 SILENT_RATIO = 0.95
@@ -77,15 +84,30 @@ def assess(stats: AudioStats, settings: Settings) -> Verdict:
     return Verdict(probe)
 
 
-def _fetch(storage: Storage, key: str, directory: Path) -> Path:
+def _fetch(storage: Storage, info: ObjectInfo, directory: Path, max_bytes: int) -> Path:
+    """Exactly the object that was HEADed (If-Match on its eTag), never more than the limit;
+    one replaced meanwhile is fetched again when its own event comes."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     path = directory / "object"
     try:
-        storage.download_file(key, path)
+        storage.download_sealed(info.key, path, info.etag, max_bytes)
+    except ObjectChanged as exc:
+        raise Unavailable("The upload changed while it was being checked.") from exc
     except (BotoCoreError, ClientError, OSError) as exc:
         raise Unavailable("Could not fetch the upload from object storage.") from exc
     return path
+
+
+def _read_head(storage: Storage, info: ObjectInfo) -> bytes:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return storage.read_head(info.key, min(HEADER_BYTES, info.size), info.etag)
+    except ObjectChanged as exc:
+        raise Unavailable("The upload changed while it was being checked.") from exc
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise Unavailable("Could not fetch the upload from object storage.") from exc
 
 
 def probe_dataset_file(repo: Repository, storage: Storage, file_id: UUID) -> DatasetFile | None:
@@ -108,12 +130,20 @@ def probe_dataset_file(repo: Repository, storage: Storage, file_id: UUID) -> Dat
             file_id, etag=info.etag, size_bytes=None, probe={},
             reject_code="CORRUPT_AUDIO", reject_message="The file is empty.",
         )  # fmt: skip
-    with tempfile.TemporaryDirectory(dir=settings.scratch_dir, prefix="probe-") as scratch:
-        path = _fetch(storage, row.object_key, Path(scratch))
-        try:
+    started = repo.begin_probe(file_id)  # counts the attempt; past the limit: PROBE_FAILED
+    if started is None or started.status != "pending":
+        return started
+    try:
+        # The header's claims are judged from its first bytes, before a download or a decoder
+        # can be sized by them; then the decoder's own reading of the header, then the decode.
+        limits = HeaderLimits.for_dataset(settings)
+        screen_head(_read_head(storage, info), info.size, limits)
+        with tempfile.TemporaryDirectory(dir=settings.scratch_dir, prefix="probe-") as scratch:
+            path = _fetch(storage, info, Path(scratch), settings.max_file_bytes)
+            screen_file(path, limits)
             verdict = assess(measure(path, settings.max_dataset_file_seconds), settings)
-        except AudioError as exc:
-            verdict = Verdict({}, exc.code, exc.message)
+    except (AudioError, HeaderError) as exc:
+        verdict = Verdict({}, exc.code, exc.message)
     return repo.record_probe(
         file_id,
         etag=info.etag,

@@ -21,7 +21,7 @@ from schemas.jobs import (
     TrainingJobRow,
 )
 from schemas.profiles import DatasetFile, Profile, ProfileDetail
-from schemas.quota import Quota
+from schemas.quota import Quota, RateDecision
 from schemas.retention import RetentionPass, UserErasure
 
 # What a client sees of a job, and the whole row the server and the workers read.
@@ -140,6 +140,26 @@ class Repository:
         rows = self.db.call("list_stale_uploads", older_than_sec=older_than_seconds, limit=limit)
         return [DatasetFile.model_validate(r) for r in rows]
 
+    def begin_probe(self, file_id: UUID) -> DatasetFile | None:
+        """Counts a probe attempt on a pending file; past the limit the row comes back
+        rejected with PROBE_FAILED, so a file whose probe keeps crashing is not retried forever."""
+        row = self.db.call(
+            "begin_probe", file_id=file_id, max_attempts=self.settings.max_probe_attempts
+        )
+        return DatasetFile.model_validate(row) if row else None
+
+    def take_rate_token(
+        self, subject: str, action: str, burst: int, per_minute: float
+    ) -> RateDecision:
+        row = self.db.call(
+            "take_rate_token", subject=subject, action=action, burst=burst, per_minute=per_minute
+        )
+        return RateDecision.model_validate(row)
+
+    def prune_rate_buckets(self, older_than_seconds: int = 86400) -> int:
+        row = self.db.call("prune_rate_buckets", older_than_sec=older_than_seconds)
+        return int(row["deleted"])
+
     def expire_upload(self, file_id: UUID) -> DatasetFile | None:
         row = self.db.call("expire_upload", file_id=file_id)
         return DatasetFile.model_validate(row) if row else None
@@ -178,6 +198,7 @@ class Repository:
             max_seconds=s.max_dataset_seconds,
             default_limit=s.trainings_per_month,
             max_active=s.max_active_trainings,
+            gpu_seconds_per_month=s.gpu_seconds_per_month,
         )
         return TrainingJob.model_validate(row)
 
@@ -208,6 +229,7 @@ class Repository:
             upload_expires_at=upload_expires_at,
             default_limit=s.conversions_per_day,
             max_active=s.max_active_conversions,
+            gpu_seconds_per_month=s.gpu_seconds_per_month,
         )
         return ConversionJob.model_validate(row)
 
@@ -215,7 +237,15 @@ class Repository:
         return _job_row(kind, self.db.call("claim_job", kind=kind, job_id=job_id))
 
     def heartbeat_job(self, kind: JobKind, job_id: UUID, progress: dict[str, Any]) -> JobRow:
-        row = self.db.call("heartbeat_job", kind=kind, job_id=job_id, progress=progress)
+        """Charges the GPU time since the last heartbeat; the row comes back `failed` with
+        GPU_BUDGET_EXHAUSTED once the user's monthly budget is spent."""
+        row = self.db.call(
+            "heartbeat_job",
+            kind=kind,
+            job_id=job_id,
+            progress=progress,
+            gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
+        )
         return _job_row(kind, row)
 
     def set_job_call_id(self, kind: JobKind, job_id: UUID, call_id: str) -> JobRow:
@@ -257,6 +287,11 @@ class Repository:
         rows = self.db.call("training_inputs", job_id=job_id)
         return [TrainingInput.model_validate(r) for r in rows]
 
+    def conversion_model(self, job_id: UUID) -> ModelVersionRow:
+        """The model version a conversion job converts with (keys included), by job alone:
+        what the worker login may read, where `get_model_version` is owner-checked."""
+        return ModelVersionRow.model_validate(self.db.call("conversion_model", job_id=job_id))
+
     def list_model_versions(
         self, user_id: UUID, profile_id: UUID, limit: int = 50
     ) -> list[ModelVersion]:
@@ -266,7 +301,7 @@ class Repository:
         return [ModelVersion.model_validate(r) for r in rows]
 
     def get_model_version(self, user_id: UUID, model_version_id: UUID) -> ModelVersionRow:
-        """The row with its keys, for a download or a worker; owner-checked."""
+        """The row with its keys, for a download; owner-checked."""
         row = self.db.call("get_model_version", user_id=user_id, model_version_id=model_version_id)
         return ModelVersionRow.model_validate(row)
 
@@ -302,6 +337,7 @@ class Repository:
             user_id=user_id,
             trainings_per_month=self.settings.trainings_per_month,
             conversions_per_day=self.settings.conversions_per_day,
+            gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
         )
         return Quota.model_validate(row)
 

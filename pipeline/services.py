@@ -15,8 +15,9 @@ from pipeline.dispatch import (
 )
 from pipeline.events import EventHandler
 from pipeline.launch import launch
+from pipeline.production import Zone, require_production_ready
 from pipeline.repository import Repository
-from pipeline.settings import Settings, as_env
+from pipeline.settings import Settings, as_worker_env
 from pipeline.storage import Storage
 from pipeline.webhooks import WebhookKeys
 
@@ -30,12 +31,17 @@ class Services:
     storage: Storage
     verifier: TokenVerifier
     webhook_keys: WebhookKeys
+    # The worker login (`svc_worker`) for the work this process runs itself (the probe), so
+    # it needs no more than a worker container; `db` itself when no worker login is set.
+    worker_db: Database
     repo: Repository = field(init=False)
+    worker_repo: Repository = field(init=False)
     dispatcher: Dispatcher = field(init=False)
     events: EventHandler = field(init=False)
 
     def __post_init__(self) -> None:
         self.repo = Repository(self.db, self.settings)
+        self.worker_repo = Repository(self.worker_db, self.settings)
 
     def _event_handler(self) -> EventHandler:
         repo, dispatcher = self.repo, self.dispatcher
@@ -49,7 +55,7 @@ class Services:
         from pipeline.probe import probe_dataset_file
 
         def probe(file_id: UUID) -> object:
-            return probe_dataset_file(self.repo, self.storage, file_id)
+            return probe_dataset_file(self.worker_repo, self.storage, file_id)
 
         return {"probe": probe}
 
@@ -58,14 +64,22 @@ class Services:
         for dispatcher in {id(d): d for d in routes.values()}.values():
             if isinstance(dispatcher, ThreadDispatcher):
                 dispatcher.shutdown()
+        if self.worker_db is not self.db:
+            self.worker_db.close()
         self.db.close()
 
 
-def build_services(settings: Settings, dispatcher: Dispatcher | None = None) -> Services:
+def build_services(
+    settings: Settings, dispatcher: Dispatcher | None = None, zone: Zone = "service"
+) -> Services:
+    """Refuses unsafe production settings for `zone` first (see pipeline/production.py)."""
+    require_production_ready(settings, zone)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    db = connect_database(settings)
     services = Services(
         settings=settings,
-        db=connect_database(settings),
+        db=db,
+        worker_db=_worker_db(settings, db),
         storage=Storage(settings),
         verifier=TokenVerifier.from_settings(settings),
         webhook_keys=WebhookKeys.parse(secret, settings.webhook_public_key),
@@ -73,6 +87,12 @@ def build_services(settings: Settings, dispatcher: Dispatcher | None = None) -> 
     services.dispatcher = dispatcher or _dispatcher(settings, services.runners())
     services.events = services._event_handler()
     return services
+
+
+def _worker_db(settings: Settings, db: Database) -> Database:
+    if settings.db_transport != "postgres" or settings.worker_login_url == settings.database_url:
+        return db
+    return connect_database(settings, worker=True)
 
 
 def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
@@ -84,5 +104,5 @@ def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
     local = (
         InlineDispatcher(runners) if settings.dispatch == "inline" else ThreadDispatcher(runners)
     )
-    gpu = SubprocessDispatcher(as_env(settings))
+    gpu = SubprocessDispatcher(as_worker_env(settings))
     return RoutingDispatcher({"probe": local, "train": gpu, "convert": gpu})

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     # `supabase` goes through PostgREST's rpc with the service-role key.
     db_transport: Literal["postgres", "supabase"] = "postgres"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    # The login of the worker processes this process starts (train, convert, the probe): the
+    # `svc_worker` role, which may execute only the worker functions. Unset: `database_url`.
+    # A worker container is simply given the worker login as its `database_url`.
+    worker_database_url: str | None = None
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
 
@@ -31,6 +35,11 @@ class Settings(BaseSettings):
     jwt_audience: str = "authenticated"
     jwt_secret: SecretStr | None = None  # legacy HS256 secret; unset disables HS256
     jwks_cache_seconds: int = Field(600, ge=0)
+    # An unknown `kid` refetches the JWKS at most this often; a fetch gives up after the timeout.
+    jwks_refetch_seconds: float = Field(30, ge=0)
+    jwks_timeout_seconds: float = Field(3, gt=0)
+    # Supabase anonymous sign-ins (`is_anonymous`) would let one person multiply quotas.
+    allow_anonymous_users: bool = False
 
     # Object storage (Cloudflare R2 in production, SeaweedFS locally).
     s3_endpoint_url: str = "http://127.0.0.1:8333"
@@ -56,19 +65,42 @@ class Settings(BaseSettings):
     max_active_conversions: int = Field(1, ge=1)
     max_profiles: int = Field(20, ge=1)
     max_dataset_files: int = Field(100, ge=1)
-    upload_url_seconds: int = Field(15 * 60, gt=0)
+    upload_url_seconds: int = Field(5 * 60, gt=0)
     download_url_seconds: int = Field(5 * 60, gt=0)
 
     # Probe: what a dataset file must be to count (beyond the limits above).
     min_dataset_file_seconds: float = Field(2.0, ge=0)
     min_sample_rate: int = Field(16000, gt=0)
     max_channels: int = Field(2, ge=1)
+    max_probe_attempts: int = Field(3, ge=1)  # then the file is rejected with PROBE_FAILED
+
+    # GPU budget: worker seconds per user per UTC month, whatever the jobs' outcomes
+    # (`quota_overrides.gpu_seconds_per_month` overrides it per user).
+    gpu_seconds_per_month: int = Field(8 * 3600, ge=0)
+
+    # Rate limits (token buckets in the database): a burst, refilled at a rate per minute.
+    rate_upload_burst: int = Field(30, ge=1)
+    rate_upload_per_minute: float = Field(30, ge=0)
+    rate_job_start_burst: int = Field(10, ge=1)
+    rate_job_start_per_minute: float = Field(6, ge=0)
+    rate_cancel_burst: int = Field(20, ge=1)
+    rate_cancel_per_minute: float = Field(20, ge=0)
+    rate_public_burst: int = Field(120, ge=1)  # per client IP, on unauthenticated routes
+    rate_public_per_minute: float = Field(120, ge=0)
+    # The header the edge puts the client's address in (its last value is used); unset: the
+    # connection's peer address.
+    client_ip_header: str | None = None
     scratch_dir: str | None = None  # temp files; the system default when unset
 
     # Events: Standard Webhooks keys for POST /events/r2 (either or both).
     webhook_secret: SecretStr | None = None  # whsec_… (v1, HMAC-SHA256)
     webhook_public_key: str | None = None  # whpk_… (v1a, Ed25519)
     webhook_tolerance_seconds: int = Field(300, ge=1)
+    # How R2 notifications arrive in production: `push` (the relay Worker signs and POSTs
+    # them; the web endpoint needs a webhook key) or `pull` (the queue_pull cron fetches
+    # them with the VC_CF_* settings).
+    event_delivery: Literal["push", "pull"] = "push"
+    max_event_body_bytes: int = Field(1 * MB, gt=0)
 
     # Cloudflare Queue HTTP pull (the "Modal alone" path; no relay Worker needed).
     cf_account_id: str | None = None
@@ -81,6 +113,9 @@ class Settings(BaseSettings):
     dispatch: Literal["inline", "thread", "modal"] = "thread"
     modal_app_name: str = "svc-pipeline"
     modal_environment: str | None = None
+    # With `modal`, start-up refuses settings still at a local default (pipeline/production.py);
+    # this accepts hosts on this machine only: a deployment's code run against a local stack.
+    allow_local_urls: bool = False
 
     # GPU workers: where weights are cached, where jobs keep resumable work (a Modal Volume
     # in production), whether weights come from the network or are built tiny offline.
@@ -109,6 +144,11 @@ class Settings(BaseSettings):
     def jwks_url(self) -> str:
         return f"{self.supabase_url.rstrip('/')}/auth/v1/.well-known/jwks.json"
 
+    @property
+    def worker_login_url(self) -> str:
+        """The database URL a worker connects with (postgres transport)."""
+        return self.worker_database_url or self.database_url
+
 
 @lru_cache
 def get_settings() -> Settings:
@@ -130,4 +170,11 @@ def as_env(settings: Settings) -> dict[str, str]:
         else:
             text = str(value)
         env[f"VC_{name.upper()}"] = text
+    return env
+
+
+def as_worker_env(settings: Settings) -> dict[str, str]:
+    """The settings a worker process is started with: the worker login is its only login."""
+    env = as_env(settings)
+    env["VC_DATABASE_URL"] = settings.worker_login_url
     return env

@@ -4,6 +4,8 @@ Presigned PUTs sign content type and length, so the store itself refuses an uplo
 differs from what the API agreed to; presigned GETs are short-lived.
 """
 
+import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,13 @@ from typing import Any, BinaryIO
 
 from pipeline.errors import Unavailable
 from pipeline.settings import Settings
+
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+CHUNK_BYTES = 1024 * 1024
+
+
+class ObjectChanged(Exception):
+    """The object is no longer the one recorded (another eTag, other bytes, or too large)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,11 @@ def _client(endpoint_url: str, settings: Settings) -> Any:
             read_timeout=60,
         ),
     )
+
+
+def _status(exc: Any) -> int | None:
+    code = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(code) if code else None
 
 
 class Storage:
@@ -107,6 +121,46 @@ class Storage:
     def open_stream(self, key: str) -> BinaryIO:
         """A streaming body: read it in chunks, never whole."""
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+
+    def read_head(self, key: str, size: int, etag: str) -> bytes:
+        """The first `size` bytes of exactly the object with `etag`."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._s3.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes=0-{size - 1}", IfMatch=f'"{etag}"'
+            )
+        except ClientError as exc:
+            if _status(exc) == 412:
+                raise ObjectChanged(key) from exc
+            raise
+        return response["Body"].read(size)
+
+    def download_sealed(self, key: str, path: Path, etag: str, max_bytes: int) -> int:
+        """Streams the object to `path` only if it is still the one with `etag`: the store is
+        asked with If-Match, and the bytes are checked against the eTag's MD5 (a single-part
+        upload's eTag, which is all a presigned PUT makes), so a store that ignores If-Match
+        cannot hand over a swapped object either. Never more than `max_bytes`. Returns the size.
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self._s3.get_object(Bucket=self.bucket, Key=key, IfMatch=f'"{etag}"')["Body"]
+        except ClientError as exc:
+            if _status(exc) in (404, 412):
+                raise ObjectChanged(key) from exc
+            raise
+        digest, size = hashlib.md5(usedforsecurity=False), 0
+        with body, path.open("wb") as out:
+            while chunk := body.read(CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ObjectChanged(key)
+                digest.update(chunk)
+                out.write(chunk)
+        if _MD5_ETAG.match(etag.lower()) and digest.hexdigest() != etag.lower():
+            raise ObjectChanged(key)
+        return size
 
     def download_file(self, key: str, path: Path) -> None:
         self._s3.download_file(self.bucket, key, str(path))

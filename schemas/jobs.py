@@ -4,7 +4,7 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.common import Model, Request
 
@@ -34,11 +34,26 @@ Phase = Literal[
 ]
 
 
+PresetName = Literal["standard", "tiny"]
+# The most steps and epochs a client may ask of each preset: `standard` never runs past its
+# own scaled default, so `max_steps` can shorten a training but not stretch its GPU time.
+PRESET_CAPS: dict[str, tuple[int, int]] = {"standard": (10_000, 1_000), "tiny": (200, 100)}
+
+
 class TrainingParams(Request):
-    preset: Literal["standard", "tiny"] = "standard"
+    preset: PresetName = "standard"
     f0_method: F0Method = "dio"
-    max_steps: int | None = Field(None, ge=10, le=200_000)
-    max_epochs: int | None = Field(None, ge=1, le=10_000)
+    max_steps: int | None = Field(None, ge=10, le=10_000)
+    max_epochs: int | None = Field(None, ge=1, le=1_000)
+
+    @model_validator(mode="after")
+    def _within_preset_caps(self) -> "TrainingParams":
+        steps, epochs = PRESET_CAPS[self.preset]
+        if self.max_steps is not None and self.max_steps > steps:
+            raise ValueError(f"max_steps can be at most {steps} with the {self.preset} preset")
+        if self.max_epochs is not None and self.max_epochs > epochs:
+            raise ValueError(f"max_epochs can be at most {epochs} with the {self.preset} preset")
+        return self
 
 
 class ConversionParams(Request):
@@ -79,6 +94,7 @@ class JobBase(Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
+    gpu_seconds: float = 0.0  # worker time charged to the GPU budget, whatever the outcome
 
 
 class TrainingJob(JobBase):
@@ -146,6 +162,11 @@ class TrainingInput(Model):
     id: UUID
     object_key: str
     duration_sec: float
+    # What the probe recorded, so the worker reads exactly those bytes and checks them again.
+    etag: str | None = None
+    size_bytes: int
+    sample_rate: int | None = None
+    channels: int | None = None
 
 
 class ModelDownload(Model):

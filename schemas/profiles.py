@@ -90,3 +90,4 @@ class DatasetFile(Model):
     reject_message: str | None = None
     created_at: datetime
     probed_at: datetime | None = None
+    probe_attempts: int = 0

@@ -88,7 +88,7 @@ def hostile_corpus() -> dict[str, tuple[bytes, str, set[str]]]:
         "384 kHz": (
             encode(voice(3.0, rate=384000), 384000, "wav", "PCM_16"),
             "hires.wav",
-            {"ready"},
+            {"HIGH_SAMPLE_RATE"},  # past 192 kHz, judged from the header
         ),
         "8 channels": (
             encode(voice(3.0, channels=8), 44100, "wav", "PCM_16"),

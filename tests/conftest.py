@@ -22,7 +22,7 @@ from pipeline.local.seaweed import find_free_base, free_port
 from pipeline.local.stack import LocalStack, StackConfig
 from pipeline.repository import Repository
 from pipeline.services import Services, build_services
-from pipeline.settings import Settings, as_env
+from pipeline.settings import Settings, as_worker_env
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +67,9 @@ def settings(stack: LocalStack) -> Settings:
 
 @pytest.fixture(scope="session")
 def worker_env(settings: Settings) -> dict[str, str]:
-    """What a GPU worker process sees: the same settings, with the offline weights built."""
-    env = os.environ | as_env(settings)
+    """What a GPU worker process sees: the same settings, the worker login as its only
+    database login (as `svc_worker`, like production), with the offline weights built."""
+    env = os.environ | as_worker_env(settings)
     subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env, check=True)
     return env
 

@@ -62,3 +62,30 @@ def test_clients_cannot_call_the_functions(stack, alice) -> None:
     ):
         conn.execute("set local role authenticated")
         conn.execute("select public.create_profile(%s, 'x', 10)", (alice.id,))
+
+
+def test_the_operators_note_is_not_readable_by_its_user(stack, sql, alice) -> None:
+    sql.execute(
+        "insert into public.quota_overrides (user_id, trainings_per_month, note) "
+        "values (%s, 9, 'suspected abuse: watch this account')",
+        (alice.id,),
+    )
+    claims = json.dumps({"sub": str(alice.id), "role": "authenticated"})
+    with psycopg.connect(stack.database_url) as conn:
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
+        row = conn.execute(
+            "select trainings_per_month, gpu_seconds_per_month from public.quota_overrides"
+        ).fetchone()
+        assert row == (9, None), "the limits themselves stay visible to their user"
+    for query in (
+        "select note from public.quota_overrides",
+        "select * from public.quota_overrides",
+    ):
+        with (
+            psycopg.connect(stack.database_url) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute("set local role authenticated")
+            conn.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
+            conn.execute(query)

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
-from endpoints.deps import RepoDep, ServicesDep, UserDep
+from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
 from pipeline.conversions import request_conversion
 from pipeline.errors import PipelineError
 from pipeline.launch import cancel
@@ -17,7 +17,11 @@ from schemas.jobs import ConversionJob, ConversionJobRow
 router = APIRouter(tags=["conversions"])
 
 
-@router.post("/profiles/{profile_id}/conversions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/profiles/{profile_id}/conversions",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[rate_limit("job_start")],
+)
 def create_conversion(
     profile_id: UUID, body: ConversionRequest, user: UserDep, services: ServicesDep
 ) -> ConversionTicket:
@@ -42,7 +46,7 @@ def get_conversion(job_id: UUID, user: UserDep, repo: RepoDep) -> ConversionJob:
     return repo.get_job("conversion", user.id, job_id)
 
 
-@router.post("/conversions/{job_id}/cancel")
+@router.post("/conversions/{job_id}/cancel", dependencies=[rate_limit("cancel")])
 def cancel_conversion(job_id: UUID, user: UserDep, services: ServicesDep) -> ConversionJob:
     cancel(services.repo, services.dispatcher, "conversion", user.id, job_id)
     return services.repo.get_job("conversion", user.id, job_id)

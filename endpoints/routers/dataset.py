@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, status
 
-from endpoints.deps import RepoDep, ServicesDep, UserDep
+from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
 from pipeline.uploads import request_dataset_upload
 from schemas.profiles import DatasetFile, UploadRequest, UploadTicket
 
@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/profiles/{profile_id}/dataset", tags=["dataset"])
 
 
-@router.post("/uploads", status_code=status.HTTP_201_CREATED)
+@router.post("/uploads", status_code=status.HTTP_201_CREATED, dependencies=[rate_limit("upload")])
 def request_upload(
     profile_id: UUID, body: UploadRequest, user: UserDep, services: ServicesDep
 ) -> UploadTicket:

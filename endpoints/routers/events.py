@@ -15,7 +15,6 @@ from schemas.events import EventsAccepted, R2Event
 
 router = APIRouter(tags=["events"])
 _EVENTS = TypeAdapter(list[R2Event])
-MAX_BODY_BYTES = 1024 * 1024
 
 
 @router.post("/events/r2")
@@ -23,10 +22,27 @@ async def receive_r2_events(request: Request, services: ServicesDep) -> EventsAc
     """One message or a batch. A replayed webhook id is acknowledged with no second effect;
     the id is remembered only once every message in it was handled, so a failed delivery
     can be retried."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise PipelineError("TOO_LARGE", "The event batch is too large.")
+    body = await _read_capped(request, services.settings.max_event_body_bytes)
     return await run_in_threadpool(_accept, services, dict(request.headers), body)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refused from its Content-Length before a byte is read when it declares too
+    much, and cut off as soon as a stream without one passes the limit: memory stays bounded."""
+    too_large = PipelineError("TOO_LARGE", "The event batch is too large.", {"max_bytes": limit})
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise PipelineError("VALIDATION_FAILED", "The Content-Length header is not a number.")
+        if int(declared) > limit:
+            raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _accept(services: Services, headers: dict[str, str], body: bytes) -> EventsAccepted:

@@ -2,13 +2,13 @@
 
 from fastapi import APIRouter
 
-from endpoints.deps import ServicesDep
+from endpoints.deps import PublicRateLimit, ServicesDep
 from schemas.health import Health
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", dependencies=[PublicRateLimit])
 def health(services: ServicesDep) -> Health:
     """Unauthenticated: says whether the database and the bucket answer, without details."""
     try:

@@ -2,13 +2,13 @@
 
 from fastapi import APIRouter
 
-from endpoints.deps import ServicesDep
+from endpoints.deps import PublicRateLimit, ServicesDep
 from schemas.limits import Limits
 
 router = APIRouter(tags=["limits"])
 
 
-@router.get("/limits")
+@router.get("/limits", dependencies=[PublicRateLimit])
 def limits(services: ServicesDep) -> Limits:
     """Unauthenticated: the deployment's limits (the same for everyone; per-user quota
     overrides show in `/quota`)."""

@@ -6,7 +6,7 @@ from endpoints.deps import ServicesDep, UserDep
 from pipeline.erasure import erase_user
 from schemas.retention import EraseRequest, Erasure
 
-router = APIRouter(prefix="/me", tags=["account"])
+router = APIRouter(prefix="/me", tags=["me"])
 
 
 @router.delete("")

@@ -4,14 +4,18 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
-from endpoints.deps import RepoDep, ServicesDep, UserDep
+from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
 from pipeline.launch import cancel, launch
 from schemas.jobs import TrainingJob, TrainingParams
 
 router = APIRouter(tags=["trainings"])
 
 
-@router.post("/profiles/{profile_id}/trainings", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/profiles/{profile_id}/trainings",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[rate_limit("job_start")],
+)
 def start_training(
     profile_id: UUID, user: UserDep, services: ServicesDep, body: TrainingParams | None = None
 ) -> TrainingJob:
@@ -36,7 +40,7 @@ def get_training(job_id: UUID, user: UserDep, repo: RepoDep) -> TrainingJob:
     return repo.get_job("training", user.id, job_id)
 
 
-@router.post("/trainings/{job_id}/cancel")
+@router.post("/trainings/{job_id}/cancel", dependencies=[rate_limit("cancel")])
 def cancel_training(job_id: UUID, user: UserDep, services: ServicesDep) -> TrainingJob:
     cancel(services.repo, services.dispatcher, "training", user.id, job_id)
     return services.repo.get_job("training", user.id, job_id)

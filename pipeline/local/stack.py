@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID, uuid4
 
 import httpx
@@ -30,6 +31,7 @@ from pipeline.webhooks import new_ed25519_keypair
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_EMAIL = "dev@localhost"
+WORKER_ROLE = "svc_worker"  # created by supabase/migrations/20261122000001_worker_role.sql
 
 
 @dataclass
@@ -154,6 +156,15 @@ class LocalStack:
     # What the pieces need to know about each other --------------------------------------
 
     @property
+    def worker_database_url(self) -> str:
+        """The same database as the worker login the migrations create (`svc_worker`), so
+        local workers and the probe run with exactly the privileges they have in production
+        (the embedded server trusts local connections: no password)."""
+        parts = urlsplit(self.database_url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{WORKER_ROLE}@{host}"))
+
+    @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.config.api_port}"
 
@@ -173,6 +184,7 @@ class LocalStack:
         return {
             "VC_DB_TRANSPORT": "postgres",
             "VC_DATABASE_URL": self.database_url,
+            "VC_WORKER_DATABASE_URL": self.worker_database_url,
             "VC_SUPABASE_URL": self.supabase_url,
             "VC_S3_ENDPOINT_URL": self.s3.endpoint_url,
             "VC_S3_BUCKET": self.config.bucket,
