@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-fast install web browser lint format bench-api clean
+.PHONY: dev test test-fast install web browser espeak lint format bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,14 @@ web:
 browser:
 	scripts/install-chromium.sh
 
+# Debian's espeak-ng: the dataset-analysis tests synthesise speech with it.
+espeak:
+	scripts/install-espeak.sh
+
 dev: install
 	$(BIN)/svc-local up
 
-test: install browser
+test: install browser espeak
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -39,7 +43,7 @@ format:
 bench-api: install
 	$(BIN)/python bench/api.py
 
-test-fast: install browser
+test-fast: install browser espeak
 	$(BIN)/pytest -m "not slow"
 
 clean:

@@ -63,7 +63,8 @@ web_image = carry_files(
 # runs in /root, where the packages were copied, so `python -m gpu` imports them.
 gpu_image = carry_files(
     modal.Image.debian_slim(python_version="3.11")
-    .apt_install("libsndfile1")
+    # pyworld (the fork's dio/harvest) and webrtcvad (Resemblyzer) build from source.
+    .apt_install("libsndfile1", "build-essential")
     .pip_install(*REQUIREMENTS.gpu)
     .env(runtime_env)
     .add_local_python_source(*SOURCES, "gpu", copy=True)
@@ -166,8 +167,11 @@ class Prober:
         from uuid import UUID
 
         from pipeline.probe import probe_dataset_file
+        from pipeline.singer_check import request_singer_check
 
-        row = probe_dataset_file(self.services.repo, self.services.storage, UUID(file_id))
+        services = self.services
+        row = probe_dataset_file(services.repo, services.storage, UUID(file_id))
+        request_singer_check(services.settings, services.dispatcher, row)
         return row.status if row else None
 
     @modal.exit()
@@ -187,6 +191,21 @@ def container_services(function: str) -> Any:
         atexit.register(services.close)
         _container_services[function] = services
     return _container_services[function]
+
+
+@app.function(image=gpu_image, **options("singers"))
+def singers(profile_id: str) -> int:
+    """The one-singer check (Resemblyzer on the CPU; no GPU needed) for a profile's new files."""
+    from uuid import UUID
+
+    from gpu.runtime import worker_context
+    from gpu.singers import check_profile
+
+    ctx = worker_context()
+    try:
+        return check_profile(ctx.repo, ctx.storage, UUID(profile_id))
+    finally:
+        ctx.close()
 
 
 @app.function(image=web_image, **options("quota_reset"))

@@ -19,8 +19,9 @@ def run_measured(
 ) -> tuple[float, float]:
     """Wall seconds and peak RSS in MB of a command, its whole process tree included."""
     start = time.perf_counter()
-    proc = psutil.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = psutil.Popen(
+        args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     peak = 0
     while proc.poll() is None:
         with contextlib.suppress(psutil.Error):
@@ -35,19 +36,31 @@ def run_measured(
 @contextlib.contextmanager
 def throwaway_stack(root: Path) -> Iterator[tuple[LocalStack, Settings]]:
     """Postgres and S3 in `root`, with settings for small CPU training and conversion."""
-    stack = LocalStack(StackConfig(root=root / "stack", auth_port=free_port(),
-                                   s3_base_port=find_free_base()))  # fmt: skip
+    stack = LocalStack(
+        StackConfig(root=root / "stack", auth_port=free_port(), s3_base_port=find_free_base())
+    )
     try:
         stack.start_database()
         stack.start_storage()
-        yield stack, stack.settings(dispatch="inline", min_dataset_seconds=20,
-                                    model_cache_dir=str(root / "models"),
-                                    work_dir=str(root / "work"))  # fmt: skip
+        yield (
+            stack,
+            stack.settings(
+                dispatch="inline",
+                min_dataset_seconds=20,
+                model_cache_dir=str(root / "models"),
+                work_dir=str(root / "work"),
+            ),
+        )
     finally:
         stack.stop()
 
 
 def prepare_offline_models(env: dict[str, str]) -> None:
     """The tiny offline ContentVec, built by the same command the local stack runs."""
-    subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env, check=True,
-                   capture_output=True, cwd=REPO_ROOT)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "gpu", "models", "--offline"],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=REPO_ROOT,
+    )

@@ -30,10 +30,16 @@ def queued_job(repo, storage, trained, path: Path) -> str:
     job_id = uuid4()
     key = keys.conversion_input_key(trained.user_id, trained.profile_id, job_id, "wav")
     repo.create_conversion(
-        trained.user_id, trained.profile_id, job_id, model_version_id=None, params={},
-        input_key=key, input_filename=path.name, input_size_bytes=path.stat().st_size,
+        trained.user_id,
+        trained.profile_id,
+        job_id,
+        model_version_id=None,
+        params={},
+        input_key=key,
+        input_filename=path.name,
+        input_size_bytes=path.stat().st_size,
         upload_expires_at=datetime.now(UTC) + timedelta(minutes=15),
-    )  # fmt: skip
+    )
     storage.upload_file(path, key, "audio/wav")
     repo.queue_conversion(job_id)
     return job_id
@@ -52,8 +58,11 @@ def main() -> None:
             services = build_services(settings)
             user = stack.ensure_user("bench@localhost")
             with psycopg.connect(stack.database_url, autocommit=True) as conn:
-                conn.execute("insert into public.quota_overrides (user_id, conversions_per_day) "
-                             "values (%s, 1000)", (user,))  # fmt: skip
+                conn.execute(
+                    "insert into public.quota_overrides (user_id, conversions_per_day) "
+                    "values (%s, 1000)",
+                    (user,),
+                )
             trained = train_tiny_voice(services.repo, services.storage, env, user)
             run(args.seconds, root, services.repo, services.storage, settings, trained, env)
 
@@ -83,8 +92,10 @@ def run(seconds, root, repo, storage, settings, trained, env) -> None:
     print(f"input {seconds:.0f} s, tiny model, CPU\n")
     print(f"pipeline cold (loads ContentVec + model)  {cold:6.2f} s   RTF {cold / seconds:.3f}")
     print(f"pipeline warm (cache hit)                 {warm:6.2f} s   RTF {warm / seconds:.3f}")
-    print(f"fork `svc infer` (reloads per call)       {cli_seconds:6.2f} s   RTF "
-          f"{cli_seconds / seconds:.3f}   peak RSS {cli_rss:.0f} MB")  # fmt: skip
+    print(
+        f"fork `svc infer` (reloads per call)       {cli_seconds:6.2f} s   RTF "
+        f"{cli_seconds / seconds:.3f}   peak RSS {cli_rss:.0f} MB"
+    )
     print(f"warm pipeline / CLI                        {warm / cli_seconds:6.2f}x")
     print()
     for minutes in (1, 10):

@@ -1,6 +1,6 @@
-"""Worker entry point: `python -m gpu train <job_id>`, `python -m gpu convert <job_id>…` and
-`python -m gpu models`. The local dispatcher runs these as child processes; the Modal
-functions call the same code."""
+"""Worker entry point: `python -m gpu train <job_id>`, `python -m gpu convert <job_id>…`,
+`python -m gpu singers <profile_id>` and `python -m gpu models`. The local dispatcher runs
+these as child processes; the Modal functions call the same code."""
 
 import sys
 from pathlib import Path
@@ -40,6 +40,19 @@ def convert(job_ids: list[UUID]) -> None:
     statuses = [ConversionRun(ctx.repo, ctx.storage, ctx.settings, cache, j).run() for j in job_ids]
     ctx.close()
     sys.exit(0 if all(s in {"succeeded", "canceled"} for s in statuses) else 1)
+
+
+@app.command()
+def singers(profile_id: UUID) -> None:
+    """Embed the profile's new ready files and refresh its one-singer check."""
+    from gpu.runtime import worker_context
+    from gpu.singers import check_profile
+
+    ctx = worker_context()
+    try:
+        check_profile(ctx.repo, ctx.storage, profile_id)
+    finally:
+        ctx.close()
 
 
 @app.command()

@@ -17,6 +17,7 @@ from uuid import UUID
 import numpy as np
 import soundfile as sf
 
+from gpu import f0, pitch_range
 from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.model_cache import ModelCache
 from pipeline import keys
@@ -26,7 +27,8 @@ from pipeline.formats import too_large_message
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
-from schemas.jobs import ConversionJobRow, ConversionParams
+from schemas.jobs import ConversionJobRow, ConversionParams, ModelVersionRow
+from schemas.pitch import suggest
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 30.0
@@ -52,8 +54,11 @@ def to_mono(source: Path, target: Path, rate: int) -> int:
     import soxr
 
     with sf.SoundFile(source) as src, sf.SoundFile(target, "w", rate, 1, "FLOAT") as dst:
-        stream = None if src.samplerate == rate else soxr.ResampleStream(
-            src.samplerate, rate, 1, dtype="float32", quality="HQ")  # fmt: skip
+        stream = (
+            None
+            if src.samplerate == rate
+            else soxr.ResampleStream(src.samplerate, rate, 1, dtype="float32", quality="HQ")
+        )
         for block in src.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
             mono = block.mean(axis=1)
             dst.write(stream.resample_chunk(mono) if stream else mono)
@@ -65,12 +70,17 @@ def to_mono(source: Path, target: Path, rate: int) -> int:
 
 class ConversionRun:
     def __init__(
-        self, repo: Repository, storage: Storage, settings: Settings, cache: ModelCache,
+        self,
+        repo: Repository,
+        storage: Storage,
+        settings: Settings,
+        cache: ModelCache,
         job_id: UUID,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.repo, self.storage, self.settings, self.cache = repo, storage, settings, cache
         self.job_id = job_id
         self.beat = Heartbeat(repo, "conversion", job_id).require
+        f0.install(settings.model_cache_dir)
 
     def run(self) -> str:
         job = self.repo.claim_job("conversion", self.job_id)
@@ -97,6 +107,7 @@ class ConversionRun:
         svc = self.cache.get(version)
         mono, out_path = tmp / "input-mono.wav", tmp / "output.wav"
         frames = to_mono(source, mono, svc.target_sample)
+        self._record_pitch(mono, params, version)
         self._infer(svc, mono, out_path, frames, params)
         self.beat(phase="upload", percent=100)
         output_key = keys.conversion_output_key(job.user_id, job.profile_id, self.job_id)
@@ -121,6 +132,16 @@ class ConversionRun:
             raise JobFailure(exc.code, exc.message) from exc
         return path
 
+    def _record_pitch(self, mono: Path, params: ConversionParams, version: ModelVersionRow) -> None:
+        """The input's range next to the voice's and the transpose that would fit them; the
+        page offers it, the person decides (this job converts with the transpose it asked)."""
+        self.beat(phase="pitch", percent=0)
+        found = pitch_range.of_file(mono, params.f0_method)
+        if found is None:
+            return
+        advice = suggest(found, version.pitch_range)
+        self.repo.record_conversion_pitch(self.job_id, advice)
+
     def _infer(
         self, svc: Any, mono: Path, out_path: Path, frames: int, params: ConversionParams
     ) -> None:
@@ -134,14 +155,24 @@ class ConversionRun:
                 src.seek(position)
                 ahead = src.read(lookahead, dtype="float32")
                 cut = next_cut(ahead, rate)
-                dst.write(svc.infer_silence(
-                    ahead[:cut], speaker=speaker, transpose=params.transpose,
-                    auto_predict_f0=params.auto_predict_f0, noise_scale=params.noise_scale,
-                    f0_method=params.f0_method, db_thresh=params.db_thresh,
-                    pad_seconds=params.pad_seconds, chunk_seconds=params.chunk_seconds,
-                    max_chunk_seconds=params.max_chunk_seconds,
-                ).astype(np.float32))  # fmt: skip
+                dst.write(
+                    svc.infer_silence(
+                        ahead[:cut],
+                        speaker=speaker,
+                        transpose=params.transpose,
+                        auto_predict_f0=params.auto_predict_f0,
+                        noise_scale=params.noise_scale,
+                        f0_method=params.f0_method,
+                        db_thresh=params.db_thresh,
+                        pad_seconds=params.pad_seconds,
+                        chunk_seconds=params.chunk_seconds,
+                        max_chunk_seconds=params.max_chunk_seconds,
+                    ).astype(np.float32)
+                )
                 position += cut
                 done, elapsed = position / frames, time.monotonic() - started
-                self.beat(phase="convert", percent=round(100 * done, 1),
-                          eta_s=round(elapsed / done * (1 - done), 1))  # fmt: skip
+                self.beat(
+                    phase="convert",
+                    percent=round(100 * done, 1),
+                    eta_s=round(elapsed / done * (1 - done), 1),
+                )

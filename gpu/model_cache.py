@@ -55,8 +55,10 @@ class ModelCache:
             return self._models[key]
         folder = self.directory / key
         folder.mkdir(parents=True, exist_ok=True)
-        for name, object_key in (("model.pth", version.model_key),
-                                 ("config.json", version.config_key)):  # fmt: skip
+        for name, object_key in (
+            ("model.pth", version.model_key),
+            ("config.json", version.config_key),
+        ):
             if not (folder / name).exists():
                 partial = folder / f"{name}.part"
                 self.storage.download_file(object_key, partial)

@@ -12,8 +12,9 @@ from uuid import UUID, uuid5
 
 import torch
 
+from gpu import f0, pitch_range
 from gpu.errors import KEEPS_CHECKPOINTS, Heartbeat, JobCanceled, JobFailure, describe_failure
-from gpu.prepare import prepare
+from gpu.prepare import SAMPLE_RATE, prepare
 from gpu.presets import PRESETS, Preset
 from gpu.sealed import input_check
 from gpu.trainer import export_generator, fit
@@ -75,6 +76,7 @@ class TrainingRun:
         if seconds < self.settings.min_dataset_seconds:
             raise JobFailure("DATASET_TOO_SHORT", "The dataset no longer has enough ready audio.")
         total = preset.total_steps(seconds, params.max_steps)
+        f0.install(self.settings.model_cache_dir)
         config = prepare(
             self.storage,
             inputs,
@@ -85,6 +87,7 @@ class TrainingRun:
             self.phase,
             check=input_check(self.settings),
         )
+        self._record_pitch(config, params.f0_method)
         self._place_pretrained(preset)
         self.phase("train")
         result = fit(config, total, self.settings.heartbeat_seconds, self.heartbeat.send)
@@ -99,10 +102,22 @@ class TrainingRun:
             self.storage.upload_file(weights, model_key, "application/octet-stream")
             self.storage.upload_file(config, config_key, "application/json")
         metrics = result.metrics | {
-            "steps": result.steps, "epochs": result.epochs, "dataset_seconds": seconds,
-            "preset": preset.name, "resumed_from_step": result.resumed_from_step,
-        }  # fmt: skip
+            "steps": result.steps,
+            "epochs": result.epochs,
+            "dataset_seconds": seconds,
+            "preset": preset.name,
+            "resumed_from_step": result.resumed_from_step,
+        }
         self.repo.finish_training(self.job_id, version, model_key, config_key, size, metrics)
+
+    def _record_pitch(self, config: Path, method: str) -> None:
+        """Where this voice sings, from the F0 its features were built from."""
+        import json
+
+        hop = int(json.loads(config.read_text())["data"]["hop_length"])
+        dataset = self.work / "dataset" / "44k"
+        found = pitch_range.of_features(dataset, hop, SAMPLE_RATE, method)
+        self.repo.record_training_pitch(self.job_id, found)
 
     def _place_pretrained(self, preset: Preset) -> None:
         """Fine-tuning starts from G_0/D_0 (never from scratch for `standard`)."""

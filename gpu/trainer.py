@@ -72,10 +72,16 @@ class ProgressCallback(pl.Callback):
         loss_d, mel = _metric(trainer, "loss/d/total"), _metric(trainer, "loss/g/mel")
         self._remember(step, loss_g, loss_d, mel)
         progress = {
-            "phase": "train", "step": step, "total_steps": self.total_steps,
-            "epoch": int(trainer.current_epoch), "loss_g": loss_g, "loss_d": loss_d,
-            "mel_loss": mel, "eta_s": round(eta, 1), "history": self.history,
-        }  # fmt: skip
+            "phase": "train",
+            "step": step,
+            "total_steps": self.total_steps,
+            "epoch": int(trainer.current_epoch),
+            "loss_g": loss_g,
+            "loss_d": loss_d,
+            "mel_loss": mel,
+            "eta_s": round(eta, 1),
+            "history": self.history,
+        }
         self.last_progress = progress
         if not self.sink(progress):
             self.canceled = True
@@ -179,11 +185,12 @@ def fit(
         steps=progress.last_step,
         epochs=int(trainer.current_epoch),
         metrics={
-            k: v for k in ("loss/g/total", "loss/d/total", "loss/g/mel")
+            k: v
+            for k in ("loss/g/total", "loss/d/total", "loss/g/mel")
             if (v := _metric(trainer, k)) is not None
         },
         resumed_from_step=resumed,
-    )  # fmt: skip
+    )
 
 
 def export_generator(model_dir: Path, target: Path) -> int:
@@ -195,8 +202,12 @@ def export_generator(model_dir: Path, target: Path) -> int:
         raise JobFailure("INTERNAL", "Training finished without a checkpoint.")
     checkpoint = torch.load(latest, map_location="cpu", weights_only=True)
     torch.save(
-        {"model": checkpoint["model"], "iteration": checkpoint["iteration"],
-         "learning_rate": checkpoint["learning_rate"], "optimizer": None},
+        {
+            "model": checkpoint["model"],
+            "iteration": checkpoint["iteration"],
+            "learning_rate": checkpoint["learning_rate"],
+            "optimizer": None,
+        },
         target,
-    )  # fmt: skip
+    )
     return target.stat().st_size

@@ -1,10 +1,13 @@
 """The weights training and conversion load, prepared once into a cache directory.
 
 Production (the Modal image build): the real ContentVec is fetched into the Hugging Face
-cache and the pretrained G_0/D_0 into `<cache>/pretrained`. Offline (tests, CI, a local
-stack without network): a tiny randomly initialised ContentVec is written into the same
-Hugging Face cache layout, so the fork's own `get_hubert_model` loads it through exactly the
-code path production uses.
+cache, the pretrained G_0/D_0 into `<cache>/pretrained` and RMVPE's `rmvpe.pt` into
+`<cache>/rmvpe`. Offline (tests, CI, a local stack without network): a tiny randomly
+initialised ContentVec is written into the same Hugging Face cache layout, so the fork's own
+`get_hubert_model` loads it through exactly the code path production uses, and a tiny
+randomly initialised RMVPE of the real architecture goes to `<cache>/rmvpe` (it runs the
+same tracking code; its pitch is meaningless, so offline jobs should keep FCPE, whose real
+weights ship in its wheel).
 """
 
 import json
@@ -18,6 +21,7 @@ CONTENTVEC_REPO = "lengyue233/content-vec-best"
 TINY_REVISION = "0000000000000000000000000000000000000000"
 TINY_HIDDEN = 128  # the tiny preset's ssl_dim must equal this
 PRETRAINED_DIRNAME = "pretrained"
+RMVPE_REPO, RMVPE_FILE = "lj1995/VoiceConversionWebUI", "rmvpe.pt"
 
 
 def hf_home(cache_dir: Path) -> Path:
@@ -47,9 +51,13 @@ def write_tiny_contentvec(cache_dir: Path) -> Path:
         return snapshot
     torch.manual_seed(0)
     config = HubertConfig(
-        hidden_size=TINY_HIDDEN, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=256, conv_dim=(32,) * 7, classifier_proj_size=TINY_HIDDEN,
-    )  # fmt: skip
+        hidden_size=TINY_HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+        conv_dim=(32,) * 7,
+        classifier_proj_size=TINY_HIDDEN,
+    )
     model = HubertModelWithFinalProj(config)
     snapshot.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(snapshot)
@@ -75,9 +83,34 @@ def fetch_real_weights(cache_dir: Path) -> None:
         raise RuntimeError(f"could not fetch pretrained {missing}")
 
 
+def fetch_rmvpe(cache_dir: Path) -> Path:
+    """Network required: the published RMVPE weights, loaded once to check they fit."""
+    from huggingface_hub import hf_hub_download
+
+    from gpu import f0, rmvpe
+
+    target = cache_dir / f0.RMVPE_DIRNAME
+    target.mkdir(parents=True, exist_ok=True)
+    (target / rmvpe.SIZES_NAME).unlink(missing_ok=True)  # no tiny network left behind
+    hf_hub_download(RMVPE_REPO, RMVPE_FILE, local_dir=target)  # lands as <target>/rmvpe.pt
+    rmvpe.load(target, "cpu")
+    return target / rmvpe.WEIGHTS_NAME
+
+
+def write_tiny_rmvpe(cache_dir: Path) -> Path:
+    from gpu import f0, rmvpe
+
+    target = cache_dir / f0.RMVPE_DIRNAME
+    if (target / rmvpe.WEIGHTS_NAME).exists():
+        return target / rmvpe.WEIGHTS_NAME
+    return rmvpe.write_tiny(target)
+
+
 def prepare(cache_dir: Path, offline: bool) -> None:
     use_cache(cache_dir, offline)
     if offline:
         write_tiny_contentvec(cache_dir)
+        write_tiny_rmvpe(cache_dir)
     else:
         fetch_real_weights(cache_dir)
+        fetch_rmvpe(cache_dir)

@@ -1,8 +1,11 @@
 """Audio measurement in one streaming pass: format sniffing, decoding with soundfile, and the
-numbers the probe reports (peak, BS.1770 loudness, clipping, silence, an SNR estimate).
+numbers the probe reports (peak, BS.1770 loudness, clipping, silence, the noise under the
+voice, voice activity, low-frequency energy).
 
-Memory stays flat whatever the length: samples are read in blocks and reduced to one energy
-value per 100 ms, from which the BS.1770 gating is computed exactly.
+Memory stays small whatever the length: samples are read in blocks and reduced to one energy
+value per 100 ms (from which the BS.1770 gating is computed exactly), one power spectrum per
+46 ms frame (`pipeline.noise`), and the few stretches the voice detector listens to
+(`pipeline.vad`).
 """
 
 from dataclasses import dataclass
@@ -10,6 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from pipeline import noise
+from pipeline.noise import SpectrumAccumulator
+from pipeline.vad import VoiceCollector
 
 SEGMENT_SECONDS = 0.1  # BS.1770 blocks are 4 segments (400 ms) with a 100 ms hop
 CLIP_LEVEL = 0.999
@@ -37,7 +44,9 @@ class AudioStats:
     loudness_lufs: float | None
     clipping_ratio: float
     silence_ratio: float
-    snr_db: float | None
+    snr_db: float | None  # vocal over the steady noise under it (`pipeline.noise`)
+    voice_ratio: float | None  # share heard as voice by Silero VAD (`pipeline.vad`)
+    low_band_ratio: float | None  # share of power below 70 Hz: bass and drums underneath
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -93,7 +102,7 @@ DITHER = 1e-12
 class _Accumulator:
     """Folds decoded blocks into 100 ms segment energies and sample statistics."""
 
-    def __init__(self, rate: int, channels: int) -> None:
+    def __init__(self, rate: int, channels: int, expected_frames: int = 0) -> None:
         from scipy.signal import sosfilt
 
         self._sosfilt = sosfilt
@@ -103,12 +112,14 @@ class _Accumulator:
         self.state = np.zeros((self.sos.shape[0], channels, 2), dtype=np.float32)
         self.weights = _channel_weights(channels)
         self.k_energy: list[np.ndarray] = []  # K-weighted, channel-weighted sum of squares
-        self.raw_energy: list[np.ndarray] = []  # plain mean square, for silence and SNR
+        self.raw_energy: list[np.ndarray] = []  # plain mean square, for silence
         self.carry_k = np.zeros(0)
         self.carry_raw = np.zeros(0)
         self.frames = 0
         self.peak = 0.0
         self.clipped = 0
+        self.spectrum = SpectrumAccumulator(rate)
+        self.voice = VoiceCollector(expected_frames, rate)
 
     def add(self, block: np.ndarray) -> None:
         low, high = float(block.min(initial=0.0)), float(block.max(initial=0.0))
@@ -121,6 +132,9 @@ class _Accumulator:
         filtered, self.state = self._sosfilt(self.sos, samples + dither, axis=-1, zi=self.state)
         self.frames += samples.shape[1]
         squares = samples * samples
+        mono = samples[0] if samples.shape[0] == 1 else samples.mean(axis=0)
+        self.spectrum.add(mono)
+        self.voice.add(mono)
         k = np.concatenate([self.carry_k, self.weights @ (filtered * filtered).astype(np.float64)])
         raw = np.concatenate([self.carry_raw, squares.mean(axis=0, dtype=np.float64)])
         whole = len(k) // self.segment * self.segment
@@ -134,6 +148,7 @@ class _Accumulator:
         blocks = np.lib.stride_tricks.sliding_window_view(k, 4).sum(axis=1) if k.size >= 4 else k
         loudness = gated_loudness(blocks / (4 * self.segment)) if blocks.size else None
         total = self.frames * channels
+        spectrum = self.spectrum.spectrum()
         return AudioStats(
             format=fmt,
             sample_rate=rate,
@@ -144,7 +159,9 @@ class _Accumulator:
             loudness_lufs=loudness,
             clipping_ratio=self.clipped / total if total else 0.0,
             silence_ratio=_silence_ratio(raw),
-            snr_db=_snr_estimate(raw),
+            snr_db=noise.snr_db(spectrum),
+            voice_ratio=self.voice.voice_ratio(),
+            low_band_ratio=noise.low_band_share(spectrum),
         )
 
 
@@ -153,17 +170,6 @@ def _silence_ratio(segment_energy: np.ndarray) -> float:
         return 1.0
     threshold = 10 ** (SILENCE_DBFS / 10)
     return float(np.mean(segment_energy < threshold))
-
-
-def _snr_estimate(segment_energy: np.ndarray) -> float | None:
-    """Loud passages (90th percentile of 100 ms energies) over the noise floor (10th)."""
-    if segment_energy.size < 10:
-        return None
-    floor = max(float(np.percentile(segment_energy, 10)), 1e-10)  # -100 dBFS at worst
-    signal = float(np.percentile(segment_energy, 90))
-    if signal <= 0:
-        return None
-    return float(10 * np.log10(max(signal, 1e-10) / floor))
 
 
 def measure(path: Path, max_seconds: float) -> AudioStats:
@@ -177,7 +183,7 @@ def measure(path: Path, max_seconds: float) -> AudioStats:
             rate, channels = audio.samplerate, audio.channels
             if rate <= 0 or channels <= 0:
                 raise AudioError("CORRUPT_AUDIO", "The file's header is damaged.")
-            acc = _Accumulator(rate, channels)
+            acc = _Accumulator(rate, channels, min(audio.frames, int(max_seconds * rate) + 1))
             for block in audio.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
                 acc.add(block)
                 if acc.frames > max_seconds * rate:

@@ -25,10 +25,16 @@ def request_conversion(
     input_key = keys.conversion_input_key(user_id, profile_id, job_id, ext)
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_seconds)
     job = repo.create_conversion(
-        user_id, profile_id, job_id, model_version_id=req.model_version_id,
-        params=req.params.model_dump(), input_key=input_key, input_filename=filename,
-        input_size_bytes=req.size_bytes, upload_expires_at=expires_at,
-    )  # fmt: skip
+        user_id,
+        profile_id,
+        job_id,
+        model_version_id=req.model_version_id,
+        params=req.params.model_dump(),
+        input_key=input_key,
+        input_filename=filename,
+        input_size_bytes=req.size_bytes,
+        upload_expires_at=expires_at,
+    )
     upload = storage.presign_put(
         input_key, content_type, req.size_bytes, settings.upload_url_seconds
     )

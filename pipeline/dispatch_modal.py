@@ -18,7 +18,7 @@ def deployment_environment() -> str | None:
 
 
 class ModalDispatcher:
-    FUNCTIONS = {"train": "train"}
+    FUNCTIONS = {"train": "train", "singers": "singers"}
     CLASSES = {"convert": ("Converter", "convert"), "probe": ("Prober", "probe")}
 
     def __init__(self, app_name: str, environment: str | None = None, client: Any = None) -> None:

@@ -84,8 +84,10 @@ class EventHandler:
         key = event.object.key
         row = self.repo.get_dataset_file(parsed.object_id)
         if row is None or (row.user_id, row.profile_id, row.object_key) != (
-            parsed.user_id, parsed.profile_id, key,
-        ):  # fmt: skip
+            parsed.user_id,
+            parsed.profile_id,
+            key,
+        ):
             return self._ignore(key, "no such upload for that user")
         if not event.is_create:
             self.repo.mark_object_deleted(key)
@@ -99,8 +101,10 @@ class EventHandler:
         key = event.object.key
         job = self.repo.get_job_by_id("conversion", parsed.object_id)
         if job is None or (job.user_id, job.profile_id, job.input_key) != (
-            parsed.user_id, parsed.profile_id, key,
-        ):  # fmt: skip
+            parsed.user_id,
+            parsed.profile_id,
+            key,
+        ):
             return self._ignore(key, "no such conversion for that user")
         if not event.is_create or job.status != "awaiting_upload":
             return EventOutcome(key=key, outcome="no_op", reason=f"job is {job.status}")

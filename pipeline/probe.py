@@ -20,6 +20,7 @@ from pipeline.audio_header import (
 )
 from pipeline.errors import Unavailable
 from pipeline.formats import too_large_message
+from pipeline.grading import grade
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import ObjectChanged, ObjectInfo, Storage
@@ -27,7 +28,6 @@ from schemas.profiles import DatasetFile
 
 SILENT_RATIO = 0.95
 CLIPPED_RATIO = 0.01
-NOISY_SNR_DB = 6.0
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,11 @@ class Verdict:
 
 
 def _rejected(stats: AudioStats, settings: Settings) -> tuple[str, str] | None:
-    """The first rule the measured file breaks. Too long is not here: `measure` stops
-    decoding and refuses the file as soon as it passes the limit."""
+    """The first rule the measured file breaks; only what makes a file unusable: it is
+    silent, too clipped to learn a voice from, or outside the rate, channel and length
+    limits. How clean or voice-like it sounds is graded (`pipeline.grading`), never a reason
+    to refuse it. Too long is not here: `measure` stops decoding and refuses the file as soon
+    as it passes the limit."""
     checks = [
         (stats.channels > settings.max_channels, "TOO_MANY_CHANNELS",
          f"This file has {stats.channels} channels; use a mono or stereo vocal."),
@@ -53,31 +56,18 @@ def _rejected(stats: AudioStats, settings: Settings) -> tuple[str, str] | None:
         (stats.peak_dbfs is None or stats.loudness_lufs is None
          or stats.silence_ratio > SILENT_RATIO, "SILENT",
          "This file is silent or almost silent."),
-        (stats.snr_db is not None and stats.snr_db < NOISY_SNR_DB, "NOISY",
-         "This sounds like steady noise rather than an isolated vocal."),
     ]  # fmt: skip
     return next(((code, msg) for failed, code, msg in checks if failed), None)
 
 
-def _grade(stats: AudioStats) -> tuple[str, str]:
-    notes = []
-    if stats.clipping_ratio > 0.001:
-        notes.append("some clipping")
-    if stats.loudness_lufs is not None and stats.loudness_lufs < -35:
-        notes.append("very quiet")
-    if stats.snr_db is not None and stats.snr_db < 15:
-        notes.append("noticeable background noise")
-    if stats.sample_rate < 32000:
-        notes.append("low sample rate")
-    if stats.silence_ratio > 0.6:
-        notes.append("mostly silence")
-    grade = "good" if not notes else "fair" if len(notes) == 1 else "poor"
-    return grade, "; ".join(notes).capitalize() + "." if notes else "Clean and usable."
-
-
 def assess(stats: AudioStats, settings: Settings) -> Verdict:
-    grade, notes = _grade(stats)
-    probe = asdict(stats) | {"quality_grade": grade, "quality_notes": notes}
+    grading = grade(stats)
+    probe = asdict(stats) | {
+        "noise_level": grading.noise_level,
+        "warnings": [w.model_dump() for w in grading.warnings],
+        "quality_grade": grading.grade,
+        "quality_notes": grading.notes,
+    }
     rejection = _rejected(stats, settings)
     if rejection:
         return Verdict(probe, *rejection)
@@ -121,15 +111,22 @@ def probe_dataset_file(repo: Repository, storage: Storage, file_id: UUID) -> Dat
         raise Unavailable("The upload is not in object storage yet.", {"file_id": str(file_id)})
     if info.size > settings.max_file_bytes:
         return repo.record_probe(
-            file_id, etag=info.etag, size_bytes=info.size, probe={},
+            file_id,
+            etag=info.etag,
+            size_bytes=info.size,
+            probe={},
             reject_code="TOO_LARGE",
             reject_message=too_large_message(settings.max_file_bytes),
-        )  # fmt: skip
+        )
     if info.size == 0:
         return repo.record_probe(
-            file_id, etag=info.etag, size_bytes=None, probe={},
-            reject_code="CORRUPT_AUDIO", reject_message="The file is empty.",
-        )  # fmt: skip
+            file_id,
+            etag=info.etag,
+            size_bytes=None,
+            probe={},
+            reject_code="CORRUPT_AUDIO",
+            reject_message="The file is empty.",
+        )
     started = repo.begin_probe(file_id)  # counts the attempt; past the limit: PROBE_FAILED
     if started is None or started.status != "pending":
         return started

@@ -35,10 +35,14 @@ class QueueMessage(BaseModel):
 
 class CloudflareQueue:
     def __init__(
-        self, account_id: str, queue_id: str, api_token: str, *,
+        self,
+        account_id: str,
+        queue_id: str,
+        api_token: str,
+        *,
         base_url: str = "https://api.cloudflare.com/client/v4",
         client: httpx.Client | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._url = f"{base_url.rstrip('/')}/accounts/{account_id}/queues/{queue_id}/messages"
         self._client = client or httpx.Client(timeout=30)
         self._headers = {"Authorization": f"Bearer {api_token}"}
@@ -50,10 +54,12 @@ class CloudflareQueue:
         if not (settings.cf_account_id and settings.cf_queue_id and settings.cf_api_token):
             raise ValueError("set VC_CF_ACCOUNT_ID, VC_CF_QUEUE_ID and VC_CF_API_TOKEN")
         return cls(
-            settings.cf_account_id, settings.cf_queue_id,
+            settings.cf_account_id,
+            settings.cf_queue_id,
             settings.cf_api_token.get_secret_value(),
-            base_url=settings.cf_api_base_url, client=client,
-        )  # fmt: skip
+            base_url=settings.cf_api_base_url,
+            client=client,
+        )
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self._client.post(f"{self._url}/{path}", json=body, headers=self._headers)

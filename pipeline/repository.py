@@ -20,7 +20,8 @@ from schemas.jobs import (
     TrainingJob,
     TrainingJobRow,
 )
-from schemas.profiles import DatasetFile, Profile, ProfileDetail
+from schemas.pitch import PitchAdvice, PitchRange
+from schemas.profiles import DatasetFile, Profile, ProfileDetail, SingerCheckFile
 from schemas.quota import Quota, RateDecision
 from schemas.retention import RetentionPass, UserErasure
 
@@ -125,6 +126,21 @@ class Repository:
             reject_code=reject_code,
             reject_message=reject_message,
             max_total_seconds=self.settings.max_dataset_seconds,
+        )
+        return DatasetFile.model_validate(row)
+
+    def singer_check_files(self, profile_id: UUID) -> list[SingerCheckFile]:
+        """Ready files of a profile that have no speaker embedding yet."""
+        rows = self.db.call("singer_check_files", profile_id=profile_id)
+        return [SingerCheckFile.model_validate(r) for r in rows]
+
+    def record_singer_embedding(self, file_id: UUID, embedding: list[float]) -> DatasetFile:
+        """Stores a file's speaker embedding; SQL recomputes the profile's singer check."""
+        row = self.db.call(
+            "record_singer_embedding",
+            file_id=file_id,
+            embedding=embedding,
+            min_similarity=self.settings.singer_min_similarity,
         )
         return DatasetFile.model_validate(row)
 
@@ -281,6 +297,14 @@ class Repository:
             metrics=metrics,
         )
         return TrainingJobRow.model_validate(row)
+
+    def record_training_pitch(self, job_id: UUID, pitch_range: PitchRange | None) -> None:
+        """The training audio's range; the model version the job finishes with takes it."""
+        payload = pitch_range.model_dump() if pitch_range else None
+        self.db.call("record_training_pitch", job_id=job_id, pitch_range=payload)
+
+    def record_conversion_pitch(self, job_id: UUID, pitch: PitchAdvice) -> None:
+        self.db.call("record_conversion_pitch", job_id=job_id, pitch=pitch.model_dump())
 
     def training_inputs(self, job_id: UUID) -> list[TrainingInput]:
         """The ready dataset files a training job trains on."""

@@ -51,6 +51,7 @@ FUNCTION_ZONES: dict[str, tuple[str, ...]] = {
     "train": ("worker",),
     "convert": ("worker",),
     "probe": ("worker",),
+    "singers": ("worker",),
     "quota_reset": ("service",),
     "reaper": ("service",),
     "reconciler": ("service",),

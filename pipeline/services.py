@@ -53,9 +53,12 @@ class Services:
 
     def runners(self) -> dict[str, Runner]:
         from pipeline.probe import probe_dataset_file
+        from pipeline.singer_check import request_singer_check
 
         def probe(file_id: UUID) -> object:
-            return probe_dataset_file(self.worker_repo, self.storage, file_id)
+            row = probe_dataset_file(self.worker_repo, self.storage, file_id)
+            request_singer_check(self.settings, self.dispatcher, row)
+            return row
 
         return {"probe": probe}
 
@@ -96,7 +99,8 @@ def _worker_db(settings: Settings, db: Database) -> Database:
 
 
 def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
-    """CPU work (the probe) in-process; GPU work (train, convert) in a worker process."""
+    """CPU work (the probe) in-process; torch work (train, convert, the singer check) in a
+    worker process."""
     if settings.dispatch == "modal":
         from pipeline.dispatch_modal import ModalDispatcher
 
@@ -105,4 +109,4 @@ def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
         InlineDispatcher(runners) if settings.dispatch == "inline" else ThreadDispatcher(runners)
     )
     gpu = SubprocessDispatcher(as_worker_env(settings))
-    return RoutingDispatcher({"probe": local, "train": gpu, "convert": gpu})
+    return RoutingDispatcher({"probe": local, "train": gpu, "convert": gpu, "singers": gpu})

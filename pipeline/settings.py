@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     min_dataset_file_seconds: float = Field(2.0, ge=0)
     min_sample_rate: int = Field(16000, gt=0)
     max_channels: int = Field(2, ge=1)
+    # One-singer check: a file whose voice is less similar than this (cosine, Resemblyzer)
+    # to the dataset's other files is flagged as probably another person.
+    singer_min_similarity: float = Field(0.75, ge=-1, le=1)
+    singer_check: bool = True  # start the check after each ready file (a torch worker)
     max_probe_attempts: int = Field(3, ge=1)  # then the file is rejected with PROBE_FAILED
 
     # GPU budget: worker seconds per user per UTC month, whatever the jobs' outcomes

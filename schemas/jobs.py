@@ -7,16 +7,16 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from schemas.common import Model, Request
+from schemas.pitch import DEFAULT_F0_METHOD, F0Method, PitchAdvice, PitchRange
 
 TrainingStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 ConversionStatus = Literal[
     "awaiting_upload", "queued", "running", "succeeded", "failed", "canceled"
 ]
-F0Method = Literal["crepe", "crepe-tiny", "parselmouth", "dio", "harvest"]
 JobKind = Literal["training", "conversion"]
 # Where a job is, as its `progress.phase`: the SQL functions write `awaiting_upload`,
 # `queued` and the three endings; the workers write the others (training: download, prepare,
-# features, train, upload; conversion: download, load_model, convert, upload). The page
+# features, train, upload; conversion: download, load_model, pitch, convert, upload). The page
 # has a sentence for each phase it shows (tests/test_schemas.py holds it to this list).
 Phase = Literal[
     "awaiting_upload",
@@ -26,6 +26,7 @@ Phase = Literal[
     "features",
     "train",
     "load_model",
+    "pitch",
     "convert",
     "upload",
     "succeeded",
@@ -42,7 +43,7 @@ PRESET_CAPS: dict[str, tuple[int, int]] = {"standard": (10_000, 1_000), "tiny": 
 
 class TrainingParams(Request):
     preset: PresetName = "standard"
-    f0_method: F0Method = "dio"
+    f0_method: F0Method = DEFAULT_F0_METHOD
     max_steps: int | None = Field(None, ge=10, le=10_000)
     max_epochs: int | None = Field(None, ge=1, le=1_000)
 
@@ -58,7 +59,7 @@ class TrainingParams(Request):
 
 class ConversionParams(Request):
     transpose: int = Field(0, ge=-24, le=24)
-    f0_method: F0Method = "dio"
+    f0_method: F0Method = DEFAULT_F0_METHOD
     auto_predict_f0: bool = False
     noise_scale: float = Field(0.4, ge=0.0, le=1.0)
     cluster_ratio: float = Field(0.0, ge=0.0, le=0.0)  # upstream cluster loading is broken
@@ -100,6 +101,7 @@ class JobBase(Model):
 class TrainingJob(JobBase):
     status: TrainingStatus
     params: dict
+    pitch_range: PitchRange | None = None  # of the audio it trains on, once measured
 
 
 class ConversionJob(JobBase):
@@ -110,6 +112,7 @@ class ConversionJob(JobBase):
     input_duration_sec: float | None = None
     upload_expires_at: datetime | None = None
     files_removed_at: datetime | None = None  # input and result deleted by retention
+    pitch: PitchAdvice | None = None  # the input's range, the voice's, a suggested transpose
 
 
 class JobRowBase(Model):
@@ -144,6 +147,7 @@ class ModelVersion(Model):
     status: Literal["ready", "disabled"]
     size_bytes: int
     metrics: dict
+    pitch_range: PitchRange | None = None  # of its training audio: where this voice sings
     created_at: datetime
     active: bool = False
 

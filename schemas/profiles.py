@@ -30,6 +30,26 @@ class DatasetSummary(Model):
     pending_files: int
     rejected_files: int
     ready_seconds: float
+    voice_ratio: float | None = None  # duration-weighted over ready files
+    snr_db: float | None = None  # total vocal power over total noise power, ready files
+    singer_consistency: float | None = None  # mean similarity of each file to the others
+    other_singer_files: int = 0
+
+
+class SingerCheckFile(Model):
+    """A ready file the singer check still has to embed."""
+
+    id: UUID
+    object_key: str
+
+
+class QualityWarning(Model):
+    """Something worth fixing in a file that is still usable: a sentence and its number."""
+
+    code: str
+    severity: Literal["note", "minor", "major"]  # a note leaves the grade alone
+    value: float
+    message: str
 
 
 class Profile(Model):
@@ -83,7 +103,13 @@ class DatasetFile(Model):
     peak_dbfs: float | None = None
     clipping_ratio: float | None = None
     silence_ratio: float | None = None
-    snr_db: float | None = None
+    snr_db: float | None = None  # the voice over the steady noise under it, dB
+    voice_ratio: float | None = None  # share of the file Silero VAD hears as voice
+    low_band_ratio: float | None = None  # share of the power below 70 Hz
+    noise_level: Literal["clean", "some", "noisy"] | None = None
+    warnings: list[QualityWarning] = []
+    singer_similarity: float | None = None  # cosine to the other files' voice centroid
+    other_singer: bool | None = None  # probably another person
     quality_grade: str | None = None
     quality_notes: str | None = None
     reject_code: str | None = None

@@ -9,8 +9,14 @@ import numpy as np
 import soundfile as sf
 
 
-def voice(seconds: float, rate: int = 44100, channels: int = 1, f0: float = 220.0,
-          level: float = 0.3, seed: int = 0) -> np.ndarray:  # fmt: skip
+def voice(
+    seconds: float,
+    rate: int = 44100,
+    channels: int = 1,
+    f0: float = 220.0,
+    level: float = 0.3,
+    seed: int = 0,
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
     pitch = f0 * (1 + 0.01 * np.sin(2 * np.pi * 5.5 * t))
@@ -30,12 +36,18 @@ def encode(samples: np.ndarray, rate: int, fmt: str, subtype: str | None = None)
 def png() -> bytes:
     raw = b"\x00\xff\x00\x00"
     chunk = lambda kind, data: (  # noqa: E731
-        struct.pack(">I", len(data)) + kind + data
+        struct.pack(">I", len(data))
+        + kind
+        + data
         + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    )  # fmt: skip
+    )
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
-            + chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def lying_wav(seconds: float = 3.0) -> bytes:
@@ -78,7 +90,7 @@ def hostile_corpus() -> dict[str, tuple[bytes, str, set[str]]]:
                 0.3 * rng.standard_normal((44100 * 3, 1)).astype(np.float32), 44100, "wav", "PCM_16"
             ),
             "hiss.wav",
-            {"NOISY"},
+            {"ready"},  # usable bytes: graded poor and noisy, never refused for noise
         ),
         "8 kHz": (
             encode(voice(3.0, rate=8000), 8000, "wav", "PCM_16"),

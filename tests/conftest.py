@@ -62,6 +62,7 @@ def settings(stack: LocalStack) -> Settings:
         model_cache_dir=str(MODEL_CACHE),
         work_dir=str(root / "work"),
         heartbeat_seconds=1,
+        singer_check=False,  # a torch worker per ready file; tests/test_singers.py turns it on
     )
 
 

@@ -11,8 +11,9 @@ import httpx
 from pipeline.webhooks import sign_v1a
 
 
-def r2_event(bucket: str, key: str, etag: str | None, size: int | None = None,
-             action: str = "PutObject") -> dict[str, Any]:  # fmt: skip
+def r2_event(
+    bucket: str, key: str, etag: str | None, size: int | None = None, action: str = "PutObject"
+) -> dict[str, Any]:
     obj: dict[str, Any] = {"key": key}
     if action != "DeleteObject":
         obj |= {"size": size or 1, "eTag": etag}

@@ -56,11 +56,24 @@ class FakeQueue:
             message.attempts += 1
             message.lease_id = f"lease-{uuid4().hex}"
             message.visible_at = self.clock + visibility / 1000
-            out.append({"id": message.id, "body": message.body, "attempts": message.attempts,
-                        "lease_id": message.lease_id, "timestamp_ms": int(time.time() * 1000),
-                        "metadata": {"CF-Content-Type": "json"}})  # fmt: skip
-        return httpx.Response(200, json={"success": True, "errors": [], "result": {
-            "message_backlog_count": len(self.messages), "messages": out}})  # fmt: skip
+            out.append(
+                {
+                    "id": message.id,
+                    "body": message.body,
+                    "attempts": message.attempts,
+                    "lease_id": message.lease_id,
+                    "timestamp_ms": int(time.time() * 1000),
+                    "metadata": {"CF-Content-Type": "json"},
+                }
+            )
+        return httpx.Response(
+            200,
+            json={
+                "success": True,
+                "errors": [],
+                "result": {"message_backlog_count": len(self.messages), "messages": out},
+            },
+        )
 
     def _ack(self, request: httpx.Request) -> httpx.Response:
         if denied := self._check_auth(request):

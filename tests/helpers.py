@@ -48,9 +48,14 @@ def new_conversion(
     """A conversion awaiting its upload, with the profile's active model."""
     job_id = uuid4()
     repo.create_conversion(
-        user_id, profile_id, job_id, model_version_id=None, params=params,
+        user_id,
+        profile_id,
+        job_id,
+        model_version_id=None,
+        params=params,
         input_key=keys.conversion_input_key(user_id, profile_id, job_id, "wav"),
-        input_filename="in.wav", input_size_bytes=100,
+        input_filename="in.wav",
+        input_size_bytes=100,
         upload_expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
-    )  # fmt: skip
+    )
     return job_id

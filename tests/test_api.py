@@ -115,9 +115,12 @@ def test_cors_preflight_allows_the_configured_origin(api_url, settings) -> None:
     origin = settings.cors_origins[0]
     response = httpx.options(
         f"{api_url}/profiles",
-        headers={"Origin": origin, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"},
-    )  # fmt: skip
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
     assert response.headers["access-control-allow-origin"] == origin
     other = httpx.options(
         f"{api_url}/profiles",

@@ -140,13 +140,19 @@ def test_rs256_from_jwks() -> None:
             issuer=f"{base}/auth/v1", audience="authenticated", jwks_url=f"{base}{JWKS_PATH}"
         )
         now = int(time.time())
-        claims = {"iss": f"{base}/auth/v1", "aud": "authenticated", "sub": str(uuid4()),
-                  "role": "authenticated", "exp": now + 60}  # fmt: skip
+        claims = {
+            "iss": f"{base}/auth/v1",
+            "aud": "authenticated",
+            "sub": str(uuid4()),
+            "role": "authenticated",
+            "exp": now + 60,
+        }
         good = jwt.encode(claims, key, "RS256", headers={"kid": "rsa-1"})
         assert str(verifier.verify(good).id) == claims["sub"]
         # An ES256 token naming the RSA key's kid is refused: the key decides the algorithm.
-        es = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), "ES256",
-                        headers={"kid": "rsa-1"})  # fmt: skip
+        es = jwt.encode(
+            claims, ec.generate_private_key(ec.SECP256R1()), "ES256", headers={"kid": "rsa-1"}
+        )
         with pytest.raises(Unauthorized):
             verifier.verify(es)
     finally:

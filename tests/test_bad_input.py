@@ -44,8 +44,11 @@ def test_upload_requests_are_checked(alice, profile_id, body, status, code) -> N
 
 
 def test_accepted_names_are_stored_as_given_and_keyed_safely(alice, profile_id) -> None:
-    body = {"filename": "Chœur — take #2 (final).FLAC", "content_type": "audio/x-flac",
-            "size_bytes": 10}  # fmt: skip
+    body = {
+        "filename": "Chœur — take #2 (final).FLAC",
+        "content_type": "audio/x-flac",
+        "size_bytes": 10,
+    }
     ticket = alice.client.post(f"/profiles/{profile_id}/dataset/uploads", json=body)
     assert ticket.status_code == 201, ticket.text
     assert ticket.json()["object_key"].endswith("/Chur_take_2_final.flac")

@@ -65,10 +65,16 @@ def convert_here(repo, storage, settings, cache, voice_, samples, rate=44100, **
     key = keys.conversion_input_key(voice_.user_id, voice_.profile_id, job_id, "wav")
     data = encode(samples, rate, "wav", "PCM_16") if isinstance(samples, np.ndarray) else samples
     repo.create_conversion(
-        voice_.user_id, voice_.profile_id, job_id, model_version_id=None, params=params,
-        input_key=key, input_filename="in.wav", input_size_bytes=len(data),
+        voice_.user_id,
+        voice_.profile_id,
+        job_id,
+        model_version_id=None,
+        params=params,
+        input_key=key,
+        input_filename="in.wav",
+        input_size_bytes=len(data),
         upload_expires_at=datetime.now(UTC),
-    )  # fmt: skip
+    )
     storage._s3.put_object(Bucket=storage.bucket, Key=key, Body=data)
     repo.queue_conversion(job_id)
     status = ConversionRun(repo, storage, settings, cache, job_id).run()
@@ -88,8 +94,12 @@ def test_end_to_end_through_the_api_and_an_event(
     client = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"})
     samples = voice(6.0, rate=48000)[:, 0]
     data = encode(samples, 48000, "flac")
-    request = {"filename": "my stem.flac", "content_type": "audio/flac", "size_bytes": len(data),
-               "params": {"transpose": 2}}  # fmt: skip
+    request = {
+        "filename": "my stem.flac",
+        "content_type": "audio/flac",
+        "size_bytes": len(data),
+        "params": {"transpose": 2},
+    }
     ticket = client.post(f"/profiles/{voice_.profile_id}/conversions", json=request)
     assert ticket.status_code == 201, ticket.text
     job_id, upload = ticket.json()["job"]["id"], ticket.json()["upload"]
@@ -105,8 +115,10 @@ def test_end_to_end_through_the_api_and_an_event(
 
     deadline = time.monotonic() + 300
     while (job := client.get(f"/conversions/{job_id}").json())["status"] not in {
-        "succeeded", "failed", "canceled",
-    }:  # fmt: skip
+        "succeeded",
+        "failed",
+        "canceled",
+    }:
         assert time.monotonic() < deadline, job
         time.sleep(0.5)
     assert job["status"] == "succeeded", job
@@ -129,12 +141,14 @@ def test_pitch_follows_transpose_and_the_cache_stays_warm(
     voice_, _ = trained_voice
     steady = tone(3.0, 220.0)
     before = dict(LOADS)
-    _, same = convert_here(repo, services.storage, services.settings, converter, voice_, steady,
-                           transpose=0)  # fmt: skip
+    _, same = convert_here(
+        repo, services.storage, services.settings, converter, voice_, steady, transpose=0
+    )
     after_first = dict(LOADS)
     started = time.perf_counter()
-    _, octave = convert_here(repo, services.storage, services.settings, converter, voice_, steady,
-                             transpose=12)  # fmt: skip
+    _, octave = convert_here(
+        repo, services.storage, services.settings, converter, voice_, steady, transpose=12
+    )
     warm_seconds = time.perf_counter() - started
     assert after_first == LOADS, "the second conversion reloaded ContentVec or the model"
     assert after_first["model"] - before["model"] <= 1
@@ -145,6 +159,22 @@ def test_pitch_follows_transpose_and_the_cache_stays_warm(
     assert warm_seconds < 60
 
 
+def test_an_input_an_octave_below_the_voice_is_suggested_plus_twelve(
+    repo, services, trained_voice, converter
+) -> None:
+    """The voice trained on 180-305 Hz; a line around 120 Hz is measured as the worker probes
+    it and gets +12 suggested (the conversion itself keeps the transpose it asked for)."""
+    voice_, _ = trained_voice
+    low = voice(6.0, f0=120.0)[:, 0]
+    job, out = convert_here(repo, services.storage, services.settings, converter, voice_, low)
+    assert job.status == "succeeded" and len(out) == len(low)
+    pitch = job.pitch
+    assert pitch.input.median_hz == pytest.approx(120, rel=0.03)
+    assert pitch.voice is not None and pitch.voice.method == "fcpe"
+    assert pitch.suggested_transpose == 12 and pitch.keeps_key is True
+    assert job.params.get("transpose", 0) == 0
+
+
 def test_bad_inputs_fail_with_a_code_and_refund(repo, services, trained_voice, converter) -> None:
     voice_, _ = trained_voice
     used = repo.quota_status(voice_.user_id).conversion.used
@@ -152,8 +182,9 @@ def test_bad_inputs_fail_with_a_code_and_refund(repo, services, trained_voice, c
     job, _ = convert_here(repo, services.storage, services.settings, converter, voice_, truncated)
     assert (job.status, job.error_code) == ("failed", "CORRUPT_AUDIO")
     short = Repository(repo.db, repo.settings.model_copy(update={"max_conversion_seconds": 2.0}))
-    job, _ = convert_here(short, services.storage, short.settings, converter, voice_,
-                          voice(3.0)[:, 0])  # fmt: skip
+    job, _ = convert_here(
+        short, services.storage, short.settings, converter, voice_, voice(3.0)[:, 0]
+    )
     assert (job.status, job.error_code) == ("failed", "TOO_LONG")
     assert repo.quota_status(voice_.user_id).conversion.used == used
 
@@ -163,14 +194,24 @@ def _peak_rss_of_conversion(env, repo, storage, voice_, seconds: float) -> float
     key = keys.conversion_input_key(voice_.user_id, voice_.profile_id, job_id, "wav")
     data = encode(voice(seconds, seed=3)[:, 0], 44100, "wav", "PCM_16")
     repo.create_conversion(
-        voice_.user_id, voice_.profile_id, job_id, model_version_id=None, params={},
-        input_key=key, input_filename="long.wav", input_size_bytes=len(data),
+        voice_.user_id,
+        voice_.profile_id,
+        job_id,
+        model_version_id=None,
+        params={},
+        input_key=key,
+        input_filename="long.wav",
+        input_size_bytes=len(data),
         upload_expires_at=datetime.now(UTC),
-    )  # fmt: skip
+    )
     storage._s3.put_object(Bucket=storage.bucket, Key=key, Body=data)
     repo.queue_conversion(job_id)
-    proc = psutil.Popen([sys.executable, "-m", "gpu", "convert", str(job_id)], env=env,
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = psutil.Popen(
+        [sys.executable, "-m", "gpu", "convert", str(job_id)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     peak = 0
     while proc.poll() is None:
         with contextlib.suppress(psutil.Error):

@@ -91,10 +91,16 @@ def test_conversion_input_event_queues_the_job(services, repo, alice) -> None:
     job_id = uuid4()
     input_key = keys.conversion_input_key(alice.id, made["profile_id"], job_id, "wav")
     repo.create_conversion(
-        alice.id, made["profile_id"], job_id, model_version_id=None, params={},
-        input_key=input_key, input_filename="in.wav", input_size_bytes=10,
+        alice.id,
+        made["profile_id"],
+        job_id,
+        model_version_id=None,
+        params={},
+        input_key=input_key,
+        input_filename="in.wav",
+        input_size_bytes=10,
         upload_expires_at=datetime.now(UTC) + timedelta(minutes=15),
-    )  # fmt: skip
+    )
     queued = []
     from pipeline.events import EventHandler
 
@@ -129,8 +135,9 @@ def test_chaos_duplicated_reordered_dropped_then_reconciled(
     deliveries = delivered * 2 + [delivered[:4]]  # duplicates, and one batch
     random.Random(3).shuffle(deliveries)
     with ThreadPoolExecutor(max_workers=6) as pool:
-        statuses = list(pool.map(lambda p: deliver(api_url, relay_secret_key, p).status_code,
-                                 deliveries))  # fmt: skip
+        statuses = list(
+            pool.map(lambda p: deliver(api_url, relay_secret_key, p).status_code, deliveries)
+        )
     assert set(statuses) == {200}
     pending = [f for f in repo.list_dataset_files(alice.id, profile["id"]) if f.status == "pending"]
     assert len(pending) == 7  # indexes 0, 3, …, 18

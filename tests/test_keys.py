@@ -20,8 +20,12 @@ def test_round_trip_every_kind() -> None:
         parsed = keys.parse_key(key)
         assert parsed is not None, key
         assert (parsed.kind, parsed.user_id, parsed.profile_id, parsed.object_id, parsed.leaf) == (
-            kind, u, p, x, leaf,
-        )  # fmt: skip
+            kind,
+            u,
+            p,
+            x,
+            leaf,
+        )
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,12 @@ def _up(root: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
     for name, port in ports.items():
         args += [f"--{name}", str(port)]
     return subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env=os.environ | {"COLUMNS": "200"},
-    )  # fmt: skip
+    )
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> None:
@@ -47,8 +50,12 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 
 def test_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
-    ports = {"api-port": free_port(), "web-port": free_port(), "auth-port": free_port(),
-             "s3-base-port": find_free_base(30000)}  # fmt: skip
+    ports = {
+        "api-port": free_port(),
+        "web-port": free_port(),
+        "auth-port": free_port(),
+        "s3-base-port": find_free_base(30000),
+    }
     api = f"http://127.0.0.1:{ports['api-port']}"
 
     first = _up(tmp_path, ports)

@@ -40,6 +40,7 @@ FUNCTIONS = {
     "train": "train",
     "convert": "Converter",
     "probe": "Prober",
+    "singers": "singers",
     "quota_reset": "quota_reset",
     "reaper": "reaper",
     "reconciler": "reconciler",
@@ -222,8 +223,10 @@ def test_scheduled_tasks_against_the_local_stack(services, repo, sql, alice) -> 
     new_conversion(repo, alice.id, made["profile_id"])
     rolled = cron.reset_quotas(services, datetime.now(UTC) + timedelta(days=1))
     assert rolled["conversion"] >= 1
-    used = sql.execute("select used from public.usage_counters where user_id = %s and "
-                       "kind = 'conversion'", (alice.id,)).fetchone()[0]  # fmt: skip
+    used = sql.execute(
+        "select used from public.usage_counters where user_id = %s and kind = 'conversion'",
+        (alice.id,),
+    ).fetchone()[0]
     assert used == 0
 
     profile = repo.create_profile(alice.id, "lost event")
@@ -232,8 +235,10 @@ def test_scheduled_tasks_against_the_local_stack(services, repo, sql, alice) -> 
     data = encode(voice(3.0), 44100, "wav")
     repo.register_upload(alice.id, profile.id, file_id, key, "lost.wav", "audio/wav", len(data))
     services.storage._s3.put_object(Bucket=services.storage.bucket, Key=key, Body=data)
-    sql.execute("update public.dataset_files set created_at = now() - interval '1 hour' "
-                "where id = %s", (file_id,))  # fmt: skip
+    sql.execute(
+        "update public.dataset_files set created_at = now() - interval '1 hour' where id = %s",
+        (file_id,),
+    )
     assert str(file_id) in cron.reconcile(services)["probed"]
     assert repo.get_dataset_file(file_id).status == "ready"
     assert cron.pull_queue(services) == {"pulled": 0}  # not configured: no work
@@ -242,10 +247,14 @@ def test_scheduled_tasks_against_the_local_stack(services, repo, sql, alice) -> 
 def test_queue_pull_task_drains_the_fake_queue(services, repo, alice) -> None:
     from pipeline.services import build_services
 
-    settings = services.settings.model_copy(update={
-        "cf_account_id": "acct", "cf_queue_id": "queue", "cf_api_base_url": BASE,
-        "cf_api_token": SecretStr("cf-token"),
-    })  # fmt: skip
+    settings = services.settings.model_copy(
+        update={
+            "cf_account_id": "acct",
+            "cf_queue_id": "queue",
+            "cf_api_base_url": BASE,
+            "cf_api_token": SecretStr("cf-token"),
+        }
+    )
     pulling = build_services(settings)
     profile = repo.create_profile(alice.id, "pulled")
     file_id = uuid4()

@@ -73,13 +73,16 @@ def test_per_file_and_total_limits(repo, services, alice) -> None:
     small = Repository(repo.db, settings)
     profile = small.create_profile(alice.id, "limits")
     storage = services.storage
-    too_long = put_dataset_file(small, storage, alice.id, profile.id,
-                                encode(voice(6.0), 44100, "wav"), "long.wav")  # fmt: skip
+    too_long = put_dataset_file(
+        small, storage, alice.id, profile.id, encode(voice(6.0), 44100, "wav"), "long.wav"
+    )
     assert probe_dataset_file(small, storage, too_long).reject_code == "TOO_LONG"
-    first = put_dataset_file(small, storage, alice.id, profile.id,
-                             encode(voice(4.5), 44100, "wav"), "a.wav")  # fmt: skip
-    second = put_dataset_file(small, storage, alice.id, profile.id,
-                              encode(voice(4.5), 44100, "wav"), "b.wav")  # fmt: skip
+    first = put_dataset_file(
+        small, storage, alice.id, profile.id, encode(voice(4.5), 44100, "wav"), "a.wav"
+    )
+    second = put_dataset_file(
+        small, storage, alice.id, profile.id, encode(voice(4.5), 44100, "wav"), "b.wav"
+    )
     assert probe_dataset_file(small, storage, first).status == "ready"
     assert probe_dataset_file(small, storage, second).reject_code == "DATASET_FULL"
 

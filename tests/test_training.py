@@ -45,9 +45,12 @@ def _worker(env: dict[str, str], job_id) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "gpu", "train", str(job_id)], env=env,
-            start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [sys.executable, "-m", "gpu", "train", str(job_id)],
+            env=env,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _log_of(env: dict[str, str], job_id) -> str:
@@ -94,6 +97,11 @@ def test_train_end_to_end_through_the_api(
     models = alice.client.get(f"/profiles/{pid}/models").json()
     assert len(models) == 1 and models[0]["active"] is True
     assert models[0]["metrics"]["steps"] >= 6
+    # FCPE, the default, tracked the features (the fork alone has no `fcpe`), and the version
+    # records where its clips sing: 180-305 Hz with 1 % vibrato
+    pitch = models[0]["pitch_range"]
+    assert pitch["method"] == "fcpe"
+    assert 175 < pitch["p5_hz"] < pitch["median_hz"] < pitch["p95_hz"] < 320, pitch
     links = alice.client.get(f"/models/{models[0]['id']}/download").json()
     model_path, config_path = tmp_path / "model.pth", tmp_path / "config.json"
     model_path.write_bytes(httpx.get(links["model_url"]).content)
@@ -154,8 +162,11 @@ def test_cancel_while_running_stops_the_worker(
     pid = UUID(_profile_with_clips(alice, services, api_url, relay_secret_key, "cancel"))
     job = repo.start_training(alice.id, pid, {"preset": "tiny", "max_steps": 200})
     worker = _worker(worker_env, job.id)
-    _wait(lambda: (repo.get_job("training", alice.id, job.id).progress.step or 0) >= 1, 240,
-          "training steps")  # fmt: skip
+    _wait(
+        lambda: (repo.get_job("training", alice.id, job.id).progress.step or 0) >= 1,
+        240,
+        "training steps",
+    )
     canceled_at = time.monotonic()
     response = alice.client.post(f"/trainings/{job.id}/cancel")
     assert response.json()["status"] == "canceled"
@@ -178,8 +189,12 @@ def test_dead_worker_is_reaped_and_refunded(
     quick = Repository(repo.db, repo.settings.model_copy(update={"heartbeat_timeout_seconds": 1}))
     time.sleep(1.5)
     reaped = quick.reap_stale_jobs()
-    assert {"kind": "training", "id": str(job.id), "status": "failed",
-            "error_code": "WORKER_LOST"} in reaped  # fmt: skip
+    assert {
+        "kind": "training",
+        "id": str(job.id),
+        "status": "failed",
+        "error_code": "WORKER_LOST",
+    } in reaped
     assert repo.quota_status(alice.id).training.used == 0
 
 
@@ -196,8 +211,9 @@ def test_refusals(repo, alice, bob) -> None:
 
     ok = repo.create_profile(alice.id, "ok")
     ready_dataset(repo, alice.id, ok.id, 200)
-    first = alice.client.post(f"/profiles/{ok.id}/trainings", json={"preset": "tiny",
-                                                                     "max_steps": 10})  # fmt: skip
+    first = alice.client.post(
+        f"/profiles/{ok.id}/trainings", json={"preset": "tiny", "max_steps": 10}
+    )
     assert first.status_code == 202
     second = alice.client.post(f"/profiles/{ok.id}/trainings", json={"preset": "tiny"})
     assert (second.status_code, second.json()["error"]["code"]) == (409, "TRAINING_IN_PROGRESS")
@@ -242,8 +258,11 @@ def test_torn_checkpoints_are_dropped_before_resuming(tmp_path) -> None:
     removed = {p.name for p in drop_torn_checkpoints(tmp_path)}
     assert removed == {"G_2.pth", "D_2.pth"}
     assert sorted(p.name for p in tmp_path.glob("*.pth")) == [
-        "D_0.pth", "D_1.pth", "G_0.pth", "G_1.pth",
-    ]  # fmt: skip
+        "D_0.pth",
+        "D_1.pth",
+        "G_0.pth",
+        "G_1.pth",
+    ]
 
 
 def test_a_failed_spawn_fails_the_job_and_refunds(repo, alice) -> None:

@@ -13,11 +13,15 @@ from standardwebhooks import Webhook
 from pipeline.webhooks import WebhookKeys, sign_v1, sign_v1a, verify
 from tests.conftest import WEBHOOK_SECRET
 
-BODY = json.dumps({
-    "account": "acct", "action": "PutObject", "bucket": "elsewhere",
-    "object": {"key": "not/ours.wav", "size": 3, "eTag": "abc"},
-    "eventTime": "2026-11-21T10:00:00Z",
-}).encode()  # fmt: skip
+BODY = json.dumps(
+    {
+        "account": "acct",
+        "action": "PutObject",
+        "bucket": "elsewhere",
+        "object": {"key": "not/ours.wav", "size": 3, "eTag": "abc"},
+        "eventTime": "2026-11-21T10:00:00Z",
+    }
+).encode()
 
 
 def _secret() -> bytes:
@@ -84,9 +88,19 @@ def test_independent_implementations_verify() -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["tampered body", "wrong key", "stale", "future", "missing id", "missing signature",
-     "garbage base64", "unknown version", "non-numeric timestamp", "empty signature"],
-)  # fmt: skip
+    [
+        "tampered body",
+        "wrong key",
+        "stale",
+        "future",
+        "missing id",
+        "missing signature",
+        "garbage base64",
+        "unknown version",
+        "non-numeric timestamp",
+        "empty signature",
+    ],
+)
 def test_bad_signatures_are_401(api_url, relay_secret_key, case) -> None:
     other_secret = "whsk_" + base64.b64encode(bytes(range(32))).decode()
     now = int(time.time())

@@ -25,7 +25,11 @@ WORKER_FUNCTIONS = {
     "finish_conversion",
     "get_dataset_file",
     "record_probe",
+    "singer_check_files",
+    "record_singer_embedding",
     "begin_probe",
+    "record_training_pitch",
+    "record_conversion_pitch",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 

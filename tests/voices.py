@@ -31,7 +31,12 @@ def train_tiny_voice(
         storage._s3.put_object(Bucket=storage.bucket, Key=key, Body=data)
         probe_dataset_file(repo, storage, file_id)
     job = repo.start_training(user_id, profile.id, {"preset": "tiny"})
-    subprocess.run([sys.executable, "-m", "gpu", "train", str(job.id)], env=env, check=True,
-                   capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "gpu", "train", str(job.id)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     version = repo.list_model_versions(user_id, profile.id)[0]
     return TrainedVoice(user_id, profile.id, version.id)

@@ -57,8 +57,9 @@ def download_output(job_id: UUID, user: UserDep, services: ServicesDep) -> Downl
     """The converted WAV, once the job has succeeded."""
     job = _job(services, user.id, job_id)
     if job.status != "succeeded" or not job.output_key:
-        raise PipelineError("NOT_READY", "The conversion has not finished yet.",
-                            {"status": job.status})  # fmt: skip
+        raise PipelineError(
+            "NOT_READY", "The conversion has not finished yet.", {"status": job.status}
+        )
     stem = PurePosixPath(job.input_filename or "audio").stem
     return _link(services, job.output_key, f"{stem}-converted.wav")
 
@@ -68,8 +69,7 @@ def download_input(job_id: UUID, user: UserDep, services: ServicesDep) -> Downlo
     """The original upload, for listening before and after."""
     job = _job(services, user.id, job_id)
     if job.status == "awaiting_upload" or services.storage.head(job.input_key) is None:
-        raise PipelineError("NOT_READY", "The input has not been uploaded.",
-                            {"status": job.status})  # fmt: skip
+        raise PipelineError("NOT_READY", "The input has not been uploaded.", {"status": job.status})
     return _link(services, job.input_key, job.input_filename or "input")
 
 

@@ -71,6 +71,7 @@ def _parse(body: bytes) -> list[R2Event]:
             {"field": ".".join(map(str, e["loc"])), "problem": e["msg"]} for e in exc.errors()
         ]
         raise PipelineError(
-            "VALIDATION_FAILED", "The event does not look like an R2 notification.",
+            "VALIDATION_FAILED",
+            "The event does not look like an R2 notification.",
             {"errors": problems[:10]},
-        ) from exc  # fmt: skip
+        ) from exc

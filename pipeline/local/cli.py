@@ -78,8 +78,9 @@ def token(
     stack.start_database()
     from pipeline.local.issuer import LocalIssuer
 
-    stack.issuer = LocalIssuer(config.root / "auth" / "es256.pem",
-                               f"http://127.0.0.1:{config.auth_port}")  # fmt: skip
+    stack.issuer = LocalIssuer(
+        config.root / "auth" / "es256.pem", f"http://127.0.0.1:{config.auth_port}"
+    )
     typer.echo(stack.dev_token(email, ttl_seconds))
 
 

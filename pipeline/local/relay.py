@@ -85,8 +85,12 @@ class LocalRelay:
         self.delivered = 0
 
     def start(self) -> "LocalRelay":
-        args = [weed_binary(), "filer.meta.tail", f"-filer={self.filer}",
-                f"-pathPrefix=/buckets/{self.bucket}/"]  # fmt: skip
+        args = [
+            weed_binary(),
+            "filer.meta.tail",
+            f"-filer={self.filer}",
+            f"-pathPrefix=/buckets/{self.bucket}/",
+        ]
         self.process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )

@@ -207,8 +207,11 @@ class LocalStack:
         path = self.config.root / "s3-credentials.json"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"access": "local" + secrets.token_hex(6),
-                                        "secret": secrets.token_urlsafe(24)}))  # fmt: skip
+            path.write_text(
+                json.dumps(
+                    {"access": "local" + secrets.token_hex(6), "secret": secrets.token_urlsafe(24)}
+                )
+            )
             path.chmod(0o600)
         creds = json.loads(path.read_text())
         return creds["access"], creds["secret"]
@@ -243,5 +246,10 @@ class LocalStack:
         user_id = self.ensure_user(email)
         token = self.issuer.issue(user_id, email, ttl_seconds)
         expires_at = int(time.time()) + ttl_seconds
-        return {"access_token": token, "token_type": "bearer", "expires_in": ttl_seconds,
-                "expires_at": expires_at, "user": {"id": str(user_id), "email": email}}  # fmt: skip
+        return {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": ttl_seconds,
+            "expires_at": expires_at,
+            "user": {"id": str(user_id), "email": email},
+        }

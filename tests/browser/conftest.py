@@ -31,7 +31,11 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         web_port=free_port(),
         s3_base_port=find_free_base(),
         bucket="svc-web",
-        api_env={"VC_MIN_DATASET_SECONDS": "20", "VC_HEARTBEAT_SECONDS": "1"},
+        api_env={
+            "VC_MIN_DATASET_SECONDS": "20",
+            "VC_HEARTBEAT_SECONDS": "1",
+            "VC_SINGER_CHECK": "false",
+        },  # a torch worker per file would slow training
     )
     if not (REPO_ROOT / "web" / "public" / "vendor" / "uPlot.iife.min.js").exists():
         pytest.fail("the page's libraries are not vendored: run `make web`")

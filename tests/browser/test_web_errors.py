@@ -96,8 +96,11 @@ def test_dataset_too_short_says_how_much_more(web_stack, page: Page, tmp_path):
 
 
 def test_a_forged_session_is_signed_out_with_a_reason(web_stack, page: Page):
-    forged = {"access_token": "eyJhbGciOiJub25lIn0.e30.", "expires_at": 4102444800,
-              "user": {"id": str(uuid4()), "email": "mallory@local.test"}}  # fmt: skip
+    forged = {
+        "access_token": "eyJhbGciOiJub25lIn0.e30.",
+        "expires_at": 4102444800,
+        "user": {"id": str(uuid4()), "email": "mallory@local.test"},
+    }
     page.goto(web_stack.web_url)
     expect(page.locator("#sign-in")).to_be_visible()  # booted: it has read the storage
     page.evaluate("s => localStorage.setItem('svc.local-session', s)", json.dumps(forged))
@@ -116,6 +119,7 @@ def test_local_sign_in_refuses_a_non_email(web_stack):
     ok = httpx.post(f"{web_stack.web_url}/local/session", json={"email": " Dev@LocalHost "})
     session = ok.json()
     assert session["user"]["email"] == "dev@localhost"
-    me = httpx.get(f"{web_stack.api_url}/quota",
-                   headers={"Authorization": f"Bearer {session['access_token']}"})  # fmt: skip
+    me = httpx.get(
+        f"{web_stack.api_url}/quota", headers={"Authorization": f"Bearer {session['access_token']}"}
+    )
     assert me.status_code == 200

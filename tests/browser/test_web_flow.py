@@ -59,14 +59,26 @@ def _upload_dataset(context, page: Page, tmp_path) -> None:
     # Slow the uplink so each file's own progress bar is seen between empty and full.
     cdp = context.new_cdp_session(page)
     cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 200_000,
-    })  # fmt: skip
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 20,
+            "downloadThroughput": -1,
+            "uploadThroughput": 200_000,
+        },
+    )
     page.set_input_files("#dataset-input", [*clips, corrupt])
     partial = _watch_upload_progress(page, seconds=20)
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1,
-    })  # fmt: skip
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 0,
+            "downloadThroughput": -1,
+            "uploadThroughput": -1,
+        },
+    )
     assert partial, "each upload shows its own progress between 0 and 100%"
 
     for clip in clips:
@@ -74,12 +86,16 @@ def _upload_dataset(context, page: Page, tmp_path) -> None:
         expect(row).to_have_attribute("data-status", "ready", timeout=60_000)
         expect(row).to_contain_text("0:05")
         expect(row).to_contain_text("LUFS")
+        expect(row).to_contain_text("dB (clean)")
+        expect(row.locator("td.voice")).to_contain_text("%")
         expect(row).to_contain_text("Good")
     rejected = file_row(page, "corrupt.wav")
     expect(rejected).to_have_attribute("data-status", "rejected", timeout=30_000)
     expect(rejected).to_contain_text("This is not a WAV, FLAC or MP3 file.")
     expect(page.locator("#minutes-text")).to_contain_text("0:30 usable")
     expect(page.locator("#minutes-text")).to_contain_text("enough to train")
+    expect(page.locator("#dataset-analysis")).to_contain_text("Voice activity:")
+    expect(page.locator("#dataset-analysis")).to_contain_text("dB (clean)")
 
 
 def _watch_upload_progress(page: Page, seconds: float) -> set[float]:

@@ -29,8 +29,11 @@ class FakeGoTrue:
         elif path == "/auth/v1/token" and request.post_data_json.get("password") == PASSWORD:
             route.fulfill(json=self.session(), headers=_cors())
         elif path == "/auth/v1/token":
-            body = {"code": 400, "error_code": "invalid_credentials",
-                    "msg": "Invalid login credentials"}  # fmt: skip
+            body = {
+                "code": 400,
+                "error_code": "invalid_credentials",
+                "msg": "Invalid login credentials",
+            }
             route.fulfill(status=400, json=body, headers=_cors())
         else:
             route.fulfill(status=404, json={"msg": "not here"}, headers=_cors())
@@ -38,14 +41,23 @@ class FakeGoTrue:
     def session(self) -> dict:
         user_id = self.stack.ensure_user(self.email)
         now = int(time.time())
-        user = {"id": str(user_id), "aud": "authenticated", "role": "authenticated",
-                "email": self.email, "app_metadata": {}, "user_metadata": {},
-                "created_at": "2026-11-01T00:00:00Z"}  # fmt: skip
+        user = {
+            "id": str(user_id),
+            "aud": "authenticated",
+            "role": "authenticated",
+            "email": self.email,
+            "app_metadata": {},
+            "user_metadata": {},
+            "created_at": "2026-11-01T00:00:00Z",
+        }
         return {
             "access_token": self.stack.issuer.issue(user_id, self.email, 3600),
-            "token_type": "bearer", "expires_in": 3600, "expires_at": now + 3600,
-            "refresh_token": uuid4().hex, "user": user,
-        }  # fmt: skip
+            "token_type": "bearer",
+            "expires_in": 3600,
+            "expires_at": now + 3600,
+            "refresh_token": uuid4().hex,
+            "user": user,
+        }
 
 
 def _cors() -> dict[str, str]:

@@ -3,13 +3,15 @@
 
 import { ABPlayer } from "./abplayer.js";
 import { JobPanel, quotaSpent } from "./jobpanel.js";
+import { pitchAdvice } from "./pitch.js";
 import { contentTypeOf, putFile } from "./upload.js";
 import { $, announce, el, formatDate, formatDuration, guarded } from "./ui.js";
 
 const ACTIVE = new Set(["awaiting_upload", "queued", "running"]);
 const PHASES = {
   awaiting_upload: "Uploading your stem…", queued: "Waiting for a GPU…", download: "Fetching your stem…",
-  load_model: "Loading the voice model…", convert: "Converting", upload: "Saving the result…",
+  load_model: "Loading the voice model…", pitch: "Measuring your stem's pitch…", convert: "Converting",
+  upload: "Saving the result…",
 };
 
 export class ConversionPanel extends JobPanel {
@@ -22,6 +24,26 @@ export class ConversionPanel extends JobPanel {
     $("convert-cancel").addEventListener("click", guarded(() => this.cancel()));
     const transpose = $("transpose");
     transpose.addEventListener("input", () => { $("transpose-out").value = transpose.value; });
+    $("pitch-apply").addEventListener("click", () => this.applyShift());
+  }
+
+  // The suggested shift goes to the slider only when the person asks; converting again is theirs.
+  applyShift() {
+    const shift = Number($("pitch-apply").dataset.shift);
+    $("transpose").value = String(shift);
+    $("transpose-out").value = String(shift);
+    announce(`Transpose set to ${shift > 0 ? "+" : ""}${shift}. Convert again to hear it.`);
+  }
+
+  renderPitch(job) {
+    const advice = pitchAdvice(job?.pitch);
+    $("pitch-advice").hidden = !advice.text;
+    $("pitch-advice-text").textContent = advice.text;
+    const used = Number(job?.params?.transpose || 0);
+    const apply = $("pitch-apply");
+    apply.hidden = advice.shift === null || advice.shift === used;
+    apply.dataset.shift = String(advice.shift ?? 0);
+    apply.textContent = `Use ${advice.shift > 0 ? "+" : ""}${advice.shift}`;
   }
 
   show() {
@@ -117,6 +139,7 @@ export class ConversionPanel extends JobPanel {
   renderRun() {
     const job = this.shown;
     $("convert-run").hidden = !job;
+    this.renderPitch(job);
     if (!job) return;
     const p = job.progress || {};
     let text;

@@ -121,7 +121,7 @@ export class DatasetPanel {
       el("td", {}, entry.name, el("div", { class: "note" }, formatBytes(entry.size))),
       el("td", { class: `status-${status}` }, STATUS_TEXT[status],
         entry.error ? el("div", { class: "note reason" }, entry.error) : progress),
-      el("td", {}, "–"), el("td", {}, "–"), el("td", {}, "–"),
+      ...Array.from({ length: 6 }, () => el("td", {}, "–")),
       el("td", {}, entry.error ? el("button", { type: "button", class: "secondary", "aria-label": `Dismiss ${entry.name}`,
         onclick: () => { this.local.delete(key); this.render(); } }, "Dismiss") : null));
   }
@@ -140,6 +140,9 @@ export class DatasetPanel {
       el("td", { class: `status-${file.status}` }, STATUS_TEXT[file.status] || file.status, reason),
       el("td", {}, file.duration_sec ? formatDuration(file.duration_sec) : "–"),
       el("td", {}, file.loudness_lufs !== null && file.loudness_lufs !== undefined ? `${file.loudness_lufs.toFixed(1)} LUFS` : "–"),
+      el("td", { class: "voice" }, percent(file.voice_ratio)),
+      el("td", { class: "noise" }, noiseText(file.snr_db, file.noise_level)),
+      el("td", { class: "singer" }, singerText(file)),
       el("td", {}, file.quality_grade ? el("span", {}, gradeText(file.quality_grade),
         file.quality_notes ? el("div", { class: "note" }, file.quality_notes) : null) : "–"),
       el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Delete ${file.filename}`,
@@ -156,7 +159,43 @@ export class DatasetPanel {
     else if (seconds > max) verdict = `more than training takes; delete ${formatDuration(seconds - max)}`;
     else verdict = "enough to train";
     $("minutes-text").textContent = `${formatDuration(seconds)} usable (${formatDuration(min)}–${formatDuration(max)}): ${verdict}`;
+    this.renderAnalysis();
   }
+
+  /** The dataset as a whole: voice activity, noise and the one-singer check. */
+  renderAnalysis() {
+    const dataset = this.ctx.profile?.dataset;
+    const parts = [];
+    if (dataset?.voice_ratio !== null && dataset?.voice_ratio !== undefined) parts.push(`Voice activity: ${percent(dataset.voice_ratio)}`);
+    if (dataset?.snr_db !== null && dataset?.snr_db !== undefined) parts.push(`Noise: ${noiseText(dataset.snr_db, noiseLevel(dataset.snr_db))}`);
+    if (dataset?.singer_consistency !== null && dataset?.singer_consistency !== undefined) {
+      const others = dataset.other_singer_files || 0;
+      parts.push(`One singer: ${Math.round(dataset.singer_consistency * 100)} % consistent` +
+        (others ? ` (${plural(others, "file")} probably someone else)` : ""));
+    }
+    $("dataset-analysis").textContent = parts.join(" · ");
+  }
+}
+
+function percent(ratio) {
+  return ratio === null || ratio === undefined ? "–" : `${Math.round(ratio * 100)} %`;
+}
+
+// The probe's words for the voice over the steady noise under it (pipeline/grading.py).
+function noiseLevel(snr) {
+  return snr >= 25 ? "clean" : snr >= 15 ? "some" : "noisy";
+}
+
+function noiseText(snr, level) {
+  if (snr === null || snr === undefined) return "–";
+  return `${Math.round(snr)} dB (${level || noiseLevel(snr)})`;
+}
+
+function singerText(file) {
+  if (file.singer_similarity === null || file.singer_similarity === undefined) return "–"; // needs two ready files
+  const similarity = `${Math.round(file.singer_similarity * 100)} % alike`;
+  if (file.other_singer) return el("span", { class: "other-singer" }, "Another singer?", el("div", { class: "note" }, similarity));
+  return el("span", {}, "Same voice", el("div", { class: "note" }, similarity));
 }
 
 function gradeText(grade) {

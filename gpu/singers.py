@@ -1,0 +1,69 @@
+"""The one-singer check, run by a worker after the probe and before any GPU time is spent:
+a Resemblyzer speaker embedding per ready file (its pretrained encoder ships in its wheel),
+stored by SQL, which compares each file with the centroid of the others and flags a file
+that is probably another person. Torch stays here, out of the web image.
+"""
+
+import logging
+import tempfile
+from functools import cache
+from math import gcd
+from pathlib import Path
+from uuid import UUID
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from pipeline.repository import Repository
+from pipeline.storage import Storage
+
+log = logging.getLogger(__name__)
+ENCODER_RATE = 16000
+MAX_SECONDS = 60.0  # a minute of a file says who sings it; longer only costs time
+
+
+@cache
+def encoder():  # noqa: ANN201 - resemblyzer's type, imported lazily
+    from resemblyzer import VoiceEncoder
+
+    from gpu.runtime import device
+
+    return VoiceEncoder(device(), verbose=False)
+
+
+def load_voice(path: Path) -> np.ndarray:
+    """Mono float32 at 16 kHz, at most `MAX_SECONDS`, peak-normalised. Resemblyzer's own
+    loader trims pauses with webrtcvad and resamples with librosa; the decode here is the
+    probe's (soundfile), so every file that passed the probe loads."""
+    with sf.SoundFile(path) as audio:
+        rate = audio.samplerate
+        samples = audio.read(int(MAX_SECONDS * rate), dtype="float32", always_2d=True)
+    mono = samples.mean(axis=1)
+    g = gcd(rate, ENCODER_RATE)
+    voice = resample_poly(mono, ENCODER_RATE // g, rate // g).astype(np.float32)
+    peak = float(np.max(np.abs(voice), initial=0.0))
+    return voice / peak if peak > 0 else voice
+
+
+def embed(voice: np.ndarray) -> list[float]:
+    return [float(x) for x in encoder().embed_utterance(voice)]
+
+
+def check_profile(repo: Repository, storage: Storage, profile_id: UUID) -> int:
+    """Embeds every ready file of the profile that has no embedding yet; returns how many.
+    SQL refreshes the similarities after each one, so a crash loses nothing done."""
+    done = 0
+    with tempfile.TemporaryDirectory(dir=repo.settings.scratch_dir, prefix="singers-") as tmp:
+        for file in repo.singer_check_files(profile_id):
+            path = Path(tmp) / "object"
+            storage.download_file(file.object_key, path)
+            try:
+                vector = embed(load_voice(path))
+            except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+                log.warning("could not embed %s: %s", file.id, exc)
+                continue
+            row = repo.record_singer_embedding(file.id, vector)
+            log.info("file %s: similarity %s", file.id, row.singer_similarity)
+            done += 1
+    return done

@@ -1,0 +1,91 @@
+"""The one-singer check: real Resemblyzer embeddings of espeak-ng voices, computed by the
+worker process after the probe, compared in SQL; the odd voice out is flagged."""
+
+import os
+import subprocess
+import sys
+from uuid import UUID, uuid4
+
+import pytest
+
+from pipeline import keys
+from pipeline.dispatch import InlineDispatcher, RoutingDispatcher
+from pipeline.probe import probe_dataset_file
+from pipeline.services import build_services
+from pipeline.settings import as_worker_env
+from pipeline.singer_check import KIND, request_singer_check
+from tests.audio import encode
+from tests.vocals import RATE, have_espeak, speech
+
+pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng (make espeak)")
+
+
+def register(repo, storage, user_id: UUID, profile_id: UUID, samples, name: str) -> UUID:
+    data = encode(samples, RATE, "wav")
+    file_id = uuid4()
+    key = keys.dataset_key(user_id, profile_id, file_id, name)
+    repo.register_upload(user_id, profile_id, file_id, key, name, "audio/wav", len(data))
+    storage._s3.put_object(Bucket=storage.bucket, Key=key, Body=data)
+    return file_id
+
+
+def put_ready(repo, storage, user_id: UUID, profile_id: UUID, samples, name: str):
+    file_id = register(repo, storage, user_id, profile_id, samples, name)
+    row = probe_dataset_file(repo, storage, file_id)
+    assert row.status == "ready", row.reject_message
+    return row
+
+
+def test_other_singer_is_flagged_and_same_voice_is_not(repo, services, settings, alice) -> None:
+    profile = repo.create_profile(alice.id, "one singer")
+    storage = services.storage
+    same = [
+        put_ready(
+            repo, storage, alice.id, profile.id, speech(8, voice="en+m3", seed=s), f"m{s}.wav"
+        )
+        for s in range(3)
+    ]
+    other = put_ready(
+        repo, storage, alice.id, profile.id, speech(8, voice="en+f2", seed=7), "f.wav"
+    )
+    env = as_worker_env(settings.model_copy(update={"singer_check": True}))  # svc_worker login
+    done = subprocess.run(
+        [sys.executable, "-m", "gpu", "singers", str(profile.id)],
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r.id: r for r in repo.list_dataset_files(alice.id, profile.id)}
+    for row in same:
+        checked = rows[row.id]
+        assert checked.other_singer is False, (checked.filename, checked.singer_similarity)
+        assert checked.singer_similarity > settings.singer_min_similarity
+    odd = rows[other.id]
+    assert odd.other_singer is True and odd.singer_similarity < settings.singer_min_similarity
+    summary = repo.get_profile(alice.id, profile.id).dataset
+    assert summary.other_singer_files == 1
+    assert summary.singer_consistency == pytest.approx(
+        sum(r.singer_similarity for r in rows.values()) / 4
+    )
+    print({r.filename: round(r.singer_similarity, 3) for r in rows.values()})
+
+
+def test_the_probe_asks_for_the_check_when_a_file_is_ready(repo, services, settings, alice):
+    asked: list[UUID] = []
+    dispatcher = RoutingDispatcher({KIND: InlineDispatcher({KIND: asked.append})})
+    on = settings.model_copy(update={"singer_check": True})
+    probing = build_services(on, dispatcher)
+    try:
+        probe = probing.runners()["probe"]
+        profile = repo.create_profile(alice.id, "asks")
+        ready = register(repo, services.storage, alice.id, profile.id, speech(4, seed=3), "a.wav")
+        silent = register(repo, services.storage, alice.id, profile.id, speech(4) * 0, "s.wav")
+        assert probe(ready).status == "ready"
+        assert probe(silent).reject_code == "SILENT"
+    finally:
+        probing.close()
+    assert asked == [profile.id]  # once, for the ready file
+    row = repo.get_dataset_file(ready)
+    assert request_singer_check(settings, dispatcher, row) is None  # switched off
