@@ -28,7 +28,9 @@ def current_user(
 ) -> AuthUser:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Sign in first: this needs an access token.")
-    return services.verifier.verify(credentials.credentials)
+    user = services.verifier.verify(credentials.credentials)
+    services.repo.require_enabled_user(user.id)
+    return user
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -4,7 +4,8 @@ FastAPI documents a route's success and its validation errors; this adds every o
 an operation can answer, each with the one error body, and the constraints that depend on
 the deployment's settings (the size limits and allowed formats), so a client generated from
 `/openapi.json` and the server agree. Routers need nothing but what they declare already:
-which statuses are possible follows from the dependencies (a signed-in user: 401), the path
+which statuses are possible follows from the dependencies (a signed-in user: 401, and 403
+when an operator disabled the account or profile), the path
 (an id: 404) and the table of domain conflicts below.
 """
 
@@ -27,7 +28,7 @@ ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 DESCRIPTIONS = {
     400: "The body is not JSON (or not UTF-8).",
     401: "No valid access token (or, for events, no valid signature).",
-    403: "An anonymous (guest) session; sign in with an account.",
+    403: "A guest session, or an account or profile an operator disabled (the message says why).",
     404: "No such resource, or it belongs to someone else.",
     409: "Refused by the resource's current state (a limit, a job in progress, not ready).",
     413: "Larger than the deployment allows.",

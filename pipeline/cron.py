@@ -6,6 +6,8 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from pipeline.errors import Unavailable
+from pipeline.launch import launch
 from pipeline.production import require_production_ready
 from pipeline.queue_pull import CloudflareQueue, consume_once
 from pipeline.reconcile import reconcile_uploads
@@ -23,8 +25,26 @@ def reset_quotas(services: Services, now: datetime | None = None) -> dict[str, i
 
 
 def reap(services: Services) -> list[dict[str, Any]]:
-    """Fails silent or never-started jobs and expires un-uploaded conversions, with refunds."""
-    return services.repo.reap_stale_jobs()
+    """Fails silent or never-started jobs and expires un-uploaded conversions, with refunds;
+    then starts the jobs an operator requeued (`ops.requeue_job`), which nothing else would."""
+    reaped = services.repo.reap_stale_jobs()
+    launch_requeued(services)
+    return reaped
+
+
+def launch_requeued(services: Services) -> list[str]:
+    """Launches each requeued job once, as the API launches a new one (a failed spawn fails
+    the job with its quota refunded)."""
+    launched = []
+    for kind, job_id in services.repo.take_requeued_jobs():
+        try:
+            launch(services.repo, services.dispatcher, kind, job_id)
+        except Unavailable:
+            continue
+        launched.append(str(job_id))
+    if launched:
+        log.info("launched %d requeued jobs", len(launched))
+    return launched
 
 
 def reconcile(services: Services) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The one idempotent handler behind every way an R2 notification arrives (push or pull).
 
 The object key is the security boundary: a message acts only if its key parses and names a
-row that the key's user owns under the key's profile. Everything else is ignored and counted.
+row that the key's user owns under the key's profile. Everything else is ignored and counted:
+every outcome, with its reason, is counted per day in the database for operators
+(`ops.event_health`), and in `IGNORED` in this process.
 Deliveries are at-least-once; a `(bucket, key, eTag)` seen before is skipped, and every
 action below is itself a no-op when repeated (docs/architecture.md, "Events: push, pull and
 the reconciler").
@@ -40,6 +42,19 @@ class EventHandler:
         self.on_conversion_queued = on_conversion_queued
 
     def handle(self, event: R2Event) -> EventOutcome:
+        outcome = self._handle(event)
+        self._count(outcome)
+        return outcome
+
+    def _count(self, outcome: EventOutcome) -> None:
+        """Best effort: the event's work is done and recorded, so a failed count must not make
+        the sender deliver it again."""
+        try:
+            self.repo.record_event_outcome("r2", outcome.outcome, outcome.reason, outcome.key)
+        except Exception:
+            log.warning("could not count the %s outcome for %r", outcome.outcome, outcome.key)
+
+    def _handle(self, event: R2Event) -> EventOutcome:
         key = event.object.key
         parsed = keys.parse_key(key)
         if event.bucket != self.repo.settings.s3_bucket:

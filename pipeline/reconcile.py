@@ -2,6 +2,7 @@
 
 Pending rows older than a few minutes are checked against object storage: an object that is
 there gets probed; one that never appeared after its upload URL expired is marked expired.
+Each catch is counted for operators (`ops.event_health`, source `reconciler`).
 """
 
 from dataclasses import dataclass, field
@@ -32,9 +33,11 @@ def reconcile_uploads(
         if storage.head(row.object_key) is not None:
             dispatcher.spawn("probe", row.id)
             report.probed.append(str(row.id))
+            repo.record_event_outcome("reconciler", "probed", key=row.object_key)
         elif row.created_at + grace < now:
             repo.expire_upload(row.id)
             report.expired.append(str(row.id))
+            repo.record_event_outcome("reconciler", "expired", key=row.object_key)
         else:
             report.waiting += 1
     return report

@@ -376,6 +376,22 @@ class Repository:
             queued_timeout_sec=self.settings.queued_timeout_seconds,
         )
 
+    def take_requeued_jobs(self, limit: int = 50) -> list[tuple[JobKind, UUID]]:
+        """Jobs an operator requeued (ops.requeue_job), each handed out once, to launch."""
+        rows = self.db.call("take_requeued_jobs", limit=limit)
+        return [(r["kind"], UUID(r["id"])) for r in rows]
+
+    # Operators' controls and records
+    def require_enabled_user(self, user_id: UUID) -> None:
+        """Raises USER_DISABLED (403, with the operator's reason) for a disabled account."""
+        self.db.call("require_enabled_user", user_id=user_id)
+
+    def record_event_outcome(
+        self, source: str, outcome: str, reason: str | None = None, key: str | None = None
+    ) -> None:
+        """Counts one event outcome per UTC day, for the `ops.event_health` view."""
+        self.db.call("record_event_outcome", source=source, outcome=outcome, reason=reason, key=key)
+
     def event_seen(self, source: str, event_id: str) -> bool:
         return bool(self.db.call("event_seen", source=source, event_id=event_id)["seen"])
 

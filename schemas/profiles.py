@@ -56,6 +56,7 @@ class Profile(Model):
     id: UUID
     name: str
     status: Literal["draft", "ready", "disabled"]
+    disabled_reason: str | None = None  # set when an operator disabled the profile
     active_model_version_id: UUID | None = None
     dataset: DatasetSummary
     created_at: datetime
