@@ -4,6 +4,9 @@
 - A `kid` it does not know triggers a refetch at most once per refetch interval, by one
   thread at a time and never waited on by others, so tokens naming made-up keys cannot keep
   worker threads busy fetching.
+- Before the first set has arrived there is nothing to answer from, so concurrent first
+  requests (a fresh container under load) wait for the one fetch in flight, at most its
+  timeout, instead of failing.
 - A failed fetch keeps the last good set (an Auth outage does not sign everyone out); a
   successful one replaces it, so a key removed from the JWKS stops verifying once the cache
   period has passed.
@@ -62,7 +65,11 @@ class JwksCache:
         return self._tried_at is None or now - self._tried_at >= self.refetch_seconds
 
     def _refresh(self, now: float) -> None:
-        if not self._lock.acquire(blocking=False):
+        if self._fetched_at is None:
+            # No set yet: wait for a fetch in flight (bounded by its timeout), then use it.
+            if not self._lock.acquire(timeout=self.timeout_seconds + 1):
+                return
+        elif not self._lock.acquire(blocking=False):
             return  # another thread is fetching; answer from the set we have
         try:
             if self._tried_at is not None and now - self._tried_at < min(

@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from uuid import uuid4
 
@@ -135,6 +136,17 @@ def test_rotation_outage_and_removal_follow_the_cache_rules(auth) -> None:
     with pytest.raises(Unauthorized):
         verifier.verify(old)
     assert verifier.verify(auth.token("b"))
+
+
+def test_concurrent_first_requests_wait_for_the_one_fetch(auth) -> None:
+    """A fresh container's first requests arrive together: all are signed in, one fetch."""
+    auth.hang_seconds = 0.5
+    verifier = _verifier(auth, jwks_timeout_seconds=3)
+    tokens = [auth.token("a") for _ in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        claims = list(pool.map(verifier.verify, tokens))
+    assert len(claims) == 8
+    assert auth.hits == 1
 
 
 def test_a_hanging_jwks_endpoint_is_given_up_on(auth) -> None:
