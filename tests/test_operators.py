@@ -230,7 +230,8 @@ def test_upload_pipeline_health(day, ops) -> None:
     assert delta("r2", "probed") == 2
     assert delta("r2", "duplicate") == 1
     assert delta("r2", "ignored", "no such upload for that user") == 1
-    assert delta("reconciler", "probed") == 1
+    # The reconciler sweeps the whole shared stack: other tests may leave lost uploads too.
+    assert delta("reconciler", "probed") >= 1
     rows = _rows(
         ops,
         "select * from ops.event_health where last_key in (%s, %s)",

@@ -4,6 +4,7 @@ progress move and the model appear, convert a stem, compare before/after, downlo
 
 import io
 import math
+import re
 import time
 from pathlib import Path
 from uuid import uuid4
@@ -174,7 +175,9 @@ def _convert_and_compare(web_stack, page: Page, email: str, tmp_path) -> bytes:
 
     player = page.locator("#ab-player")
     expect(player).to_have_attribute("data-ready", "true", timeout=180_000)
-    expect(page.locator("#convert-status")).to_have_text("Converted.")
+    expect(page.locator("#convert-status")).to_have_text(
+        re.compile(r"^Converted\. Kept for 30 days, until .+")
+    )
     expect(page.locator("#convert-reason")).to_contain_text("2 of 3 conversions left today")
     expect(page.locator("#conversion-list li")).to_have_attribute("data-status", "succeeded")
 
