@@ -18,11 +18,11 @@ web:
 
 # Debian's Chromium for the browser tests.
 browser:
-	scripts/install-chromium.sh
+	scripts/install-debian.sh chromium chromium
 
 # Debian's espeak-ng: the dataset-analysis tests synthesise speech with it.
 espeak:
-	scripts/install-espeak.sh
+	scripts/install-debian.sh espeak-ng espeak-ng
 
 dev: install
 	$(BIN)/svc-local up
