@@ -6,17 +6,15 @@ included) are deleted here. The sign-in account stays: Supabase deletes auth use
 cascade takes the usage counters and quota overrides kept until then.
 """
 
-import logging
 from uuid import UUID
 
 from pipeline import keys
 from pipeline.dispatch import Dispatcher
+from pipeline.launch import signal_stop
 from pipeline.repository import Repository
 from pipeline.retention import drain_deletions
 from pipeline.storage import Storage
 from schemas.retention import Erasure
-
-log = logging.getLogger(__name__)
 
 
 def erase_user(
@@ -24,10 +22,7 @@ def erase_user(
 ) -> Erasure:
     done = repo.erase_user_data(user_id)
     for call_id in done.call_ids:
-        try:
-            dispatcher.cancel(call_id)
-        except Exception:
-            log.warning("could not signal worker %s; it stops at its next heartbeat", call_id)
+        signal_stop(dispatcher, call_id)
     prefix = f"{keys.ROOT}/{user_id}/"
     present = [obj.key for obj in storage.list_prefix(prefix)]
     drain_deletions(repo, storage, user_id)

@@ -35,8 +35,14 @@ def cancel(
     a worker that misses the signal sees the canceled row at its next heartbeat."""
     row = repo.cancel_job(kind, user_id, job_id)
     if row.status == "canceled" and row.worker_call_id:
-        try:
-            dispatcher.cancel(row.worker_call_id)
-        except Exception:
-            log.warning("could not signal the worker of %s %s", kind, job_id)
+        signal_stop(dispatcher, row.worker_call_id)
     return row
+
+
+def signal_stop(dispatcher: Dispatcher, call_id: str) -> None:
+    """Asks a worker to stop, best effort: the row is already final in SQL, and a worker that
+    misses the signal sees it at its next heartbeat."""
+    try:
+        dispatcher.cancel(call_id)
+    except Exception:
+        log.warning("could not signal worker %s; it stops at its next heartbeat", call_id)
