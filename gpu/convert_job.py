@@ -19,6 +19,7 @@ import soundfile as sf
 
 from gpu import f0, pitch_range
 from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.inference import convert
 from gpu.model_cache import ModelCache
 from pipeline import keys
 from pipeline.audio import BLOCK_FRAMES, AudioError, measure
@@ -147,7 +148,7 @@ class ConversionRun:
     ) -> None:
         """Window by window from file to file; each window through the fork's
         `infer_silence`, which chunks it further at silences (≤ `max_chunk_seconds`)."""
-        rate, speaker = svc.target_sample, next(iter(svc.spk2id.__dict__))
+        rate = svc.target_sample
         lookahead = int((WINDOW_SECONDS + SEARCH_SECONDS) * rate)
         started, position = time.monotonic(), 0
         with sf.SoundFile(mono) as src, sf.SoundFile(out_path, "w", rate, 1, "PCM_16") as dst:
@@ -155,20 +156,7 @@ class ConversionRun:
                 src.seek(position)
                 ahead = src.read(lookahead, dtype="float32")
                 cut = next_cut(ahead, rate)
-                dst.write(
-                    svc.infer_silence(
-                        ahead[:cut],
-                        speaker=speaker,
-                        transpose=params.transpose,
-                        auto_predict_f0=params.auto_predict_f0,
-                        noise_scale=params.noise_scale,
-                        f0_method=params.f0_method,
-                        db_thresh=params.db_thresh,
-                        pad_seconds=params.pad_seconds,
-                        chunk_seconds=params.chunk_seconds,
-                        max_chunk_seconds=params.max_chunk_seconds,
-                    ).astype(np.float32)
-                )
+                dst.write(convert(svc, ahead[:cut], params))
                 position += cut
                 done, elapsed = position / frames, time.monotonic() - started
                 self.beat(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gpu.inference import load_svc
 from pipeline.storage import Storage
 from schemas.jobs import ModelVersionRow
 
@@ -47,8 +48,6 @@ class ModelCache:
 
     def get(self, version: ModelVersionRow) -> Any:
         """The loaded `Svc` for a model version (its weights and config fetched once)."""
-        from so_vits_svc_fork.inference.core import Svc
-
         key = str(version.id)
         if key in self._models:
             self._models.move_to_end(key)
@@ -63,9 +62,7 @@ class ModelCache:
                 partial = folder / f"{name}.part"
                 self.storage.download_file(object_key, partial)
                 partial.rename(folder / name)
-        svc = Svc(
-            net_g_path=folder / "model.pth", config_path=folder / "config.json", device=self.device
-        )
+        svc = load_svc(folder / "model.pth", folder / "config.json", self.device)
         LOADS["model"] += 1
         self._models[key] = svc
         while len(self._models) > self.capacity:

@@ -14,6 +14,7 @@ import torch
 
 from gpu import f0, pitch_range
 from gpu.errors import KEEPS_CHECKPOINTS, Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.evaluate import measure
 from gpu.prepare import SAMPLE_RATE, prepare
 from gpu.presets import PRESETS, Preset
 from gpu.sealed import input_check
@@ -101,14 +102,41 @@ class TrainingRun:
             size = export_generator(self.work / "model", weights)
             self.storage.upload_file(weights, model_key, "application/octet-stream")
             self.storage.upload_file(config, config_key, "application/json")
-        metrics = result.metrics | {
-            "steps": result.steps,
-            "epochs": result.epochs,
-            "dataset_seconds": seconds,
-            "preset": preset.name,
-            "resumed_from_step": result.resumed_from_step,
-        }
+            quality = self._evaluate(job, version, weights, config, params.f0_method, Path(tmp))
+        metrics = (
+            result.metrics
+            | quality
+            | {
+                "steps": result.steps,
+                "epochs": result.epochs,
+                "dataset_seconds": seconds,
+                "preset": preset.name,
+                "resumed_from_step": result.resumed_from_step,
+            }
+        )
         self.repo.finish_training(self.job_id, version, model_key, config_key, size, metrics)
+
+    def _evaluate(
+        self,
+        job: TrainingJobRow,
+        version: UUID,
+        weights: Path,
+        config: Path,
+        f0_method: str,
+        tmp: Path,
+    ) -> dict:
+        """The quality report and its preview (`gpu.evaluate`); never fails the training."""
+        self.phase("evaluate")
+
+        def beat(percent: float) -> None:
+            self.heartbeat.require(phase="evaluate", percent=round(percent, 1))
+
+        entries, found = measure(weights, config, f0_method, tmp / "preview", beat)
+        if found is not None:
+            for side, path in (("original", found.original), ("converted", found.converted)):
+                key = keys.model_preview_key(job.user_id, job.profile_id, version, side)
+                self.storage.upload_file(path, key, "audio/wav")
+        return entries
 
     def _record_pitch(self, config: Path, method: str) -> None:
         """Where this voice sings, from the F0 its features were built from."""

@@ -22,11 +22,15 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _KEY = re.compile(
     rf"vc/users/(?P<user>{_UUID})/profiles/(?P<profile>{_UUID})/"
     rf"(?:dataset/(?P<file>{_UUID})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{{0,99}})"
-    rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json)"
+    rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json|preview-(?:original|converted)\.wav)"
     rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|output\.wav))"
 )
 
-KeyKind = Literal["dataset", "model", "model_config", "conversion_input", "conversion_output"]
+KeyKind = Literal[
+    "dataset", "model", "model_config", "model_preview", "conversion_input", "conversion_output"
+]
+PreviewSide = Literal["original", "converted"]
+_MODEL_KINDS: dict[str, KeyKind] = {"model.pth": "model", "config.json": "model_config"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,14 @@ def model_config_key(user_id: UUID, profile_id: UUID, model_version_id: UUID) ->
     return f"{_prefix(user_id, profile_id)}/models/{model_version_id}/config.json"
 
 
+def model_preview_key(
+    user_id: UUID, profile_id: UUID, model_version_id: UUID, side: PreviewSide
+) -> str:
+    """The held-out clip (`original`) or the model's conversion of it (`converted`), beside
+    the model, so whatever removes a model version's prefix removes its preview too."""
+    return f"{_prefix(user_id, profile_id)}/models/{model_version_id}/preview-{side}.wav"
+
+
 def conversion_input_key(user_id: UUID, profile_id: UUID, job_id: UUID, ext: str) -> str:
     return f"{_prefix(user_id, profile_id)}/conversions/{job_id}/input.{ext}"
 
@@ -104,8 +116,9 @@ def parse_key(key: str) -> ParsedKey | None:
     if groups["file"]:
         return ParsedKey("dataset", user, profile, UUID(groups["file"]), groups["name"])
     if groups["model"]:
-        kind: KeyKind = "model" if groups["artifact"] == "model.pth" else "model_config"
-        return ParsedKey(kind, user, profile, UUID(groups["model"]), groups["artifact"])
+        artifact = groups["artifact"]
+        kind: KeyKind = _MODEL_KINDS.get(artifact, "model_preview")
+        return ParsedKey(kind, user, profile, UUID(groups["model"]), artifact)
     leaf = groups["leaf"]
     kind = "conversion_output" if leaf == "output.wav" else "conversion_input"
     return ParsedKey(kind, user, profile, UUID(groups["job"]), leaf)

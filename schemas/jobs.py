@@ -16,8 +16,9 @@ ConversionStatus = Literal[
 JobKind = Literal["training", "conversion"]
 # Where a job is, as its `progress.phase`: the SQL functions write `awaiting_upload`,
 # `queued` and the three endings; the workers write the others (training: download, prepare,
-# features, train, upload; conversion: download, load_model, pitch, convert, upload). The page
-# has a sentence for each phase it shows (tests/test_schemas.py holds it to this list).
+# features, train, upload, evaluate; conversion: download, load_model, pitch, convert,
+# upload). The page has a sentence for each phase it shows (tests/test_schemas.py holds it to
+# this list).
 Phase = Literal[
     "awaiting_upload",
     "queued",
@@ -29,6 +30,7 @@ Phase = Literal[
     "pitch",
     "convert",
     "upload",
+    "evaluate",
     "succeeded",
     "failed",
     "canceled",

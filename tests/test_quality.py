@@ -81,3 +81,18 @@ def test_tool_versions_name_every_tool() -> None:
     versions = quality.tool_versions()
     assert set(versions) == set(quality.TOOLS)
     assert all(versions.values())
+
+
+def test_a_report_that_cannot_be_made_is_stored_as_null_with_a_note(tmp_path) -> None:
+    from gpu.evaluate import measure
+
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+
+    def beat(percent: float) -> None:
+        raise AssertionError("no step was reached")
+
+    entries, preview = measure(tmp_path / "missing.pth", config, "fcpe", tmp_path / "out", beat)
+    assert preview is None
+    assert entries["quality"] is None
+    assert entries["quality_error"] and len(entries["quality_error"]) <= 300

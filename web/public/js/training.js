@@ -10,6 +10,7 @@ const ACTIVE = new Set(["queued", "running"]);
 const PHASES = {
   queued: "Waiting for a GPU…", download: "Fetching your recordings…", prepare: "Slicing and resampling…",
   features: "Extracting pitch and voice features…", train: "Training", upload: "Saving the model…",
+  evaluate: "Measuring the new model on recordings it never trained on…",
 };
 
 export class TrainingPanel extends JobPanel {
