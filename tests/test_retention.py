@@ -75,11 +75,14 @@ def finished_conversion(repo: Repository, storage, user_id: UUID, profile_id: UU
 
 
 def voice_with_files(repo: Repository, storage, user_id: UUID, name: str) -> dict:
-    """A trained profile with model objects, two dataset objects and a finished conversion."""
+    """A trained profile with model objects (weights, config, the preview pair), two dataset
+    objects and a finished conversion."""
     made = trained_profile(repo, user_id, name)
     pid, version = made["profile_id"], made["model_version_id"]
     put(storage, keys.model_key(user_id, pid, version))
     put(storage, keys.model_config_key(user_id, pid, version))
+    for side in ("original", "converted"):
+        put(storage, keys.model_preview_key(user_id, pid, version, side))
     uploaded_file(repo, storage, user_id, pid)
     uploaded_file(repo, storage, user_id, pid)
     made["conversion_id"] = finished_conversion(repo, storage, user_id, pid)
@@ -180,11 +183,12 @@ def test_a_deleted_profile_is_purged_after_its_grace_period(repo, storage, sql, 
     kept = voice_with_files(repo, storage, alice.id, "kept")
     voice_with_files(repo, storage, bob.id, "bob")
     pid = doomed["profile_id"]
-    assert len(objects(storage, alice.id, pid)) == 6  # model, config, 2 takes, input, output
+    # model, config, 2 previews, 2 takes, input, output
+    assert len(objects(storage, alice.id, pid)) == 8
     assert alice.client.delete(f"/profiles/{pid}").status_code == 200
 
     run_retention(repo, storage)  # within the grace period: everything stays
-    assert len(objects(storage, alice.id, pid)) == 6
+    assert len(objects(storage, alice.id, pid)) == 8
     assert rows(sql, alice.id)["voice_profiles"] == 2
 
     sql.execute(
@@ -236,6 +240,25 @@ def test_reuploaded_orphans_are_swept(repo, storage, sql, services, alice, bob):
     alice.client.delete(f"/profiles/{profile['id']}/dataset/files/{pending['file_id']}")
 
 
+def test_a_model_versions_preview_is_claimed_by_it(repo, storage, sql, services, alice):
+    """The sweep keeps what a live model version holds under its prefix and removes a
+    preview whose model version is gone."""
+    made = voice_with_files(repo, storage, alice.id, "previewed")
+    pid, version = made["profile_id"], made["model_version_id"]
+    previews = {
+        keys.model_preview_key(alice.id, pid, version, side) for side in ("original", "converted")
+    }
+    stray = keys.model_preview_key(alice.id, pid, uuid4(), "converted")
+    put(storage, stray)
+    eager = Repository(
+        services.db, services.settings.model_copy(update={"orphan_grace_seconds": 0})
+    )
+    sweep_orphans(eager, storage)
+    left = objects(storage, alice.id, pid)
+    assert previews <= left
+    assert stray not in left
+
+
 def test_delete_me_erases_everything_of_the_caller_only(repo, storage, sql, alice, bob, quota_room):
     quota_room(alice.id)
     voice_with_files(repo, storage, alice.id, "one")
@@ -259,7 +282,7 @@ def test_delete_me_erases_everything_of_the_caller_only(repo, storage, sql, alic
     assert erased.status_code == 200, erased.text
     report = erased.json()
     assert report["profiles"] == 3 and report["conversion_jobs"] == 4
-    assert report["jobs_canceled"] == 1 and report["objects_deleted"] == 20
+    assert report["jobs_canceled"] == 1 and report["objects_deleted"] == 26
 
     assert objects(storage, alice.id) == set()
     after = rows(sql, alice.id)
