@@ -4,6 +4,7 @@ from uuid import uuid4
 
 import httpx
 
+from pipeline import keys
 from tests.helpers import trained_profile
 
 
@@ -127,3 +128,25 @@ def test_cors_preflight_allows_the_configured_origin(api_url, settings) -> None:
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_model_versions_preview_is_its_owners_and_404_when_absent(alice, bob, repo, services):
+    made = trained_profile(repo, alice.id)
+    pid, version = made["profile_id"], made["model_version_id"]
+    path = f"/models/{version}/preview"
+    missing = alice.client.get(path)
+    assert missing.status_code == 404, missing.text
+    assert missing.json()["error"]["code"] == "NOT_FOUND"
+    storage = services.storage
+    for side in ("original", "converted"):
+        key = keys.model_preview_key(alice.id, pid, version, side)
+        storage._s3.put_object(Bucket=storage.bucket, Key=key, Body=f"RIFF-{side}".encode())
+    found = alice.client.get(path)
+    assert found.status_code == 200, found.text
+    links = found.json()
+    assert httpx.get(links["original_url"]).content == b"RIFF-original"
+    assert httpx.get(links["converted_url"]).content == b"RIFF-converted"
+    assert links["expires_in"] == services.settings.download_url_seconds
+    refused = bob.client.get(path)
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "NOT_FOUND"
+    assert alice.client.get(f"/models/{uuid4()}/preview").status_code == 404
