@@ -6,6 +6,8 @@
 import { el, formatDuration } from "./ui.js";
 
 const FADE_S = 0.01;
+// What each side is called: a conversion's before/after unless the caller names them.
+export const CONVERSION_LABELS = { before: "Before (your upload)", after: "After (converted)", a: "A: before", b: "B: after" };
 
 export class ABPlayer {
   constructor(holder) {
@@ -18,7 +20,8 @@ export class ABPlayer {
     this.frame = 0;
   }
 
-  async load(beforeUrl, afterUrl) {
+  async load(beforeUrl, afterUrl, labels = CONVERSION_LABELS) {
+    this.labels = labels;
     this.stop();
     this.holder.dataset.ready = "false";
     this.holder.replaceChildren(el("p", { class: "hint" }, "Loading both versions…"));
@@ -26,7 +29,7 @@ export class ABPlayer {
     const [before, after] = await Promise.all([beforeUrl, afterUrl].map((url) => decode(this.audio, url)));
     const levels = await Promise.all([loudness(before), loudness(after)]);
     const target = Math.min(...levels.filter(isFinite));
-    this.tracks = [["before", "Before (your upload)", before, levels[0]], ["after", "After (converted)", after, levels[1]]]
+    this.tracks = [["before", labels.before, before, levels[0]], ["after", labels.after, after, levels[1]]]
       .map(([id, label, buffer, lufs]) => ({ id, label, buffer, lufs, gain: isFinite(lufs) ? 10 ** ((target - lufs) / 20) : 1 }));
     this.duration = Math.max(before.duration, after.duration);
     this.offset = 0;
@@ -42,7 +45,7 @@ export class ABPlayer {
     const choose = this.tracks.map((t) => el("button", {
       type: "button", "aria-pressed": String(this.live === t.id), dataset: { track: t.id },
       onclick: () => this.choose(t.id),
-    }, t.id === "before" ? "A: before" : "B: after"));
+    }, t.id === "before" ? this.labels.a : this.labels.b));
     this.position = el("input", { type: "range", min: "0", max: String(this.duration), step: "0.01", value: "0",
       "aria-label": "Position", oninput: (e) => this.seek(Number(e.target.value)) });
     this.clock = el("span", { class: "hint" }, `0:00 / ${formatDuration(this.duration)}`);

@@ -2,8 +2,10 @@
 // cancel, a notification when done, and the model versions.
 
 import { JobPanel, quotaSpent } from "./jobpanel.js";
+import { ABPlayer } from "./abplayer.js";
 import { LossChart } from "./losschart.js";
 import { notifyWhenHidden, offerNotifications } from "./notify.js";
+import { clearlyWorse, describeQuality } from "./quality.js";
 import { $, announce, el, formatDate, formatDuration, formatBytes, guarded, plural } from "./ui.js";
 
 const ACTIVE = new Set(["queued", "running"]);
@@ -18,6 +20,8 @@ export class TrainingPanel extends JobPanel {
     super(ctx, { path: "trainings", table: "training_jobs", activeStatuses: ACTIVE, noun: "Training" });
     this.models = [];
     this.chart = new LossChart($("loss-chart"));
+    this.preview = new ABPlayer($("model-ab"));
+    this.comparing = []; // ids of the (at most two) versions picked to compare
     $("train-start").addEventListener("click", guarded(() => this.start()));
     $("train-cancel").addEventListener("click", guarded(() => this.cancel()));
     $("train-preset").value = ctx.config.trainingPreset || "standard";
@@ -25,6 +29,9 @@ export class TrainingPanel extends JobPanel {
 
   show() {
     this.models = [];
+    this.comparing = [];
+    this.preview.stop();
+    $("model-preview").hidden = true;
     this.chart.clear();
     super.show();
   }
@@ -130,14 +137,56 @@ export class TrainingPanel extends JobPanel {
 
   renderModels() {
     $("models-empty").hidden = this.models.length > 0;
-    $("model-list").replaceChildren(...this.models.map((model) => el("li", { dataset: { modelId: model.id } },
-      el("span", {}, `Model of ${formatDate(model.created_at)}`),
-      el("span", { class: "hint" }, [model.metrics?.steps && `${model.metrics.steps} steps`, formatBytes(model.size_bytes)].filter(Boolean).join(" · ")),
-      model.active ? el("span", { class: "badge" }, "Active")
-        : el("button", { type: "button", class: "secondary", onclick: guarded(() => this.activate(model)) }, "Use this model"),
-      el("span", { class: "links" },
-        el("button", { type: "button", class: "secondary", onclick: guarded((e) => this.download(model, e.target.parentNode)) }, "Download")),
-    )));
+    const active = this.models.find((m) => m.active);
+    this.comparing = this.comparing.filter((id) => this.models.some((m) => m.id === id));
+    $("model-list").replaceChildren(...this.models.map((model) => {
+      const worse = !model.active && active ? clearlyWorse(model.metrics, active.metrics) : null;
+      const hasPreview = Boolean(model.metrics?.quality?.preview_seconds);
+      return el("li", { dataset: { modelId: model.id } },
+        el("span", {}, `Model of ${formatDate(model.created_at)}`),
+        el("span", { class: "hint" }, [model.metrics?.steps && `${model.metrics.steps} steps`, formatBytes(model.size_bytes)].filter(Boolean).join(" · ")),
+        model.active ? el("span", { class: "badge" }, "Active")
+          : el("button", { type: "button", class: "secondary", onclick: guarded(() => this.activate(model)) }, "Use this model"),
+        el("span", { class: "links" },
+          el("button", { type: "button", class: "secondary", onclick: guarded((e) => this.download(model, e.target.parentNode)) }, "Download")),
+        hasPreview && el("button", { type: "button", class: "secondary", onclick: guarded(() => this.listen(model)) }, "Listen to the preview"),
+        hasPreview && el("label", {},
+          el("input", { type: "checkbox", checked: this.comparing.includes(model.id), onchange: guarded((e) => this.pick(model, e.target.checked)) }),
+          " compare"),
+        el("ul", { class: "quality" }, ...describeQuality(model.metrics).map((line) => el("li", {}, line))),
+        worse && el("p", { class: "worse", role: "note" }, worse),
+      );
+    }));
+  }
+
+  label(model) {
+    return `model of ${formatDate(model.created_at)}${model.active ? " (active)" : ""}`;
+  }
+
+  /** The held-out original against this version's conversion of it, loudness-matched. */
+  async listen(model) {
+    const links = await this.ctx.api.get(`/models/${model.id}/preview`);
+    $("model-preview").hidden = false;
+    $("model-preview-title").textContent = `Preview of the ${this.label(model)}: a recording it never trained on, and its conversion.`;
+    await this.preview.load(links.original_url, links.converted_url,
+      { before: "Original (held out)", after: "Converted by this model", a: "A: original", b: "B: converted" });
+  }
+
+  /** Two versions picked: their conversions of the held-out audio, side by side. */
+  async pick(model, checked) {
+    this.comparing = this.comparing.filter((id) => id !== model.id);
+    if (checked) this.comparing.push(model.id);
+    if (this.comparing.length > 2) this.comparing.shift();
+    this.renderModels();
+    if (this.comparing.length < 2) return;
+    const [first, second] = this.comparing.map((id) => this.models.find((m) => m.id === id))
+      .sort((a, b) => a.created_at.localeCompare(b.created_at));
+    const [a, b] = await Promise.all([first, second].map((m) => this.ctx.api.get(`/models/${m.id}/preview`)));
+    $("model-preview").hidden = false;
+    $("model-preview-title").textContent = `Comparing the ${this.label(first)} (A) with the ${this.label(second)} (B): `
+      + "each one's conversion of the same held-out recording (if the dataset changed between them, the recordings may differ).";
+    await this.preview.load(a.converted_url, b.converted_url,
+      { before: `A: ${this.label(first)}`, after: `B: ${this.label(second)}`, a: "A: older", b: "B: newer" });
   }
 
   async activate(model) {
