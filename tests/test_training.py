@@ -17,6 +17,7 @@ import soundfile as sf
 
 from gpu.trainer import HISTORY_POINTS, ProgressCallback, _intact
 from pipeline.repository import Repository
+from schemas.quality import QualityReport
 from tests.audio import encode, voice
 from tests.events_helpers import deliver, r2_event
 from tests.helpers import ready_dataset
@@ -107,6 +108,7 @@ def test_train_end_to_end_through_the_api(
     model_path.write_bytes(httpx.get(links["model_url"]).content)
     config_path.write_bytes(httpx.get(links["config_url"]).content)
     assert alice.client.get("/quota").json()["training"]["used"] == 1
+    _check_quality_report(alice, models[0], tmp_path)
 
     # The fork's own inference loads the artifacts and converts a clip, same length.
     cache = services.settings.model_cache_dir
@@ -127,6 +129,34 @@ sf.write({str(tmp_path / "out.wav")!r}, out, svc.target_sample)
     out, rate = sf.read(tmp_path / "out.wav")
     assert rate == 44100 and len(out) == 2 * 44100
     assert np.isfinite(out).all()
+
+
+def _check_quality_report(user, model: dict, tmp_path: Path) -> None:
+    """The report measured on the held-out pieces (tiny-model numbers say nothing about
+    quality, only that every measurement ran), and its preview pair beside the model."""
+    report = QualityReport.model_validate(model["metrics"]["quality"])
+    assert "quality_error" not in model["metrics"]
+    assert report.held_out_pieces >= 1 and report.held_out_seconds > 0
+    assert report.speaker_similarity is not None and -1 <= report.speaker_similarity <= 1
+    assert report.speaker_similarity_original is not None
+    assert [m.transpose for m in report.melody] == [0, 3]
+    assert report.mcd_db is not None and report.mcd_db > 0
+    assert report.f0_method == "fcpe" and set(report.tools) == {
+        "resemblyzer",
+        "torchfcpe",
+        "so-vits-svc-fork",
+        "scipy",
+    }
+    links = user.client.get(f"/models/{model['id']}/preview").json()
+    lengths = []
+    for side in ("original", "converted"):
+        path = tmp_path / f"preview-{side}.wav"
+        path.write_bytes(httpx.get(links[f"{side}_url"]).content)
+        audio, rate = sf.read(path)
+        assert rate == 44100 and np.abs(audio).max() > 0
+        lengths.append(len(audio))
+    assert lengths[0] == lengths[1] == round(report.preview_seconds * 44100)
+    assert links["seconds"] == report.preview_seconds <= 10.0
 
 
 def test_crash_after_a_checkpoint_resumes_and_charges_once(

@@ -150,6 +150,24 @@ def _train(page: Page) -> None:
     with page.expect_download() as download:
         model.get_by_role("link", name="model.pth").click()
     assert download.value.suggested_filename.endswith(".pth")
+    _check_quality_report(page, model)
+
+
+def _check_quality_report(page: Page, model) -> None:
+    """The report in words and numbers, and the preview in the A/B player (a tiny model's
+    numbers mean nothing; that they are measured and shown does)."""
+    report = model.locator(".quality")
+    expect(report).to_contain_text(re.compile(r"Sounds like the dataset: -?\d\.\d\d — \w+"))
+    expect(report).to_contain_text("Melody kept: F0 correlation")
+    expect(report).to_contain_text("Distance from the original (MCD):")
+    model.get_by_role("button", name="Listen to the preview").click()
+    preview = page.locator("#model-ab")
+    expect(preview).to_have_attribute("data-ready", "true", timeout=60_000)
+    expect(page.locator("#model-preview-title")).to_contain_text("a recording it never trained on")
+    expect(preview.get_by_role("button", name="B: converted")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    assert all(n > 100 for n in painted_pixels(page, "#model-ab canvas")), "both waveforms drawn"
 
 
 def _start_and_cancel(page: Page, button) -> None:
@@ -188,16 +206,16 @@ def _convert_and_compare(web_stack, page: Page, email: str, tmp_path) -> bytes:
     output = _download(page)
     _check_loudness_matching(player, stem, output, tmp_path)
 
-    page.get_by_role("button", name="A: before").click()
+    player.get_by_role("button", name="A: before").click()
     expect(player).to_have_attribute("data-live", "before")
-    expect(page.get_by_role("button", name="A: before")).to_have_attribute("aria-pressed", "true")
-    expect(page.get_by_role("button", name="B: after")).to_have_attribute("aria-pressed", "false")
-    page.get_by_role("button", name="Play").click()
+    expect(player.get_by_role("button", name="A: before")).to_have_attribute("aria-pressed", "true")
+    expect(player.get_by_role("button", name="B: after")).to_have_attribute("aria-pressed", "false")
+    player.get_by_role("button", name="Play").click()
     expect(player).to_have_attribute("data-playing", "true")
     page.wait_for_function("Number(document.querySelector('#ab-player input').value) > 0.2")
-    page.get_by_role("button", name="B: after").click()  # switching does not stop playback
+    player.get_by_role("button", name="B: after").click()  # switching does not stop playback
     expect(player).to_have_attribute("data-playing", "true")
-    page.get_by_role("button", name="Pause").click()
+    player.get_by_role("button", name="Pause").click()
     expect(player).to_have_attribute("data-playing", "false")
     _convert_a_broken_stem(page, tmp_path)
     return output
