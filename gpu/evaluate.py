@@ -153,23 +153,22 @@ def measure(
     f0_method: str,
     out_dir: Path,
     beat: Callable[[float], None],
-) -> tuple[dict[str, Any], Evaluation | None]:
-    """The `metrics` entries of the report, and the preview to upload. A report that cannot
-    be made never fails the training that made the model: it is stored as `quality: null`
-    with `quality_error` saying why. A stop asked through `beat` (cancel, budget) still stops.
-    """
+    publish: Callable[[Evaluation], None],
+) -> dict[str, Any]:
+    """The `metrics` entries of the report, once `publish` stored its preview. A report that
+    cannot be made (or stored) never fails the training that made the model: it is recorded
+    as `quality: null` with `quality_error` saying why. A stop asked through `beat` (cancel,
+    budget) still stops."""
     started = time.monotonic()
     try:
         share_contentvec()
         svc = load_svc(weights, config_path, device())
         found = evaluate(svc, config_path, f0_method, out_dir, beat)
+        publish(found)
     except JobCanceled:
         raise
     except Exception as exc:  # the model is fine; only its report is missing
         log.exception("the quality report could not be made")
-        note = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
-        return {"quality": None, "quality_error": note}, None
+        return {"quality": None, "quality_error": f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]}
     report = found.report.model_copy(update={"seconds": round(time.monotonic() - started, 2)})
-    return {"quality": report.model_dump(mode="json")}, Evaluation(
-        report, found.original, found.converted
-    )
+    return {"quality": report.model_dump(mode="json")}

@@ -14,7 +14,7 @@ import torch
 
 from gpu import f0, pitch_range
 from gpu.errors import KEEPS_CHECKPOINTS, Heartbeat, JobCanceled, JobFailure, describe_failure
-from gpu.evaluate import measure
+from gpu.evaluate import Evaluation, measure
 from gpu.prepare import SAMPLE_RATE, prepare
 from gpu.presets import PRESETS, Preset
 from gpu.sealed import input_check
@@ -131,12 +131,12 @@ class TrainingRun:
         def beat(percent: float) -> None:
             self.heartbeat.require(phase="evaluate", percent=round(percent, 1))
 
-        entries, found = measure(weights, config, f0_method, tmp / "preview", beat)
-        if found is not None:
+        def publish(found: Evaluation) -> None:
             for side, path in (("original", found.original), ("converted", found.converted)):
                 key = keys.model_preview_key(job.user_id, job.profile_id, version, side)
                 self.storage.upload_file(path, key, "audio/wav")
-        return entries
+
+        return measure(weights, config, f0_method, tmp / "preview", beat, publish)
 
     def _record_pitch(self, config: Path, method: str) -> None:
         """Where this voice sings, from the F0 its features were built from."""

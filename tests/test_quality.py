@@ -89,10 +89,26 @@ def test_a_report_that_cannot_be_made_is_stored_as_null_with_a_note(tmp_path) ->
     config = tmp_path / "config.json"
     config.write_text("{}")
 
-    def beat(percent: float) -> None:
+    def never(*args: object) -> None:
         raise AssertionError("no step was reached")
 
-    entries, preview = measure(tmp_path / "missing.pth", config, "fcpe", tmp_path / "out", beat)
-    assert preview is None
+    entries = measure(tmp_path / "missing.pth", config, "fcpe", tmp_path / "out", never, never)
     assert entries["quality"] is None
     assert entries["quality_error"] and len(entries["quality_error"]) <= 300
+
+
+def test_a_stop_asked_while_measuring_still_stops(tmp_path, monkeypatch) -> None:
+    """A cancel or an exhausted budget, seen by a heartbeat during the report, is not
+    swallowed as a failed report."""
+    from gpu import evaluate
+    from gpu.errors import JobCanceled
+
+    def stopped(*args: object) -> None:
+        raise JobCanceled
+
+    monkeypatch.setattr(evaluate, "load_svc", lambda *args: object())
+    monkeypatch.setattr(evaluate, "evaluate", lambda svc, config, method, out, beat: beat(50.0))
+    with pytest.raises(JobCanceled):
+        evaluate.measure(
+            tmp_path / "m.pth", tmp_path / "c.json", "fcpe", tmp_path, stopped, stopped
+        )
