@@ -121,3 +121,7 @@ def main() -> None:
     print(f"ratio pipeline / CLI without the report   {(ours - q) / cli:7.2f}x")
     held, pieces = quality["held_out_seconds"], quality["held_out_pieces"]
     print(f"held-out audio measured                   {held:7.1f} s in {pieces} pieces")
+
+
+if __name__ == "__main__":
+    main()
