@@ -24,7 +24,7 @@ MCD_FFT_SECONDS = 0.025
 MCD_HOP_SECONDS = 0.005
 MCD_FLOOR_DB = 40.0  # frames quieter than the original's loudest by more: pauses, not compared
 MCD_RANGE_DB = 80.0  # mel bands this far below the original's loudest count as this far
-TOOLS = ("resemblyzer", "torchfcpe", "so-vits-svc-fork", "scipy")
+TOOLS = ("resemblyzer", "torchfcpe", "so-vits-svc-fork", "librosa", "scipy")
 
 
 def tool_versions() -> dict[str, str]:
