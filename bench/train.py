@@ -106,21 +106,29 @@ def main() -> None:
         cli, cli_rss = fork_cli_run(root, args.steps, root / "models")
     steps = metrics["steps"]
     print(f"tiny preset, {steps} steps, 6 clips x 5 s, CPU, one run each\n")
-    print(f"pipeline job (download → … → evaluate){ours:7.1f} s   peak RSS {our_rss:6.0f} MB")
-    print(f"fork CLI stages (split … train)       {cli:7.1f} s   peak RSS {cli_rss:6.0f} MB")
-    print(f"ratio pipeline / CLI                  {ours / cli:7.2f}x")
-    print(f"pipeline seconds per step (whole job) {ours / steps:7.2f} s")
+    row = "{:<42}{:8.2f} {}".format
+    print(row("pipeline job (download … evaluate)", ours, f"s   peak RSS {our_rss:6.0f} MB"))
+    print(row("fork CLI stages (split … train)", cli, f"s   peak RSS {cli_rss:6.0f} MB"))
+    print(row("ratio pipeline / CLI", ours / cli, "x"))
+    print(row("pipeline seconds per step (whole job)", ours / steps, "s"))
     quality = metrics.get("quality")
     if quality is None:
         print(f"quality report: none ({metrics.get('quality_error')})")
         return
     q = quality["seconds"]
     print(
-        f"quality step (evaluate: convert, measure) {q:7.1f} s   {100 * q / ours:5.1f} % of the job"
+        row(
+            "quality step (evaluate: convert, measure)", q, f"s   {100 * q / ours:.1f} % of the job"
+        )
     )
-    print(f"ratio pipeline / CLI without the report   {(ours - q) / cli:7.2f}x")
-    held, pieces = quality["held_out_seconds"], quality["held_out_pieces"]
-    print(f"held-out audio measured                   {held:7.1f} s in {pieces} pieces")
+    print(row("ratio pipeline / CLI without the report", (ours - q) / cli, "x"))
+    print(
+        row(
+            "held-out audio measured",
+            quality["held_out_seconds"],
+            f"s in {quality['held_out_pieces']} pieces",
+        )
+    )
 
 
 if __name__ == "__main__":
