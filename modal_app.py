@@ -171,7 +171,7 @@ class Prober:
 
         services = self.services
         row = probe_dataset_file(services.repo, services.storage, UUID(file_id))
-        request_singer_check(services.settings, services.dispatcher, row)
+        request_singer_check(services.repo, services.dispatcher, row)
         return row.status if row else None
 
     @modal.exit()

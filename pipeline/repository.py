@@ -103,7 +103,11 @@ class Repository:
     def delete_dataset_file(self, user_id: UUID, profile_id: UUID, file_id: UUID) -> DatasetFile:
         """The deleted row, object key included, so the caller can remove the object."""
         row = self.db.call(
-            "delete_dataset_file", user_id=user_id, profile_id=profile_id, file_id=file_id
+            "delete_dataset_file",
+            user_id=user_id,
+            profile_id=profile_id,
+            file_id=file_id,
+            min_similarity=self.settings.singer_min_similarity,
         )
         return DatasetFile.model_validate(row)
 
@@ -143,6 +147,24 @@ class Repository:
             min_similarity=self.settings.singer_min_similarity,
         )
         return DatasetFile.model_validate(row)
+
+    def request_singer_check(self, profile_id: UUID) -> bool:
+        """True when the caller must spawn the profile's singer-check worker: none is pending
+        or running. One running is marked to run once more instead."""
+        return bool(
+            self.db.call(
+                "request_singer_check",
+                profile_id=profile_id,
+                stale_seconds=self.settings.singer_check_stale_seconds,
+            )
+        )
+
+    def begin_singer_check(self, profile_id: UUID) -> None:
+        self.db.call("begin_singer_check", profile_id=profile_id)
+
+    def finish_singer_check(self, profile_id: UUID, *, failed: bool = False) -> bool:
+        """True when the check was asked for again while it ran: the worker runs once more."""
+        return bool(self.db.call("finish_singer_check", profile_id=profile_id, failed=failed))
 
     def get_dataset_file(self, file_id: UUID) -> DatasetFile | None:
         """Any user's file, by id: for the trusted event path, which checks ownership itself."""

@@ -57,7 +57,7 @@ class Services:
 
         def probe(file_id: UUID) -> object:
             row = probe_dataset_file(self.worker_repo, self.storage, file_id)
-            request_singer_check(self.settings, self.dispatcher, row)
+            request_singer_check(self.worker_repo, self.dispatcher, row)
             return row
 
         return {"probe": probe}

@@ -30,6 +30,9 @@ WORKER_FUNCTIONS = {
     "begin_probe",
     "record_training_pitch",
     "record_conversion_pitch",
+    "request_singer_check",
+    "begin_singer_check",
+    "finish_singer_check",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 
