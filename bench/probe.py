@@ -139,6 +139,7 @@ def upload_to_verdict(repeats: int) -> None:
         probe_module.measure = stamped(probe_module.measure, "analysis in", "analysis out")
         repo, storage = services.repo, services.storage
         record = repo.record_probe
+        storage.download_sealed = stamped(storage.download_sealed, "download in", "download out")
         server = ThreadedServer(create_app(services=services), free_port()).start()
         stack.start_relay(server.url)
         time.sleep(1.0)  # the tail follows events from when it subscribed
@@ -169,7 +170,9 @@ def upload_to_verdict(repeats: int) -> None:
     stages = [
         ("PUT to the object store", "put in", "put out"),
         ("relay: filer event → POST /events/r2", "put out", "event in"),
-        ("HEAD, header check, fetch", "event in", "analysis in"),
+        ("event to download: HEAD, SQL, header", "event in", "download in"),
+        ("download (GET, MD5, temp file)", "download in", "download out"),
+        ("decoder's header check", "download out", "analysis in"),
         ("analysis", "analysis in", "analysis out"),
         ("SQL verdict", "verdict in", "verdict out"),
         ("upload → verdict", "put in", "verdict out"),
