@@ -172,7 +172,14 @@ class Repository:
         return DatasetFile.model_validate(row) if row else None
 
     def mark_object_deleted(self, object_key: str) -> int:
-        return int(self.db.call("mark_object_deleted", object_key=object_key)["deleted"])
+        """The live row of a deleted object becomes deleted; its profile's singer check is
+        recomputed without it."""
+        row = self.db.call(
+            "mark_object_deleted",
+            object_key=object_key,
+            min_similarity=self.settings.singer_min_similarity,
+        )
+        return int(row["deleted"])
 
     def list_stale_uploads(self, older_than_seconds: int, limit: int = 500) -> list[DatasetFile]:
         rows = self.db.call("list_stale_uploads", older_than_sec=older_than_seconds, limit=limit)

@@ -84,6 +84,16 @@ def test_other_singer_is_flagged_until_deleted(repo, services, settings, alice) 
         sum(r.singer_similarity for r in left.values()) / 3
     )
     assert after.singer_consistency > summary.singer_consistency
+
+    # An object removed from the bucket (its event marks the row deleted) recomputes too: two
+    # files left are each other's centroid, too few to flag anyone.
+    repo.mark_object_deleted(same[0].object_key)
+    pair = {r.id: r for r in repo.list_dataset_files(alice.id, profile.id)}
+    assert set(pair) == {same[1].id, same[2].id}
+    first, second = pair.values()
+    assert first.singer_similarity == pytest.approx(second.singer_similarity)
+    assert first.singer_similarity != pytest.approx(left[first.id].singer_similarity)
+    assert first.other_singer is None and second.other_singer is None
     print(
         "after deleting the odd one:",
         {r.filename: round(r.singer_similarity, 3) for r in left.values()},

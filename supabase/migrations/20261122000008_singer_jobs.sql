@@ -100,8 +100,33 @@ begin
   return to_jsonb(v_file);
 end $$;
 
+-- Copied from 20261121000004_events.sql; an object deleted from the bucket (its row, if still
+-- live, becomes deleted) now also refreshes its profile's singer check.
+drop function if exists public.mark_object_deleted(text);
+create function public.mark_object_deleted(p_object_key text, p_min_similarity double precision)
+returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_profile_id uuid;
+  v_count integer := 0;
+begin
+  select profile_id into v_profile_id from public.dataset_files
+   where object_key = p_object_key and status <> 'deleted' limit 1;
+  if v_profile_id is not null then
+    perform 1 from public.voice_profiles where id = v_profile_id for update;
+    with d as (
+      update public.dataset_files set status = 'deleted'
+       where object_key = p_object_key and status <> 'deleted'
+      returning id
+    )
+    select count(*) into v_count from d;
+    perform svc_private.refresh_singer_check(v_profile_id, p_min_similarity);
+  end if;
+  return jsonb_build_object('deleted', v_count);
+end $$;
+
 select svc_private.restrict_to_service(array[
-  'request_singer_check', 'begin_singer_check', 'finish_singer_check', 'delete_dataset_file']);
+  'request_singer_check', 'begin_singer_check', 'finish_singer_check', 'delete_dataset_file',
+  'mark_object_deleted']);
 
 -- The probe asks for the check; the singer-check worker (gpu/singers.py) begins and ends it.
 select svc_private.grant_to_worker(array[
