@@ -81,7 +81,7 @@ end $$;
 -- (under the profile lock, as record_singer_embedding does), so the remaining files'
 -- similarities and the dataset's consistency describe the files that are left.
 drop function if exists public.delete_dataset_file(uuid, uuid, uuid);
-create function public.delete_dataset_file(
+create or replace function public.delete_dataset_file(
   p_user_id uuid, p_profile_id uuid, p_file_id uuid, p_min_similarity double precision
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
@@ -103,8 +103,9 @@ end $$;
 -- Copied from 20261121000004_events.sql; an object deleted from the bucket (its row, if still
 -- live, becomes deleted) now also refreshes its profile's singer check.
 drop function if exists public.mark_object_deleted(text);
-create function public.mark_object_deleted(p_object_key text, p_min_similarity double precision)
-returns jsonb language plpgsql security definer set search_path = '' as $$
+create or replace function public.mark_object_deleted(
+  p_object_key text, p_min_similarity double precision
+) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_profile_id uuid;
   v_count integer := 0;
