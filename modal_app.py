@@ -160,7 +160,10 @@ class Prober:
 
     @modal.enter()
     def open(self) -> None:
+        from pipeline.audio import warm_up
+
         self.services = _build_services("probe")
+        warm_up()  # imports and the voice model before the first upload, not during it
 
     @modal.method()
     def probe(self, file_id: str) -> str | None:

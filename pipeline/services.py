@@ -105,8 +105,12 @@ def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
         from pipeline.dispatch_modal import ModalDispatcher
 
         return ModalDispatcher(settings.modal_app_name, settings.modal_environment)
-    local = (
-        InlineDispatcher(runners) if settings.dispatch == "inline" else ThreadDispatcher(runners)
-    )
+    if settings.dispatch == "inline":
+        local: Dispatcher = InlineDispatcher(runners)
+    else:
+        from pipeline.audio import warm_up
+
+        local = ThreadDispatcher(runners)
+        local.prepare(warm_up)
     gpu = SubprocessDispatcher(as_worker_env(settings))
     return RoutingDispatcher({"probe": local, "train": gpu, "convert": gpu, "singers": gpu})
