@@ -67,3 +67,22 @@ def test_the_detector_listens_to_a_fixed_budget_whatever_the_length(tmp_path, mo
         sf.write(path, singing(60 * minutes, style="phrases", seed=minutes), RATE)
         assert measure(path, 3600).voice_ratio is not None
         assert 0 < sum(heard) <= budget, (minutes, sum(heard) / vad.VAD_RATE)
+
+
+def test_warm_up_loads_the_voice_model_on_its_thread() -> None:
+    """The dispatch threads (and the Prober's container) warm up before the first upload."""
+    import threading
+
+    from pipeline.audio import warm_up
+
+    loaded: list[bool] = []
+
+    def run() -> None:
+        before = hasattr(vad._local, "vad")
+        warm_up()
+        loaded.extend([before, hasattr(vad._local, "vad")])
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert loaded == [False, True]
