@@ -78,6 +78,18 @@ def dataset_key(user_id: UUID, profile_id: UUID, file_id: UUID, filename: str) -
     return f"{_prefix(user_id, profile_id)}/dataset/{file_id}/{safe_filename(filename)}"
 
 
+def separated_vocal_key(user_id: UUID, profile_id: UUID, file_id: UUID, mix_filename: str) -> str:
+    """The vocal separated from a full mix: a dataset file of its own (its own id, under the
+    same dataset prefix), named after the song, so its upload is probed like any other."""
+    return dataset_key(user_id, profile_id, file_id, separated_vocal_name(mix_filename))
+
+
+def separated_vocal_name(mix_filename: str) -> str:
+    """The display name of a mix's separated vocal: `song.mp3` → `song (vocals).wav`."""
+    stem = PurePosixPath(mix_filename).stem or "song"
+    return f"{stem[:200]} (vocals).wav"
+
+
 def model_key(user_id: UUID, profile_id: UUID, model_version_id: UUID) -> str:
     return f"{_prefix(user_id, profile_id)}/models/{model_version_id}/model.pth"
 

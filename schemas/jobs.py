@@ -13,10 +13,12 @@ TrainingStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 ConversionStatus = Literal[
     "awaiting_upload", "queued", "running", "succeeded", "failed", "canceled"
 ]
-JobKind = Literal["training", "conversion"]
+SeparationStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+JobKind = Literal["training", "conversion", "separation"]
 # Where a job is, as its `progress.phase`: the SQL functions write `awaiting_upload`,
 # `queued` and the three endings; the workers write the others (training: download, prepare,
-# features, train, upload; conversion: download, load_model, pitch, convert, upload). The page
+# features, train, upload; conversion: download, load_model, pitch, convert, upload;
+# separation of a full-mix dataset file: download, separate, upload). The page
 # has a sentence for each phase it shows (tests/test_schemas.py holds it to this list).
 Phase = Literal[
     "awaiting_upload",
@@ -28,6 +30,7 @@ Phase = Literal[
     "load_model",
     "pitch",
     "convert",
+    "separate",
     "upload",
     "succeeded",
     "failed",
@@ -137,7 +140,30 @@ class ConversionJobRow(ConversionJob, JobRowBase):
     input_size_bytes: int | None = None
 
 
-JobRow = TrainingJobRow | ConversionJobRow
+class SeparationJob(JobBase):
+    """Separating a full-mix dataset file's vocal into a dataset file of its own."""
+
+    status: SeparationStatus
+    source_file_id: UUID  # the mix
+    derived_file_id: UUID  # the vocal's dataset file, once the worker registers it
+
+
+class SeparationJobRow(SeparationJob):
+    """A separation job's whole row: quota-free, so no reservation columns."""
+
+    user_id: UUID
+    worker_call_id: str | None = None
+    quota_state: Literal["free"] = "free"
+
+
+class SeparationTake(Model):
+    """`take_separation`: whether this caller is the one to launch the job."""
+
+    taken: bool
+    job: SeparationJobRow | None = None
+
+
+JobRow = TrainingJobRow | ConversionJobRow | SeparationJobRow
 
 
 class ModelVersion(Model):
