@@ -12,7 +12,7 @@ from schemas.jobs import F0Method, Phase, Progress, TrainingParams
 WEB = Path(__file__).resolve().parent.parent / "web" / "public" / "js"
 
 
-@pytest.mark.parametrize("script", ["training.js", "conversion.js"])
+@pytest.mark.parametrize("script", ["training.js", "conversion.js", "dataset.js"])
 def test_the_page_words_only_phases_a_job_can_be_in(script: str) -> None:
     source = (WEB / script).read_text()
     table = re.search(r"const PHASES = \{(.*?)\};", source, re.S)
