@@ -1,7 +1,7 @@
 """Vocal separation with Demucs: a song in, its vocal stem and the rest out.
 
-`separate` reads the source block by block (soundfile), in chunks of `CHUNK_SECONDS` that
-overlap by `OVERLAP_SECONDS`; each chunk is resampled to the model's 44.1 kHz (soxr), split by
+`separate` reads the source in chunks of `CHUNK_SECONDS` that overlap by `OVERLAP_SECONDS`
+(gpu/chunked.py); each chunk is resampled to the model's 44.1 kHz (soxr), split by
 Demucs (`apply_model`, which segments further at the model's training length), resampled
 back, and crossfaded linearly into the previous chunk's tail before it is written. So memory
 holds one chunk whatever the song's length, and the output has the source's rate, channel
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from gpu.errors import JobCanceled
+from gpu.chunked import Progress, map_chunks
 
 MODEL_NAME = "htdemucs"
 MODEL_RATE = 44100
@@ -33,7 +33,6 @@ OVERLAP_SECONDS = 2.0
 
 # A stereo chunk at MODEL_RATE, shape (2, n) → its (vocals, instrumental), each (2, n).
 Split = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-Progress = Callable[[float], bool]
 
 
 def demucs_repo(cache_dir: Path) -> Path:
@@ -121,34 +120,17 @@ def stream(
     overlap_seconds: float = OVERLAP_SECONDS,
 ) -> None:
     """The chunked, crossfaded walk over `source` that `separate` runs with Demucs' `split`."""
-    with sf.SoundFile(source) as src:
-        rate, channels, total = src.samplerate, src.channels, src.frames
-        chunk = max(1, int(chunk_seconds * rate))
-        overlap = min(int(overlap_seconds * rate), chunk // 2)
-        hop = chunk - overlap
-        fade_in = ((np.arange(overlap, dtype=np.float32) + 0.5) / max(overlap, 1))[:, None]
-        outs = [sf.SoundFile(p, "w", rate, channels, "FLOAT") for p in (vocals, instrumental)]
-        try:
-            tails: list[np.ndarray] = []
-            start = 0
-            while total:
-                src.seek(start)
-                block = src.read(chunk, dtype="float32", always_2d=True)
-                frames, last = len(block), start + chunk >= total
-                stems = [
-                    _from_model(s, rate, frames, channels) for s in split(_to_model(block, rate))
-                ]
-                for i, (stem, out) in enumerate(zip(stems, outs, strict=True)):
-                    if tails:  # frames > overlap here: the previous chunk did not reach the end
-                        stem[:overlap] = tails[i] * (1 - fade_in) + stem[:overlap] * fade_in
-                    out.write(stem if last else stem[: frames - overlap])
-                tails = [stem[frames - overlap :] for stem in stems]
-                done = min(1.0, (start + frames) / total) if total else 1.0
-                if progress is not None and not progress(done):
-                    raise JobCanceled
-                if last:
-                    break
-                start += hop
-        finally:
-            for out in outs:
-                out.close()
+    rate, channels = sf.info(str(source)).samplerate, sf.info(str(source)).channels
+
+    def one(block: np.ndarray) -> list[np.ndarray]:
+        stems = split(_to_model(block, rate))
+        return [_from_model(stem, rate, len(block), channels) for stem in stems]
+
+    map_chunks(
+        source,
+        [vocals, instrumental],
+        one,
+        chunk_seconds=chunk_seconds,
+        overlap_seconds=overlap_seconds,
+        progress=progress,
+    )
