@@ -369,3 +369,32 @@ def test_erasure_cancels_live_separations(services, repo, sql, alice) -> None:
     assert (erased.jobs_canceled, erased.call_ids) == (1, ["local-1"])
     left = sql.execute("select count(*) from public.separation_jobs where id = %s", (job_id,))
     assert left.fetchone() == (0,)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_real_worker_separates_with_the_tiny_htdemucs(services, repo, sql, alice, worker_env):
+    """The probe launches `python -m gpu separate` (a child process, as the local stack runs
+    it) and the worker runs the tiny random HTDemucs through the production loader: its
+    "vocal" is noise, but it is a dataset file of the song's length, rate and channels that
+    the probe judges like any upload."""
+    vocal, music = song(8.0)
+    profile = repo.create_profile(alice.id, "real separator")
+    mix_id = put_mix(repo, services, alice.id, profile.id, encode(vocal + music, RATE, "wav"))
+    services.runners()["probe"](mix_id)
+    [(job_id, _)] = separation_rows(sql, mix_id)
+    call_id = repo.get_job_by_id("separation", job_id).worker_call_id
+    assert call_id and call_id.startswith("local-")
+    process = services.dispatcher.routes["separate"]._procs[call_id]  # type: ignore[attr-defined]
+    assert process.wait(timeout=600) == 0
+    job = repo.get_job("separation", alice.id, job_id)
+    assert (job.status, job.progress.percent, job.attempt) == ("succeeded", 100, 1)
+    assert job.gpu_seconds > 0
+    derived = repo.get_dataset_file(job.derived_file_id)
+    assert (derived.status, derived.derived_from) == ("pending", mix_id)
+    services.runners()["probe"](derived.id)  # what its upload event does
+    derived = repo.get_dataset_file(derived.id)
+    assert derived.probed_at is not None and derived.status in {"ready", "rejected"}
+    if derived.status == "ready":
+        assert (derived.sample_rate, derived.channels) == (RATE, 2)
+        assert abs(derived.duration_sec - 8.0) < 0.05
