@@ -398,3 +398,34 @@ def test_the_real_worker_separates_with_the_tiny_htdemucs(services, repo, sql, a
     if derived.status == "ready":
         assert (derived.sample_rate, derived.channels) == (RATE, 2)
         assert abs(derived.duration_sec - 8.0) < 0.05
+
+
+def test_operators_see_fail_and_requeue_a_separation(services, repo, sql, alice, gpu) -> None:
+    profile = repo.create_profile(alice.id, "operated song")
+    mix_id = ready_dataset(repo, alice.id, profile.id, 30, full_mix=True)
+    [(job_id, _)] = separation_rows(sql, mix_id)
+    repo.claim_job("separation", job_id)
+    sql.execute(
+        "update public.separation_jobs set heartbeat_at = now() - interval '30 seconds' "
+        "where id = %s",
+        (job_id,),
+    )
+    failed = sql.execute(
+        "select ops.fail_job('separation', %s, 'The worker is wedged.')", (job_id,)
+    ).fetchone()[0]
+    assert (failed["status"], failed["error_code"]) == ("failed", "OPERATOR_FAILED")
+    usage = sql.execute(
+        "select gpu_seconds_this_month from ops.usage_this_period where user_id = %s",
+        (alice.id,),
+    ).fetchone()
+    assert usage[0] == 0  # an operator's stop is not billed for the silent time
+    reasons = sql.execute(
+        "select count(*) from ops.failures where source = 'separation' and code = 'OPERATOR_FAILED'"
+    ).fetchone()
+    assert reasons[0] >= 1
+    requeued = sql.execute(
+        "select ops.requeue_job('separation', %s, 'Worker fixed.')", (job_id,)
+    ).fetchone()[0]
+    assert (requeued["status"], requeued["quota_state"]) == ("queued", "free")
+    assert str(job_id) in launch_requeued(services)
+    assert ("separate", job_id) in gpu.spawned

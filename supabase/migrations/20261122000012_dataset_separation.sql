@@ -572,6 +572,174 @@ select 'separation', j.id, j.user_id, u.email, j.profile_id, j.status,
  where j.status in ('queued', 'running');
 grant select on ops.jobs_in_flight to service_role;
 
+-- Was: 20261122000007_operators.sql. Now why separations end too.
+create or replace view ops.failures as
+with ended as (
+  select 'training'::text as source, status, error_code as code, error_message as message,
+         finished_at as at
+    from public.training_jobs
+   where status in ('failed', 'canceled') and finished_at > now() - interval '7 days'
+  union all
+  select 'conversion', status, error_code, error_message, finished_at
+    from public.conversion_jobs
+   where status in ('failed', 'canceled') and finished_at > now() - interval '7 days'
+  union all
+  select 'separation', status, error_code, error_message, finished_at
+    from public.separation_jobs
+   where status in ('failed', 'canceled') and finished_at > now() - interval '7 days'
+  union all
+  select 'upload', status, reject_code, reject_message, probed_at
+    from public.dataset_files
+   where status = 'rejected' and probed_at > now() - interval '7 days'
+)
+select source, status, coalesce(code, 'UNKNOWN') as code,
+       count(*) filter (where at > now() - interval '1 day') as last_day,
+       count(*) as last_week, max(at) as last_at,
+       (array_agg(message order by at desc))[1] as last_message
+  from ended
+ group by source, status, coalesce(code, 'UNKNOWN');
+grant select on ops.failures to service_role;
+
+-- Was: 20261122000007_operators.sql. The month's GPU seconds count separations too.
+create or replace view ops.usage_this_period as
+with t as (
+  select user_id,
+         count(*) filter (where created_at >= date_trunc('month', now() at time zone 'UTC')
+                                               at time zone 'UTC') as trainings_this_month,
+         sum((to_jsonb(j) ->> 'gpu_seconds')::double precision)
+           filter (where created_at >= date_trunc('month', now() at time zone 'UTC')
+                                        at time zone 'UTC') as training_gpu_seconds
+    from public.training_jobs j group by user_id
+), c as (
+  select user_id,
+         count(*) filter (where created_at >= (now() at time zone 'UTC')::date
+                                                at time zone 'UTC') as conversions_today,
+         sum((to_jsonb(j) ->> 'gpu_seconds')::double precision)
+           filter (where created_at >= date_trunc('month', now() at time zone 'UTC')
+                                        at time zone 'UTC') as conversion_gpu_seconds,
+         coalesce(sum(input_size_bytes), 0) as conversion_input_bytes
+    from public.conversion_jobs j group by user_id
+), s as (
+  select user_id,
+         sum(gpu_seconds) filter (where created_at >= date_trunc('month', now() at time zone 'UTC')
+                                                      at time zone 'UTC') as separation_gpu_seconds
+    from public.separation_jobs group by user_id
+), d as (
+  select user_id, coalesce(sum(size_bytes), 0) as dataset_bytes
+    from public.dataset_files where status <> 'deleted' group by user_id
+), m as (
+  select user_id, coalesce(sum(size_bytes), 0) as model_bytes
+    from public.model_versions group by user_id
+), q as (
+  select user_id,
+         max(used) filter (where kind = 'training'
+                             and period_start >= date_trunc('month', now() at time zone 'UTC')::date)
+           as trainings_used,
+         max(used) filter (where kind = 'conversion'
+                             and period_start >= (now() at time zone 'UTC')::date)
+           as conversions_used
+    from public.usage_counters group by user_id
+), g as (
+  select user_id,
+         sum(extra) filter (where kind = 'training'
+                              and period_start = date_trunc('month', now() at time zone 'UTC')::date)
+           as trainings_granted,
+         sum(extra) filter (where kind = 'conversion'
+                              and period_start = (now() at time zone 'UTC')::date)
+           as conversions_granted
+    from public.quota_grants group by user_id
+)
+select u.id as user_id, u.email,
+       coalesce(q.trainings_used, 0) as trainings_used,
+       coalesce(t.trainings_this_month, 0) as trainings_this_month,
+       o.trainings_per_month as trainings_limit_override,
+       coalesce(g.trainings_granted, 0) as trainings_granted,
+       coalesce(q.conversions_used, 0) as conversions_used,
+       coalesce(c.conversions_today, 0) as conversions_today,
+       o.conversions_per_day as conversions_limit_override,
+       coalesce(g.conversions_granted, 0) as conversions_granted,
+       coalesce(t.training_gpu_seconds, 0) + coalesce(c.conversion_gpu_seconds, 0)
+         + coalesce(s.separation_gpu_seconds, 0) as gpu_seconds_this_month,
+       (to_jsonb(o) ->> 'gpu_seconds_per_month')::integer as gpu_limit_override,
+       coalesce(d.dataset_bytes, 0) as dataset_bytes,
+       coalesce(m.model_bytes, 0) as model_bytes,
+       coalesce(c.conversion_input_bytes, 0) as conversion_input_bytes,
+       coalesce(d.dataset_bytes, 0) + coalesce(m.model_bytes, 0)
+         + coalesce(c.conversion_input_bytes, 0) as stored_bytes,
+       (du.user_id is not null) as disabled
+  from auth.users u
+  left join t on t.user_id = u.id
+  left join c on c.user_id = u.id
+  left join s on s.user_id = u.id
+  left join d on d.user_id = u.id
+  left join m on m.user_id = u.id
+  left join q on q.user_id = u.id
+  left join g on g.user_id = u.id
+  left join public.quota_overrides o on o.user_id = u.id
+  left join ops.disabled_users du on du.user_id = u.id;
+grant select on ops.usage_this_period to service_role;
+
+-- Was: 20261122000007_operators.sql. A failed separation is requeued without a counted
+-- quota (it takes none) while its mix is still ready; the others as before.
+create or replace function ops.requeue_job(
+  p_kind text, p_job_id uuid, p_reason text, p_by text default null
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_job jsonb := svc_private.lock_job(p_kind, p_job_id);
+  v_user uuid := (v_job ->> 'user_id')::uuid;
+  v_period date;
+  v_live integer;
+begin
+  if v_job ->> 'status' <> 'failed' then
+    perform svc_private.invalid_transition(p_kind, v_job, 'queued');
+  end if;
+  if exists (select 1 from ops.audit_log where action = 'requeue_job' and target_id = p_job_id) then
+    perform svc_private.raise_error('INVALID_TRANSITION', 'That job has been requeued once already.',
+                                    jsonb_build_object('kind', p_kind, 'id', p_job_id));
+  end if;
+  perform svc_private.owned_profile(v_user, (v_job ->> 'profile_id')::uuid);
+  if exists (select 1 from ops.disabled_users where user_id = v_user) then
+    perform svc_private.raise_error('USER_DISABLED', 'That job''s user is disabled.',
+                                    jsonb_build_object('user_id', v_user));
+  end if;
+  if p_kind = 'separation' then
+    if not exists (select 1 from public.dataset_files
+                    where id = (v_job ->> 'source_file_id')::uuid and status = 'ready') then
+      perform svc_private.raise_error('INVALID_TRANSITION', 'That separation''s song is gone.',
+                                      jsonb_build_object('kind', p_kind, 'id', p_job_id));
+    end if;
+    perform svc_private.audit(p_by, 'requeue_job', p_kind, p_job_id, p_reason,
+      jsonb_build_object('error_code', v_job ->> 'error_code'));
+    return svc_private.update_job(p_kind, v_job, jsonb_build_object(
+      'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
+      'heartbeat_at', null, 'worker_call_id', 'requeued',
+      'progress', jsonb_build_object('phase', 'queued', 'requeued', true)));
+  end if;
+  v_period := svc_private.reserve_quota(v_user, p_kind, 2147483647);
+  if p_kind = 'training' then
+    select count(*) into v_live from public.training_jobs
+     where user_id = v_user and status in ('queued', 'running');
+  else
+    select count(*) into v_live from public.conversion_jobs
+     where user_id = v_user and status in ('awaiting_upload', 'queued', 'running');
+  end if;
+  if v_live > 0 then
+    perform svc_private.raise_error(upper(p_kind) || '_IN_PROGRESS',
+      format('That user already has a %s in progress.', p_kind),
+      jsonb_build_object('user_id', v_user));
+  end if;
+  perform svc_private.audit(p_by, 'requeue_job', p_kind, p_job_id, p_reason,
+    jsonb_build_object('error_code', v_job ->> 'error_code'));
+  execute format('update public.%I set quota_period_start = $1 where id = $2',
+                 svc_private.job_table(p_kind)) using v_period, p_job_id;
+  return svc_private.update_job(p_kind, v_job, jsonb_build_object(
+    'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
+    'heartbeat_at', null, 'worker_call_id', 'requeued', 'quota_state', 'reserved',
+    'progress', jsonb_build_object('phase', 'queued', 'requeued', true)));
+end $$;
+revoke all on function ops.requeue_job(text, uuid, text, text) from public, anon, authenticated;
+grant execute on function ops.requeue_job(text, uuid, text, text) to service_role;
+
 select svc_private.restrict_to_service(array[
   'register_upload', 'record_probe', 'singer_check_files', 'training_inputs',
   'delete_dataset_file', 'start_training', 'take_separation', 'register_separated_vocal',
