@@ -14,16 +14,21 @@ from uuid import UUID
 
 from pipeline.errors import PipelineError
 from schemas.constraints import has_refused_chars
+from schemas.jobs import ConversionPart
 
 ROOT = "vc/users"
 MAX_FILENAME_CHARS = 255
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+# A conversion's results: its output (a song's mix), and a song's converted vocal and
+# instrumental beside it.
+PART_LEAVES = {"mix": "output.wav", "vocal": "vocal.wav", "instrumental": "instrumental.wav"}
+_OUTPUT_LEAVES = "|".join(re.escape(leaf) for leaf in PART_LEAVES.values())
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _KEY = re.compile(
     rf"vc/users/(?P<user>{_UUID})/profiles/(?P<profile>{_UUID})/"
     rf"(?:dataset/(?P<file>{_UUID})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{{0,99}})"
     rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json)"
-    rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|output\.wav))"
+    rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES}))"
 )
 
 KeyKind = Literal["dataset", "model", "model_config", "conversion_input", "conversion_output"]
@@ -106,6 +111,11 @@ def conversion_output_key(user_id: UUID, profile_id: UUID, job_id: UUID) -> str:
     return f"{_prefix(user_id, profile_id)}/conversions/{job_id}/output.wav"
 
 
+def conversion_part_key(user_id: UUID, profile_id: UUID, job_id: UUID, part: ConversionPart) -> str:
+    """Where one of a song conversion's results lives (`mix` is the output)."""
+    return f"{_prefix(user_id, profile_id)}/conversions/{job_id}/{PART_LEAVES[part]}"
+
+
 def parse_key(key: str) -> ParsedKey | None:
     """The parsed key, or None for anything outside the layout."""
     match = _KEY.fullmatch(key)
@@ -119,5 +129,5 @@ def parse_key(key: str) -> ParsedKey | None:
         kind: KeyKind = "model" if groups["artifact"] == "model.pth" else "model_config"
         return ParsedKey(kind, user, profile, UUID(groups["model"]), groups["artifact"])
     leaf = groups["leaf"]
-    kind = "conversion_output" if leaf == "output.wav" else "conversion_input"
+    kind = "conversion_input" if leaf.startswith("input.") else "conversion_output"
     return ParsedKey(kind, user, profile, UUID(groups["job"]), leaf)

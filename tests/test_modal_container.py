@@ -26,6 +26,8 @@ from uuid import UUID, uuid4
 import pytest
 
 import modal_app
+from gpu import separator_weights
+from gpu.separate import MODEL_NAME, demucs_repo
 from gpu.weights import tiny_contentvec_dir
 from pipeline import keys
 from pipeline.probe import probe_dataset_file
@@ -175,6 +177,9 @@ def test_gpu_build_step_bakes_the_weights_where_the_cache_says(gpu_container) ->
         gpu_container.image.env["VC_MODEL_CACHE_DIR"] == modal_app.MANIFEST.storage.model_cache_dir
     )
     assert (tiny_contentvec_dir(Path(cache)) / "config.json").is_file()
+    separator = demucs_repo(Path(cache))  # the separator's repository, read by get_model
+    assert (separator / f"{MODEL_NAME}.yaml").is_file()
+    assert (separator / f"{separator_weights.TINY_SIGNATURE}.th").is_file()
     assert {
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
