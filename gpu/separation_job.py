@@ -82,6 +82,8 @@ class SeparationRun:
             return "canceled" if code in {None, "CANCELED"} else "failed"
         except Exception as exc:  # every failure ends the job with a readable code
             code, message = describe_failure(exc, "Separation")
+            if code == "INTERNAL":  # no quota to refund: say how to try again instead
+                message = "Separating the song failed unexpectedly. Delete it and upload it again."
             log.exception("separation %s failed: %s", self.job_id, code)
             self.repo.fail_job("separation", self.job_id, code, message)
             return "failed"
@@ -129,7 +131,10 @@ class SeparationRun:
             row = self.repo.register_separated_vocal(self.job_id, key, name, out.stat().st_size)
             if row is None:
                 raise JobCanceled
-            self.storage.upload_file(out, key, "audio/wav")
+            # A retried worker whose first attempt got as far as the upload leaves that object
+            # alone: it may have been probed (and sealed by its eTag) already.
+            if self.storage.head(key) is None:
+                self.storage.upload_file(out, key, "audio/wav")
         self.repo.finish_separation(self.job_id)
 
 

@@ -21,6 +21,7 @@ from gpu.errors import JobCanceled
 from gpu.separation_job import SeparationRun
 from pipeline import keys
 from pipeline.cron import launch_requeued
+from pipeline.probe import probe_dataset_file
 from pipeline.services import Services
 from tests.audio import encode, voice
 from tests.events_helpers import deliver, r2_event
@@ -429,3 +430,26 @@ def test_operators_see_fail_and_requeue_a_separation(services, repo, sql, alice,
     assert (requeued["status"], requeued["quota_state"]) == ("queued", "free")
     assert str(job_id) in launch_requeued(services)
     assert ("separate", job_id) in gpu.spawned
+
+
+def test_a_retried_worker_keeps_the_vocal_its_first_attempt_uploaded(
+    services, repo, sql, alice, gpu
+) -> None:
+    vocal, music = song(6.0)
+    profile = repo.create_profile(alice.id, "retried song")
+    mix_id = put_mix(repo, services, alice.id, profile.id, encode(vocal + music, RATE, "wav"))
+    services.runners()["probe"](mix_id)
+    [(job_id, _)] = separation_rows(sql, mix_id)
+    # The first attempt registered and uploaded its vocal, then its container died.
+    job = repo.claim_job("separation", job_id)
+    key = keys.separated_vocal_key(alice.id, profile.id, job.derived_file_id, "song.wav")
+    first = encode(vocal, RATE, "wav", "PCM_16")
+    repo.register_separated_vocal(job_id, key, "song (vocals).wav", len(first))
+    services.storage._s3.put_object(Bucket=services.storage.bucket, Key=key, Body=first)
+    etag = services.storage.head(key).etag
+    probe_dataset_file(repo, services.storage, job.derived_file_id)  # its event came
+    assert repo.get_dataset_file(job.derived_file_id).etag == etag
+
+    assert run_worker(services, job_id, oracle(0.9 * vocal, music)) == "succeeded"  # new bytes
+    assert services.storage.head(key).etag == etag  # the probed (sealed) object is kept
+    assert repo.get_job("separation", alice.id, job_id).attempt == 2

@@ -430,7 +430,8 @@ end $$;
 
 -- Maintenance ---------------------------------------------------------------------------
 
--- Was: 20261121000003_functions.sql. Now reaps separations too (no refund to give).
+-- Was: 20261121000003_functions.sql. Now reaps separations too (no quota to refund: their
+-- message says how to try again instead).
 create or replace function public.reap_stale_jobs(
   p_heartbeat_timeout_sec integer, p_queued_timeout_sec integer
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -457,10 +458,16 @@ begin
         'The input was not uploaded before its upload link expired.');
     elsif v_reason = 'NOT_STARTED' then
       v_job := svc_private.end_job(r.kind, v_job, 'failed', v_reason,
-        'The job waited too long for a worker. Your quota was refunded; please try again.');
+        case when r.kind = 'separation'
+             then 'The separation waited too long for a worker. Delete the song and upload it again.'
+             else 'The job waited too long for a worker. Your quota was refunded; please try again.'
+        end);
     elsif v_reason = 'WORKER_LOST' then
       v_job := svc_private.end_job(r.kind, v_job, 'failed', v_reason,
-        'The worker stopped responding. Your quota was refunded; please try again.');
+        case when r.kind = 'separation'
+             then 'The worker stopped responding. Delete the song and upload it again.'
+             else 'The worker stopped responding. Your quota was refunded; please try again.'
+        end);
     end if;
     if v_reason is not null then
       v_reaped := v_reaped || jsonb_build_object('kind', r.kind, 'id', r.id,
