@@ -453,3 +453,13 @@ def test_a_retried_worker_keeps_the_vocal_its_first_attempt_uploaded(
     assert run_worker(services, job_id, oracle(0.9 * vocal, music)) == "succeeded"  # new bytes
     assert services.storage.head(key).etag == etag  # the probed (sealed) object is kept
     assert repo.get_job("separation", alice.id, job_id).attempt == 2
+
+
+def test_deleting_the_voice_cancels_its_separations(services, repo, sql, alice) -> None:
+    profile = repo.create_profile(alice.id, "deleted voice")
+    mix_id = ready_dataset(repo, alice.id, profile.id, 30, full_mix=True)
+    [(job_id, _)] = separation_rows(sql, mix_id)
+    repo.claim_job("separation", job_id)
+    repo.delete_profile(alice.id, profile.id)
+    job = repo.get_job("separation", alice.id, job_id)
+    assert (job.status, job.error_code) == ("canceled", "CANCELED")

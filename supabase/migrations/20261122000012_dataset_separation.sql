@@ -96,6 +96,36 @@ create trigger separation_jobs_drop_unfinished_vocal
   for each row when (new.status in ('failed', 'canceled') and old.status <> new.status)
   execute function svc_private.drop_unfinished_vocal();
 
+-- Profiles -------------------------------------------------------------------------------
+
+-- Was: 20261121000003_functions.sql. A separation in flight does not hold the profile: it is
+-- canceled with it (its worker stops at its next heartbeat), as deleting its song would.
+create or replace function public.delete_profile(p_user_id uuid, p_profile_id uuid)
+returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_profile public.voice_profiles := svc_private.owned_profile(p_user_id, p_profile_id);
+  r record;
+begin
+  if exists (select 1 from public.training_jobs where profile_id = p_profile_id
+               and status in ('queued', 'running'))
+     or exists (select 1 from public.conversion_jobs where profile_id = p_profile_id
+                  and status in ('awaiting_upload', 'queued', 'running')) then
+    perform svc_private.raise_error('PROFILE_BUSY',
+      'This profile has a training or conversion in progress. Cancel it first.',
+      jsonb_build_object('profile_id', p_profile_id));
+  end if;
+  for r in select id from public.separation_jobs
+            where profile_id = p_profile_id and status in ('queued', 'running') loop
+    perform svc_private.end_job('separation', svc_private.lock_job('separation', r.id),
+                                'canceled', 'CANCELED', 'Canceled because its voice was deleted.');
+  end loop;
+  update public.dataset_files set status = 'deleted'
+   where profile_id = p_profile_id and status <> 'deleted';
+  update public.voice_profiles set deleted_at = now(), status = 'disabled', updated_at = now()
+   where id = p_profile_id returning * into v_profile;
+  return svc_private.profile_json(v_profile);
+end $$;
+
 -- Dataset -------------------------------------------------------------------------------
 
 -- Was: 20261121000003_functions.sql. Now records whether the upload is a full mix.
@@ -748,7 +778,7 @@ revoke all on function ops.requeue_job(text, uuid, text, text) from public, anon
 grant execute on function ops.requeue_job(text, uuid, text, text) to service_role;
 
 select svc_private.restrict_to_service(array[
-  'register_upload', 'record_probe', 'singer_check_files', 'training_inputs',
+  'delete_profile', 'register_upload', 'record_probe', 'singer_check_files', 'training_inputs',
   'delete_dataset_file', 'start_training', 'take_separation', 'register_separated_vocal',
   'finish_separation', 'separation_source', 'reap_stale_jobs', 'take_requeued_jobs',
   'erase_user_data']);
