@@ -83,7 +83,7 @@ class SeparationRun:
         except Exception as exc:  # every failure ends the job with a readable code
             code, message = describe_failure(exc, "Separation")
             if code == "INTERNAL":  # no quota to refund: say how to try again instead
-                message = "Separating the song failed unexpectedly. Delete it and upload it again."
+                message = "Separating the song failed unexpectedly. Try again."
             log.exception("separation %s failed: %s", self.job_id, code)
             self.repo.fail_job("separation", self.job_id, code, message)
             return "failed"

@@ -373,6 +373,16 @@ class Repository:
         )
         return SeparationTake.model_validate(row)
 
+    def retry_separation(self, user_id: UUID, job_id: UUID) -> SeparationJobRow:
+        """A failed or canceled separation queued anew, to be taken and launched again."""
+        row = self.db.call(
+            "retry_separation",
+            user_id=user_id,
+            job_id=job_id,
+            gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
+        )
+        return SeparationJobRow.model_validate(row)
+
     def separation_source(self, job_id: UUID) -> DatasetFile:
         """The mix a separation job reads, by job alone (the worker login's lookup)."""
         return DatasetFile.model_validate(self.db.call("separation_source", job_id=job_id))

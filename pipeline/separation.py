@@ -9,6 +9,7 @@ fails fails the job at once (`pipeline.launch`).
 """
 
 import logging
+from uuid import UUID
 
 from pipeline.dispatch import Dispatcher
 from pipeline.errors import Unavailable
@@ -26,10 +27,28 @@ def request_separation(
     """The mix's separation job, launched if this caller took it; None for any other file."""
     if row is None or not row.full_mix or row.status != "ready":
         return None
-    take = repo.take_separation(row.id)
+    return launch_separation(repo, dispatcher, row.id)
+
+
+def launch_separation(
+    repo: Repository, dispatcher: Dispatcher, file_id: UUID
+) -> SeparationJobRow | None:
+    """Takes the mix's queued separation and launches it; a job taken already (by another
+    delivery) is left to whoever took it."""
+    take = repo.take_separation(file_id)
     if take.taken and take.job is not None:
         try:
             launch(repo, dispatcher, "separation", take.job.id)
         except Unavailable:
-            log.warning("could not start the separation of %s; its job failed", row.id)
+            log.warning("could not start the separation of %s; its job failed", file_id)
     return take.job
+
+
+def retry_separation(
+    repo: Repository, dispatcher: Dispatcher, user_id: UUID, job_id: UUID
+) -> SeparationJobRow | None:
+    """The person's "try again": queued anew in SQL, then launched as the first time."""
+    job = repo.retry_separation(user_id, job_id)
+    if job.status != "queued":
+        return job
+    return launch_separation(repo, dispatcher, job.source_file_id)

@@ -463,3 +463,53 @@ def test_deleting_the_voice_cancels_its_separations(services, repo, sql, alice) 
     repo.delete_profile(alice.id, profile.id)
     job = repo.get_job("separation", alice.id, job_id)
     assert (job.status, job.error_code) == ("canceled", "CANCELED")
+
+
+def test_try_again_after_a_cancel_separates_anew(services, repo, sql, alice, bob, gpu) -> None:
+    vocal, music = song(6.0)
+    profile = repo.create_profile(alice.id, "try again")
+    mix_id = put_mix(repo, services, alice.id, profile.id, encode(vocal + music, RATE, "wav"))
+    services.runners()["probe"](mix_id)
+    [(job_id, _)] = separation_rows(sql, mix_id)
+    # The first run got as far as registering its vocal, then was canceled: the vocal went.
+    first = repo.claim_job("separation", job_id)
+    key = keys.separated_vocal_key(alice.id, profile.id, first.derived_file_id, "song.wav")
+    dropped = repo.register_separated_vocal(job_id, key, "song (vocals).wav", 1000)
+    alice.client.post(f"/separations/{job_id}/cancel").raise_for_status()
+    assert repo.get_dataset_file(dropped.id).status == "deleted"
+
+    assert bob.client.post(f"/separations/{job_id}/retry").status_code == 404
+    retried = alice.client.post(f"/separations/{job_id}/retry")
+    assert retried.status_code == 200, retried.text
+    body = retried.json()
+    assert (body["status"], body["error_code"], body["progress"]["phase"]) == (
+        "queued",
+        None,
+        "queued",
+    )
+    assert body["derived_file_id"] != str(first.derived_file_id)
+    assert gpu.spawned == [("separate", job_id), ("separate", job_id)]
+    again = alice.client.post(f"/separations/{job_id}/retry")  # in flight: left as it is
+    assert again.json()["status"] == "queued" and len(gpu.spawned) == 2
+
+    assert run_worker(services, job_id, oracle(vocal, music)) == "succeeded"
+    derived = repo.get_dataset_file(UUID(body["derived_file_id"]))
+    assert (derived.status, derived.derived_from) == ("pending", mix_id)
+    done = alice.client.post(f"/separations/{job_id}/retry")
+    assert done.status_code == 409 and done.json()["error"]["code"] == "INVALID_TRANSITION"
+
+
+def test_try_again_is_refused_while_the_gpu_budget_is_spent(services, repo, sql, alice, gpu):
+    profile = repo.create_profile(alice.id, "no budget retry")
+    mix_id = ready_dataset(repo, alice.id, profile.id, 30, full_mix=True)
+    [(job_id, _)] = separation_rows(sql, mix_id)
+    repo.cancel_job("separation", alice.id, job_id)
+    _budget(sql, alice.id, 0)
+    refused = alice.client.post(f"/separations/{job_id}/retry")
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "GPU_BUDGET_EXHAUSTED"
+    assert repo.get_job("separation", alice.id, job_id).status == "canceled"
+    repo.delete_dataset_file(alice.id, profile.id, mix_id)
+    _budget(sql, alice.id, 1000)
+    gone = alice.client.post(f"/separations/{job_id}/retry")
+    assert gone.status_code == 409 and gone.json()["error"]["code"] == "NOT_READY"

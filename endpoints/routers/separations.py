@@ -1,5 +1,5 @@
-"""`/profiles/{id}/separations` and `/separations/{id}`: watch and cancel the separation of
-full-mix dataset files (started by the probe, never by a request)."""
+"""`/profiles/{id}/separations` and `/separations/{id}`: watch, cancel and retry the
+separation of full-mix dataset files (first started by the probe, never by a request)."""
 
 from uuid import UUID
 
@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
 from pipeline.launch import cancel
+from pipeline.separation import retry_separation
 from schemas.jobs import SeparationJob
 
 router = APIRouter(tags=["separations"])
@@ -28,6 +29,14 @@ def get_separation(job_id: UUID, user: UserDep, repo: RepoDep) -> SeparationJob:
 @router.post("/separations/{job_id}/cancel", dependencies=[rate_limit("cancel")])
 def cancel_separation(job_id: UUID, user: UserDep, services: ServicesDep) -> SeparationJob:
     """Stops a separation; its song stays in the dataset (it never trains) and no vocal is
-    added. Delete the song and upload it again to separate it anew."""
+    added until it is tried again."""
     cancel(services.repo, services.dispatcher, "separation", user.id, job_id)
+    return services.repo.get_job("separation", user.id, job_id)
+
+
+@router.post("/separations/{job_id}/retry", dependencies=[rate_limit("job_start")])
+def retry(job_id: UUID, user: UserDep, services: ServicesDep) -> SeparationJob:
+    """Separates a song again after a failure or a cancel (its song must still be ready, and
+    the GPU budget not spent); a separation still in flight is left as it is."""
+    retry_separation(services.repo, services.dispatcher, user.id, job_id)
     return services.repo.get_job("separation", user.id, job_id)

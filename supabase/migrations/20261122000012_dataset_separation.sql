@@ -9,8 +9,9 @@ alter table public.dataset_files
   add column if not exists full_mix boolean not null default false,
   add column if not exists derived_from uuid references public.dataset_files (id)
     on delete cascade;
-create unique index if not exists dataset_files_derived_from_key
-  on public.dataset_files (derived_from) where derived_from is not null;
+-- One live vocal per mix; a retried separation writes a new one beside the deleted old one.
+create unique index if not exists dataset_files_derived_from_live_key
+  on public.dataset_files (derived_from) where derived_from is not null and status <> 'deleted';
 do $$
 begin
   if not exists (select 1 from pg_constraint where conname = 'dataset_files_derived_not_mix') then
@@ -373,7 +374,7 @@ begin
      and (v_usage ->> 'remaining_seconds')::double precision <= 0 then
     v_job := svc_private.end_job('separation', v_job, 'failed', 'GPU_BUDGET_EXHAUSTED',
       format('This month''s %s minutes of GPU time are used up, so the song was not separated. '
-             'Delete it and upload it again after %s UTC.',
+             'Try again after %s UTC.',
              round((v_usage ->> 'limit_seconds')::numeric / 60, 1),
              to_char((v_usage ->> 'resets_at')::timestamptz at time zone 'UTC',
                      'YYYY-MM-DD HH24:MI')));
@@ -442,6 +443,39 @@ begin
     'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded', 'percent', 100)));
 end $$;
 
+-- The person's "try again" on a failed or canceled separation: queued anew (taken and
+-- launched like the first time), with a fresh id for its vocal, while the song is still
+-- ready and the GPU budget is not spent. A job still queued or running is returned as it is.
+create or replace function public.retry_separation(
+  p_user_id uuid, p_job_id uuid, p_gpu_seconds_per_month integer default null
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_job jsonb := svc_private.lock_job('separation', p_job_id);
+begin
+  if v_job ->> 'user_id' <> p_user_id::text then
+    perform svc_private.raise_error('NOT_FOUND', 'That job does not exist.',
+                                    jsonb_build_object('kind', 'separation', 'id', p_job_id));
+  end if;
+  if v_job ->> 'status' in ('queued', 'running') then
+    return v_job;
+  end if;
+  if v_job ->> 'status' = 'succeeded' then
+    perform svc_private.invalid_transition('separation', v_job, 'queued');
+  end if;
+  perform svc_private.owned_profile(p_user_id, (v_job ->> 'profile_id')::uuid);
+  if not exists (select 1 from public.dataset_files
+                  where id = (v_job ->> 'source_file_id')::uuid and status = 'ready') then
+    perform svc_private.raise_error('NOT_READY', 'That song is no longer in the dataset.',
+                                    jsonb_build_object('id', p_job_id));
+  end if;
+  perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
+  update public.separation_jobs set derived_file_id = gen_random_uuid() where id = p_job_id;
+  return svc_private.update_job('separation', v_job, jsonb_build_object(
+    'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
+    'started_at', null, 'heartbeat_at', null, 'worker_call_id', null,
+    'progress', jsonb_build_object('phase', 'queued')));
+end $$;
+
 -- The mix a separation job reads, by job alone (what the worker login may read).
 create or replace function public.separation_source(p_job_id uuid)
 returns jsonb language plpgsql stable security definer set search_path = '' as $$
@@ -489,13 +523,13 @@ begin
     elsif v_reason = 'NOT_STARTED' then
       v_job := svc_private.end_job(r.kind, v_job, 'failed', v_reason,
         case when r.kind = 'separation'
-             then 'The separation waited too long for a worker. Delete the song and upload it again.'
+             then 'The separation waited too long for a worker. Try again.'
              else 'The job waited too long for a worker. Your quota was refunded; please try again.'
         end);
     elsif v_reason = 'WORKER_LOST' then
       v_job := svc_private.end_job(r.kind, v_job, 'failed', v_reason,
         case when r.kind = 'separation'
-             then 'The worker stopped responding. Delete the song and upload it again.'
+             then 'The separation''s worker stopped responding. Try again.'
              else 'The worker stopped responding. Your quota was refunded; please try again.'
         end);
     end if;
@@ -747,6 +781,8 @@ begin
     end if;
     perform svc_private.audit(p_by, 'requeue_job', p_kind, p_job_id, p_reason,
       jsonb_build_object('error_code', v_job ->> 'error_code'));
+    -- a vocal the failed attempt registered was deleted with it: the retry writes a new one
+    update public.separation_jobs set derived_file_id = gen_random_uuid() where id = p_job_id;
     return svc_private.update_job(p_kind, v_job, jsonb_build_object(
       'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
       'heartbeat_at', null, 'worker_call_id', 'requeued',
@@ -780,6 +816,7 @@ grant execute on function ops.requeue_job(text, uuid, text, text) to service_rol
 select svc_private.restrict_to_service(array[
   'delete_profile', 'register_upload', 'record_probe', 'singer_check_files', 'training_inputs',
   'delete_dataset_file', 'start_training', 'take_separation', 'register_separated_vocal',
+  'retry_separation',
   'finish_separation', 'separation_source', 'reap_stale_jobs', 'take_requeued_jobs',
   'erase_user_data']);
 select svc_private.restrict_to_service(array[]::text[]);

@@ -212,13 +212,23 @@ export class DatasetPanel {
     if (ACTIVE_SEPARATION.has(job.status)) {
       parts.push(el("button", { type: "button", class: "secondary", "aria-label": `Stop separating ${file.filename}`,
         onclick: guarded(() => this.cancelSeparation(job, file)) }, "Stop"));
+    } else if (job.status === "failed" || job.status === "canceled") {
+      parts.push(el("button", { type: "button", class: "secondary", "aria-label": `Separate ${file.filename} again`,
+        onclick: guarded(() => this.retrySeparation(job, file)) }, "Try again"));
     }
     return el("div", { class: "note separation", dataset: { separation: job.status } }, ...parts);
   }
 
   async cancelSeparation(job, file) {
     await this.ctx.api.post(`/separations/${job.id}/cancel`);
-    announce(`Stopped separating ${file.filename}. Delete it and upload it again to retry.`);
+    announce(`Stopped separating ${file.filename}.`);
+    await this.refresh();
+  }
+
+  async retrySeparation(job, file) {
+    await this.ctx.api.post(`/separations/${job.id}/retry`);
+    announce(`Separating ${file.filename} again.`);
+    this.live.kick();
     await this.refresh();
   }
 
