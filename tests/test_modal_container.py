@@ -360,3 +360,5 @@ def test_separate_in_the_gpu_container(gpu_container, settings, services, repo, 
     derived = repo.get_dataset_file(take.job.derived_file_id)
     assert derived is not None and derived.derived_from == file_id
     assert services.storage.head(derived.object_key) is not None
+    probe_dataset_file(repo, services.storage, derived.id)  # what its upload event does
+    assert repo.get_dataset_file(derived.id).status in {"ready", "rejected"}

@@ -495,6 +495,8 @@ def test_try_again_after_a_cancel_separates_anew(services, repo, sql, alice, bob
     assert run_worker(services, job_id, oracle(vocal, music)) == "succeeded"
     derived = repo.get_dataset_file(UUID(body["derived_file_id"]))
     assert (derived.status, derived.derived_from) == ("pending", mix_id)
+    services.runners()["probe"](derived.id)  # what its upload event does
+    assert repo.get_dataset_file(derived.id).status == "ready"
     done = alice.client.post(f"/separations/{job_id}/retry")
     assert done.status_code == 409 and done.json()["error"]["code"] == "INVALID_TRANSITION"
 
