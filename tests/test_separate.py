@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from gpu import separator_weights
-from gpu.errors import JobCanceled
+from gpu.errors import JobCanceled, JobFailure
 from gpu.separate import MODEL_RATE, separate, stream
 from tests.songs import song
 
@@ -172,3 +172,16 @@ def test_tiny_htdemucs_loads_through_the_production_path_and_separates(tmp_path)
         assert info.subtype == "FLOAT"
     assert seen == [1.0]
     assert (tmp_path / "demucs" / "htdemucs.yaml").read_text().strip().endswith("'0000tiny']")
+
+
+def test_a_missing_separator_fails_in_words_rather_than_exiting(tmp_path) -> None:
+    sf.write(tmp_path / "song.wav", song(2.0).mix, MODEL_RATE)
+    with pytest.raises(JobFailure) as failure:
+        separate(
+            tmp_path / "song.wav",
+            tmp_path / "v.wav",
+            tmp_path / "i.wav",
+            cache_dir=tmp_path / "empty",
+            device="cpu",
+        )
+    assert failure.value.code == "SEPARATOR_UNAVAILABLE"
