@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from gpu.chunked import Progress, map_chunks
+from gpu.errors import JobFailure
 
 MODEL_NAME = "htdemucs"
 MODEL_RATE = 44100
@@ -44,7 +45,13 @@ def load_model(cache_dir: Path, device: str) -> Any:
     """The separation model from the cache's local repository, once per process and device."""
     from demucs.pretrained import get_model
 
-    model = get_model(MODEL_NAME, repo=demucs_repo(cache_dir))
+    repo = demucs_repo(cache_dir)
+    if not (repo / f"{MODEL_NAME}.yaml").is_file():  # demucs would sys.exit() on a missing repo
+        raise JobFailure(
+            "SEPARATOR_UNAVAILABLE",
+            "Songs cannot be separated here: the separation model is not installed.",
+        )
+    model = get_model(MODEL_NAME, repo=repo)
     return model.to(device).eval()
 
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from gpu import separator_weights
-from gpu.errors import JobCanceled
+from gpu.errors import JobCanceled, JobFailure
 from gpu.separate import MODEL_RATE, separate, stream
 from tests.songs import song
 
@@ -142,15 +142,17 @@ def peak(tmp_path: Path, seconds: float, model: str) -> dict:
 
 def test_memory_stays_flat_from_one_minute_to_ten(tmp_path) -> None:
     short, long = peak(tmp_path, 60, "stream"), peak(tmp_path, 600, "stream")
-    # ten minutes of stereo float held whole would be 200 MiB, twice over for two stems
-    assert long["peak_mib"] - short["peak_mib"] < 40, (short, long)
+    # Ten minutes of stereo float held whole would be 200 MiB more for the input alone, and as
+    # much again for each stem; one minute's chunk temporaries vary by tens of MiB with the
+    # allocator (measured: +0 to +41 MiB), so the bound sits between the two.
+    assert long["peak_mib"] - short["peak_mib"] < 100, (short, long)
     assert long["largest"] == short["largest"] == 60 * MODEL_RATE
 
 
 @pytest.mark.slow
 def test_memory_stays_flat_with_the_tiny_htdemucs(tmp_path) -> None:
     short, long = peak(tmp_path, 60, "tiny"), peak(tmp_path, 600, "tiny")
-    assert long["peak_mib"] - short["peak_mib"] < 60, (short, long)
+    assert long["peak_mib"] - short["peak_mib"] < 100, (short, long)  # see the test above
 
 
 def test_tiny_htdemucs_loads_through_the_production_path_and_separates(tmp_path) -> None:
@@ -172,3 +174,16 @@ def test_tiny_htdemucs_loads_through_the_production_path_and_separates(tmp_path)
         assert info.subtype == "FLOAT"
     assert seen == [1.0]
     assert (tmp_path / "demucs" / "htdemucs.yaml").read_text().strip().endswith("'0000tiny']")
+
+
+def test_a_missing_separator_fails_in_words_rather_than_exiting(tmp_path) -> None:
+    sf.write(tmp_path / "song.wav", song(2.0).mix, MODEL_RATE)
+    with pytest.raises(JobFailure) as failure:
+        separate(
+            tmp_path / "song.wav",
+            tmp_path / "v.wav",
+            tmp_path / "i.wav",
+            cache_dir=tmp_path / "empty",
+            device="cpu",
+        )
+    assert failure.value.code == "SEPARATOR_UNAVAILABLE"
