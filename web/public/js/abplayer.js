@@ -6,8 +6,6 @@
 import { el, formatDuration } from "./ui.js";
 
 const FADE_S = 0.01;
-// What each side is called: a conversion's before/after unless the caller names them.
-export const CONVERSION_LABELS = { before: "Before (your upload)", after: "After (converted)", a: "A: before", b: "B: after" };
 
 export class ABPlayer {
   constructor(holder) {
@@ -20,8 +18,9 @@ export class ABPlayer {
     this.frame = 0;
   }
 
-  async load(beforeUrl, afterUrl, labels = CONVERSION_LABELS) {
-    this.labels = labels;
+  // labels: [before track, after track, A button, B button]; the buttons default to A/B.
+  async load(beforeUrl, afterUrl, labels = ["Before (your upload)", "After (converted)"]) {
+    this.buttons = [labels[2] || "A: before", labels[3] || "B: after"];
     this.stop();
     this.holder.dataset.ready = "false";
     this.holder.replaceChildren(el("p", { class: "hint" }, "Loading both versions…"));
@@ -29,7 +28,7 @@ export class ABPlayer {
     const [before, after] = await Promise.all([beforeUrl, afterUrl].map((url) => decode(this.audio, url)));
     const levels = await Promise.all([loudness(before), loudness(after)]);
     const target = Math.min(...levels.filter(isFinite));
-    this.tracks = [["before", labels.before, before, levels[0]], ["after", labels.after, after, levels[1]]]
+    this.tracks = [["before", labels[0], before, levels[0]], ["after", labels[1], after, levels[1]]]
       .map(([id, label, buffer, lufs]) => ({ id, label, buffer, lufs, gain: isFinite(lufs) ? 10 ** ((target - lufs) / 20) : 1 }));
     this.duration = Math.max(before.duration, after.duration);
     this.offset = 0;
@@ -45,7 +44,7 @@ export class ABPlayer {
     const choose = this.tracks.map((t) => el("button", {
       type: "button", "aria-pressed": String(this.live === t.id), dataset: { track: t.id },
       onclick: () => this.choose(t.id),
-    }, t.id === "before" ? this.labels.a : this.labels.b));
+    }, t.id === "before" ? this.buttons[0] : this.buttons[1]));
     this.position = el("input", { type: "range", min: "0", max: String(this.duration), step: "0.01", value: "0",
       "aria-label": "Position", oninput: (e) => this.seek(Number(e.target.value)) });
     this.clock = el("span", { class: "hint" }, `0:00 / ${formatDuration(this.duration)}`);

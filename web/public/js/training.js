@@ -169,7 +169,7 @@ export class TrainingPanel extends JobPanel {
     $("model-preview").hidden = false;
     $("model-preview-title").textContent = `Preview of the ${this.label(model)}: a recording it never trained on, and its conversion.`;
     await this.preview.load(links.original_url, links.converted_url,
-      { before: "Original (held out)", after: "Converted by this model", a: "A: original", b: "B: converted" });
+      ["Original (held out)", "Converted by this model", "A: original", "B: converted"]);
   }
 
   /** Two versions picked: their conversions of the held-out audio, side by side. */
@@ -186,7 +186,7 @@ export class TrainingPanel extends JobPanel {
     $("model-preview-title").textContent = `Comparing the ${this.label(first)} (A) with the ${this.label(second)} (B): `
       + "each one's conversion of the same held-out recording (if the dataset changed between them, the recordings may differ).";
     await this.preview.load(a.converted_url, b.converted_url,
-      { before: `A: ${this.label(first)}`, after: `B: ${this.label(second)}`, a: "A: older", b: "B: newer" });
+      [`A: ${this.label(first)}`, `B: ${this.label(second)}`, "A: older", "B: newer"]);
   }
 
   async activate(model) {
