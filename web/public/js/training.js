@@ -153,7 +153,7 @@ export class TrainingPanel extends JobPanel {
         hasPreview && el("label", {},
           el("input", { type: "checkbox", checked: this.comparing.includes(model.id), onchange: guarded((e) => this.pick(model, e.target.checked)) }),
           " compare"),
-        el("ul", { class: "quality" }, ...describeQuality(model.metrics).map((line) => el("li", {}, line))),
+        el("div", { class: "quality" }, ...describeQuality(model.metrics).map((line) => el("p", {}, line))),
         worse && el("p", { class: "worse", role: "note" }, worse),
       );
     }));
