@@ -3,7 +3,9 @@
 Both start from the same six synthetic clips and the `tiny` preset's config: the pipeline as
 a worker process (`python -m gpu train`: download → prepare → features → train → upload),
 the fork as its CLI stages (`svc pre-split`, `pre-resample`, `pre-config`, `pre-hubert`,
-`train`). Prints wall time, the ratio (goal ≤ 1.1), seconds per step and peak RSS.
+`train`). Prints wall time, the ratio (goal ≤ 1.1), seconds per step and peak RSS, and the
+time the job spent validating on its held-out pieces (the fork CLI validates each epoch too,
+on its own two pieces, without a loss).
 
     .venv/bin/python -m bench.train --steps 12
 """
@@ -108,6 +110,13 @@ def main() -> None:
     print(f"fork CLI stages (split … train)       {cli:7.1f} s   peak RSS {cli_rss:6.0f} MB")
     print(f"ratio pipeline / CLI                  {ours / cli:7.2f}x")
     print(f"pipeline seconds per step (whole job) {ours / steps:7.2f} s")
+    validation = metrics.get("validation_seconds", 0.0)
+    print(
+        f"held-out validation in the job         {validation:7.1f} s   "
+        f"({validation / ours:.1%} of the job; {metrics.get('validations', 0)} validations on "
+        f"{metrics.get('held_out_seconds', 0):.1f} s held out; stopped: "
+        f"{metrics.get('stop_reason')}, best at step {metrics.get('best_step')})"
+    )
 
 
 if __name__ == "__main__":

@@ -252,6 +252,10 @@ def fit(
             k: v
             for k in ("loss/g/total", "loss/d/total", "loss/g/mel")
             if (v := _metric(trainer, k)) is not None
+        }
+        | {
+            "validations": len(stopping.evaluations),
+            "validation_seconds": round(model.validation_seconds, 2),
         },
         resumed_from_step=resumed,
         stop_reason="plateau" if plateau else "step_limit",

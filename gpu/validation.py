@@ -12,6 +12,7 @@ so a retried worker resumes both.
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ class ValidatedVits(VitsLightning):
         self.plateaued = False
         self._val_sum = 0.0
         self._val_count = 0
+        self._val_started = 0.0
+        self.validation_seconds = 0.0  # this attempt's time in validation, for bench/train.py
 
     @property
     def model_dir(self) -> Path:
@@ -50,6 +53,7 @@ class ValidatedVits(VitsLightning):
 
     def on_validation_epoch_start(self) -> None:
         self._val_sum, self._val_count = 0.0, 0
+        self._val_started = time.monotonic()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         if self.global_step == 0 or self.skip_validation:
@@ -67,6 +71,8 @@ class ValidatedVits(VitsLightning):
             self._val_count += diff.numel()
 
     def on_validation_end(self) -> None:
+        if self._val_count:
+            self.validation_seconds += time.monotonic() - self._val_started
         super().on_validation_end()  # the fork's checkpoint of this epoch
         if self._val_count == 0 or self.trainer.sanity_checking:
             return

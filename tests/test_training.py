@@ -94,10 +94,20 @@ def test_train_end_to_end_through_the_api(
     history = job["progress"]["history"]  # the page's loss chart, kept on the row
     assert [p[0] for p in history] == sorted(p[0] for p in history)
     assert history[-1][0] == job["progress"]["step"] and history[-1][1] is not None
+    # Six 5 s clips: two pieces from two of them held out (10 s), validated each epoch.
+    held = job["progress"]["held_out"]
+    assert held["seconds"] >= 10 and held["files"] >= 2 and held["pieces"] == len(held["names"])
+    curve = job["progress"]["val_history"]
+    assert len(curve) == 3 and all(loss > 0 for _, loss in curve), curve
+    best_step, best_loss = min(curve, key=lambda point: point[1])
 
     models = alice.client.get(f"/profiles/{pid}/models").json()
     assert len(models) == 1 and models[0]["active"] is True
-    assert models[0]["metrics"]["steps"] >= 6
+    metrics = models[0]["metrics"]
+    assert metrics["steps"] >= 6
+    assert metrics["stop_reason"] == job["progress"]["stop_reason"] == "step_limit"
+    assert (metrics["best_step"], metrics["best_val_loss"]) == (best_step, best_loss)
+    assert metrics["held_out_seconds"] == held["seconds"]
     # FCPE, the default, tracked the features (the fork alone has no `fcpe`), and the version
     # records where its clips sing: 180-305 Hz with 1 % vibrato
     pitch = models[0]["pitch_range"]
@@ -128,6 +138,10 @@ sf.write({str(tmp_path / "out.wav")!r}, out, svc.target_sample)
     out, rate = sf.read(tmp_path / "out.wav")
     assert rate == 44100 and len(out) == 2 * 44100
     assert np.isfinite(out).all()
+    import torch
+
+    exported = torch.load(model_path, weights_only=True)
+    assert exported["iteration"] == metrics["best_epoch"], "the best epoch's generator"
 
 
 def test_crash_after_a_checkpoint_resumes_and_charges_once(
@@ -153,6 +167,7 @@ def test_crash_after_a_checkpoint_resumes_and_charges_once(
     version = repo.list_model_versions(alice.id, pid)[0]
     assert version.metrics["resumed_from_step"] > 0, _log_of(worker_env, job.id)
     assert version.metrics["steps"] >= 12
+    assert version.metrics["best_step"] is not None
     assert step_at_crash >= 1
     assert repo.quota_status(alice.id).training.used == 1
 

@@ -2,7 +2,7 @@
 // cancel, a notification when done, and the model versions.
 
 import { JobPanel, quotaSpent } from "./jobpanel.js";
-import { LossChart } from "./losschart.js";
+import { LossChart, stopSentence } from "./losschart.js";
 import { notifyWhenHidden, offerNotifications } from "./notify.js";
 import { $, announce, el, formatDate, formatDuration, formatBytes, guarded, plural } from "./ui.js";
 
@@ -106,7 +106,7 @@ export class TrainingPanel extends JobPanel {
     $("train-cancel").hidden = !running;
     if (!running) $("notify-ask").hidden = true;
     let text;
-    if (job.status === "succeeded") text = "Training finished: the new model is active.";
+    if (job.status === "succeeded") text = `Training finished: the new model is active. ${stopSentence(p)}`.trim();
     else if (job.status === "failed") text = `Training failed: ${job.error_message || job.error_code}`;
     else if (job.status === "canceled") text = "Training canceled; it was not counted against your quota.";
     else if (p.phase === "train" && p.total_steps) {
@@ -116,7 +116,7 @@ export class TrainingPanel extends JobPanel {
     const bar = $("train-progress");
     bar.value = job.status === "succeeded" ? 100 : p.total_steps ? (100 * (p.step || 0)) / p.total_steps : 0;
     bar.dataset.step = p.step ?? "";
-    this.chart.draw(p.history || []);
+    this.chart.draw(p.history || [], p.val_history || []);
   }
 
   async finished(job) {
@@ -131,7 +131,7 @@ export class TrainingPanel extends JobPanel {
     $("models-empty").hidden = this.models.length > 0;
     $("model-list").replaceChildren(...this.models.map((model) => el("li", { dataset: { modelId: model.id } },
       el("span", {}, `Model of ${formatDate(model.created_at)}`),
-      el("span", { class: "hint" }, [model.metrics?.steps && `${model.metrics.steps} steps`, formatBytes(model.size_bytes)].filter(Boolean).join(" · ")),
+      el("span", { class: "hint" }, [model.metrics?.steps && `${model.metrics.steps} steps`, formatBytes(model.size_bytes), stopSentence(model.metrics)].filter(Boolean).join(" · ")),
       model.active ? el("span", { class: "badge" }, "Active")
         : el("button", { type: "button", class: "secondary", onclick: guarded(() => this.activate(model)) }, "Use this model"),
       el("span", { class: "links" },
