@@ -5,7 +5,8 @@ the quality report after training) is measured on audio the model never trained 
 choice is deterministic for a job: pieces are ordered by a hash of the job's seed and their
 names, never by a random draw, so a retried worker holds out the same pieces. They are whole
 pieces, taken in turn from each source file, until a few percent of the dataset and at least
-`MIN_SECONDS` are held out, while training keeps at least `MIN_TRAIN_PIECES` pieces.
+`MIN_SECONDS` from at least `MIN_FILES` files are held out, while training keeps at least
+`MIN_TRAIN_PIECES` pieces.
 """
 
 import hashlib
@@ -18,6 +19,7 @@ SHARE = 0.03  # of the dataset's seconds
 MIN_SECONDS = 10.0
 MAX_SECONDS = 60.0  # a validation pass each epoch must stay cheap beside the training
 MIN_TRAIN_PIECES = 4
+MIN_FILES = 2  # held-out pieces come from at least this many files, when there are that many
 # `preprocess_split` names a piece `{source stem}_{start:.3f}_{end:.3f}.wav`.
 _PIECE_NAME = re.compile(r"^(?P<source>.+)_\d+\.\d+_\d+\.\d+$")
 
@@ -62,18 +64,19 @@ def choose(pieces: list[Piece], seed: str) -> Split:
     for piece in sorted(pieces, key=lambda p: _rank(seed, p.path.name)):
         by_source[piece.source].append(piece)
     queues = [by_source[s] for s in sorted(by_source, key=lambda s: _rank(seed, s))]
+    files = min(MIN_FILES, len(queues))
     held: list[Piece] = []
-    seconds = 0.0
-    while seconds < target and len(pieces) - len(held) > MIN_TRAIN_PIECES:
-        queues = [q for q in queues if q]
-        if not queues:
-            break
+
+    def wanted() -> bool:
+        enough = sum(p.seconds for p in held) >= target and len(held) >= files
+        return not enough and len(pieces) - len(held) > MIN_TRAIN_PIECES
+
+    while wanted() and any(queues):
         for queue in queues:
-            if seconds >= target or len(pieces) - len(held) <= MIN_TRAIN_PIECES:
+            if not wanted():
                 break
-            piece = queue.pop(0)
-            held.append(piece)
-            seconds += piece.seconds
+            if queue:
+                held.append(queue.pop(0))
     chosen = {p.path for p in held}
     train = sorted((p for p in pieces if p.path not in chosen), key=lambda p: p.path.name)
     return Split(train, sorted(held, key=lambda p: p.path.name), target)

@@ -61,6 +61,12 @@ def test_a_few_percent_of_a_large_dataset() -> None:
     assert len({p.source for p in split.held_out}) == len(split.held_out), "one per file first"
 
 
+def test_long_pieces_still_come_from_two_files() -> None:
+    """One 10 s piece would reach the target alone; a second file gives one more."""
+    split = choose(_pieces({f"file{k}": [10.0] * 9 for k in range(3)}), "job")
+    assert len(split.held_out) == 2 and len({p.source for p in split.held_out}) == 2
+
+
 def test_one_file_still_gives_its_held_out_pieces() -> None:
     split = choose(_pieces({"only": [5.0] * 8}), "job")
     assert split.held_out_seconds >= 10 and len(split.train) == 6

@@ -94,11 +94,13 @@ def test_train_end_to_end_through_the_api(
     history = job["progress"]["history"]  # the page's loss chart, kept on the row
     assert [p[0] for p in history] == sorted(p[0] for p in history)
     assert history[-1][0] == job["progress"]["step"] and history[-1][1] is not None
-    # Six 5 s clips: two pieces from two of them held out (10 s), validated each epoch.
+    # Six 5 s clips: pieces from at least two of them held out (10 s), validated each epoch
+    # and once more at the step limit.
     held = job["progress"]["held_out"]
     assert held["seconds"] >= 10 and held["files"] >= 2 and held["pieces"] == len(held["names"])
     curve = job["progress"]["val_history"]
-    assert len(curve) == 3 and all(loss > 0 for _, loss in curve), curve
+    assert curve and curve[-1][0] == job["progress"]["step"], curve
+    assert all(loss > 0 for _, loss in curve), curve
     best_step, best_loss = min(curve, key=lambda point: point[1])
 
     models = alice.client.get(f"/profiles/{pid}/models").json()
