@@ -133,10 +133,10 @@ class ProgressCallback(pl.Callback):
         if stopping is None or not stopping.evaluations:
             return {}
         return {
-            "val_loss": round(stopping.evaluations[-1][1], 4),
+            "val_loss": _rounded(stopping.evaluations[-1][1]),
             "val_history": self.validation_curve(stopping),
             "best_step": stopping.best_step,
-            "best_val_loss": stopping.best_loss,
+            "best_val_loss": _rounded(stopping.best_loss),
         }
 
     def _remember(self, step: int, *losses: float | None) -> None:
@@ -162,7 +162,7 @@ class Curve:
         self.points: list[list[float | None]] = []
 
     def add(self, step: int, *values: float | None) -> list[list[float | None]]:
-        point = [step, *(None if v is None else round(v, 4) for v in values)]
+        point = [step, *(_rounded(v) for v in values)]
         if not self._kept or step - (self._kept[-1][0] or 0) >= self._stride:
             self._kept.append(point)
             if len(self._kept) >= HISTORY_POINTS:
@@ -170,6 +170,11 @@ class Curve:
         tail = [] if self._kept[-1] is point else [point]
         self.points = self._kept + tail
         return self.points
+
+
+def _rounded(value: float | None) -> float | None:
+    """For the job row's JSON, which has no NaN or infinity."""
+    return round(value, 4) if value is not None and math.isfinite(value) else None
 
 
 def _intact(path: Path) -> bool:
@@ -261,7 +266,7 @@ def fit(
         stop_reason="plateau" if plateau else "step_limit",
         best_step=stopping.best_step,
         best_epoch=stopping.best_epoch,
-        best_val_loss=None if stopping.best_loss is None else round(stopping.best_loss, 4),
+        best_val_loss=_rounded(stopping.best_loss),
         val_history=progress.validation_curve(stopping),
     )
 

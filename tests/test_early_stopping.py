@@ -15,7 +15,7 @@ from gpu.early_stop import EarlyStopping
 from gpu.held_out import MIN_TRAIN_PIECES, Piece, choose
 from gpu.prepare import read_held_out, write_config
 from gpu.presets import TINY
-from gpu.trainer import export_generator
+from gpu.trainer import ProgressCallback, export_generator
 from gpu.validation import best_generator
 
 
@@ -192,3 +192,11 @@ def test_the_best_copy_is_out_of_reach_of_the_forks_cleaning(tmp_path) -> None:
     utils.clean_checkpoints(tmp_path, n_ckpts_to_keep=2, sort_by_time=True)
     assert best.exists() and not (tmp_path / "G_1.pth").exists()
     assert utils.latest_checkpoint_path(tmp_path, "G_*.pth").name == "G_4.pth"
+
+
+def test_the_validation_curve_on_the_job_row_has_no_nan() -> None:
+    """Postgres' JSON has no NaN: a loss that is not a number is drawn as a gap."""
+    stopping = _run([3.0, math.nan, 2.0], patience=0)
+    callback = ProgressCallback(total_steps=100, every_seconds=0, sink=lambda _: True)
+    assert callback.validation_curve(stopping) == [[10, 3.0], [20, None], [30, 2.0]]
+    json.dumps(callback._validation(type("M", (), {"stopping": stopping})()), allow_nan=False)
