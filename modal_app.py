@@ -160,18 +160,23 @@ class Prober:
 
     @modal.enter()
     def open(self) -> None:
+        from pipeline.audio import warm_up
+
         self.services = _build_services("probe")
+        warm_up()  # imports and the voice model before the first upload, not during it
 
     @modal.method()
     def probe(self, file_id: str) -> str | None:
         from uuid import UUID
 
         from pipeline.probe import probe_dataset_file
+        from pipeline.separation import request_separation
         from pipeline.singer_check import request_singer_check
 
         services = self.services
         row = probe_dataset_file(services.repo, services.storage, UUID(file_id))
-        request_singer_check(services.settings, services.dispatcher, row)
+        request_singer_check(services.repo, services.dispatcher, row)
+        request_separation(services.repo, services.dispatcher, row)
         return row.status if row else None
 
     @modal.exit()
@@ -204,6 +209,23 @@ def singers(profile_id: str) -> int:
     ctx = worker_context()
     try:
         return check_profile(ctx.repo, ctx.storage, UUID(profile_id))
+    finally:
+        ctx.close()
+
+
+@app.function(image=gpu_image, **options("separate"))
+def separate(job_id: str) -> str:
+    """A full-mix dataset file's vocal, separated (Demucs) into a dataset file of its own."""
+    from uuid import UUID
+
+    check_environment("separate", os.environ)
+    from gpu.runtime import worker_context
+
+    ctx = worker_context()
+    from gpu.separation_job import SeparationRun
+
+    try:
+        return SeparationRun(ctx.repo, ctx.storage, ctx.settings, UUID(job_id)).run()
     finally:
         ctx.close()
 

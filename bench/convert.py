@@ -1,8 +1,12 @@
 """Conversion speed and memory: the pipeline's warm worker next to the fork's `svc infer` CLI
 on the same input and model (the CLI reloads ContentVec and the model every call), cold vs
-warm latency, and peak RSS for 1- and 10-minute inputs. CPU, the tiny preset's model.
+warm latency, and peak RSS for 1- and 10-minute inputs. Then songs: a synthetic song in song
+mode (separate → convert → mix) against its vocal stem in stem mode and against the `demucs`
+CLI separating the same file with the same model (`--repo` at the model cache), all in one
+run, as ratios. CPU, the tiny preset's voice and the tiny offline HTDemucs (whose cost per
+second of audio is not the real model's: read the ratios, not the seconds).
 
-    .venv/bin/python -m bench.convert [--seconds 30]
+    .venv/bin/python -m bench.convert [--seconds 30] [--only stem|song]
 """
 
 import argparse
@@ -23,10 +27,11 @@ from pipeline import keys
 from pipeline.services import build_services
 from pipeline.settings import as_env
 from tests.audio import voice
+from tests.songs import song
 from tests.voices import train_tiny_voice
 
 
-def queued_job(repo, storage, trained, path: Path) -> str:
+def queued_job(repo, storage, trained, path: Path, params: dict | None = None) -> str:
     job_id = uuid4()
     key = keys.conversion_input_key(trained.user_id, trained.profile_id, job_id, "wav")
     repo.create_conversion(
@@ -34,7 +39,7 @@ def queued_job(repo, storage, trained, path: Path) -> str:
         trained.profile_id,
         job_id,
         model_version_id=None,
-        params={},
+        params=params or {},
         input_key=key,
         input_filename=path.name,
         input_size_bytes=path.stat().st_size,
@@ -48,6 +53,7 @@ def queued_job(repo, storage, trained, path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--only", choices=["stem", "song"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -64,7 +70,53 @@ def main() -> None:
                     (user,),
                 )
             trained = train_tiny_voice(services.repo, services.storage, env, user)
-            run(args.seconds, root, services.repo, services.storage, settings, trained, env)
+            if args.only != "song":
+                run(args.seconds, root, services.repo, services.storage, settings, trained, env)
+            if args.only != "stem":
+                songs(args.seconds, root, services.repo, services.storage, settings, trained)
+
+
+def songs(seconds, root, repo, storage, settings, trained) -> None:
+    """Song mode vs stem mode vs the demucs CLI, each warm where the pipeline would be."""
+    from gpu.convert_job import ConversionRun
+    from gpu.model_cache import ModelCache
+    from gpu.separate import demucs_repo, separate
+
+    made = song(seconds, 44100)
+    mix_path, stem_path = root / "song.wav", root / "song-vocal.wav"
+    sf.write(mix_path, made.mix, 44100)
+    sf.write(stem_path, made.vocals[:, 0], 44100)
+    cache = ModelCache(storage, root / "voices", "cpu")
+    models = Path(settings.model_cache_dir)
+
+    def convert(path: Path, **params) -> float:
+        job = queued_job(repo, storage, trained, path, params)
+        start = time.perf_counter()
+        assert ConversionRun(repo, storage, settings, cache, job).run() == "succeeded"
+        return time.perf_counter() - start
+
+    convert(mix_path, input_kind="song")  # loads the voice, ContentVec and HTDemucs once
+    stem = convert(stem_path)
+    song_mode = convert(mix_path, input_kind="song")
+    start = time.perf_counter()
+    separate(mix_path, root / "v.wav", root / "i.wav", cache_dir=models, device="cpu")
+    separation = time.perf_counter() - start
+    cli = [sys.executable, "-m", "demucs", "-n", "htdemucs", "--repo", str(demucs_repo(models)),
+           "--two-stems", "vocals", "--shifts", "0", "-d", "cpu", "-o", str(root / "demucs-out"),
+           str(mix_path)]  # fmt: skip
+    cli_seconds, cli_rss = run_measured(cli, os.environ | {"HF_HUB_OFFLINE": "1"})
+
+    print(f"\nsong {seconds:.0f} s (44.1 kHz stereo), tiny voice, tiny HTDemucs, CPU, warm\n")
+    print(f"stem mode (its vocal stem)                {stem:6.2f} s")
+    print(f"song mode (separate → convert → mix)      {song_mode:6.2f} s")
+    print(f"  of which separation, in process         {separation:6.2f} s")
+    print(
+        f"`python -m demucs` (same model, --repo)   {cli_seconds:6.2f} s   "
+        f"peak RSS {cli_rss:.0f} MB"
+    )
+    print(f"song mode / stem mode                     {song_mode / stem:6.2f}x")
+    print(f"song mode / (stem mode + demucs CLI)      {song_mode / (stem + cli_seconds):6.2f}x")
+    print(f"in-process separation / demucs CLI        {separation / cli_seconds:6.2f}x")
 
 
 def run(seconds, root, repo, storage, settings, trained, env) -> None:

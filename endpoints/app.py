@@ -22,6 +22,7 @@ from endpoints.routers import (
     models,
     profiles,
     quota,
+    separations,
     trainings,
 )
 from pipeline.production import require_production_ready
@@ -52,7 +53,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_age=600,
     )
     install_error_handlers(app)
-    routers = (health, limits, profiles, dataset, trainings, models, conversions, quota, events, me)
+    routers = (
+        health,
+        limits,
+        profiles,
+        dataset,
+        trainings,
+        separations,
+        models,
+        conversions,
+        quota,
+        events,
+        me,
+    )
     for router in (module.router for module in routers):
         app.include_router(router)
     install_contract(app, settings)

@@ -47,7 +47,9 @@ CONFLICTS: dict[tuple[str, str], set[int]] = {
     ("POST", "/profiles/{profile_id}/dataset/uploads"): {409, 413, 415},
     ("POST", "/profiles/{profile_id}/trainings"): {409, 429},
     ("POST", "/profiles/{profile_id}/conversions"): {409, 413, 415, 429},
-    ("GET", "/conversions/{job_id}/download"): {409},
+    ("GET", "/conversions/{job_id}/download"): {409},  # 404 also for a part a job lacks
+    ("GET", "/profiles/{profile_id}/dataset/files/{file_id}/download"): {409},
+    ("POST", "/separations/{job_id}/retry"): {409, 429},
     ("GET", "/conversions/{job_id}/input"): {409},
     ("POST", "/events/r2"): {401, 413, 422, 503},
 }

@@ -1,5 +1,6 @@
 """Worker entry point: `python -m gpu train <job_id>`, `python -m gpu convert <job_id>…`,
-`python -m gpu singers <profile_id>` and `python -m gpu models`. The local dispatcher runs
+`python -m gpu singers <profile_id>`, `python -m gpu separate <job_id>` and
+`python -m gpu models`. The local dispatcher runs
 these as child processes; the Modal functions call the same code."""
 
 import sys
@@ -53,6 +54,19 @@ def singers(profile_id: UUID) -> None:
         check_profile(ctx.repo, ctx.storage, profile_id)
     finally:
         ctx.close()
+
+
+@app.command()
+def separate(job_id: UUID) -> None:
+    """Separate a full-mix dataset file's vocal into a dataset file of its own."""
+    from gpu.runtime import worker_context
+
+    ctx = worker_context()
+    from gpu.separation_job import SeparationRun
+
+    status = SeparationRun(ctx.repo, ctx.storage, ctx.settings, job_id).run()
+    ctx.close()
+    sys.exit(0 if status in {"succeeded", "canceled"} else 1)
 
 
 @app.command()

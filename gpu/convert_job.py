@@ -4,7 +4,8 @@ The input is probed like a dataset file (a corrupt or oversize upload fails with
 its quota refunded), resampled to the model's rate, and converted window by window, cutting
 at the quietest moment near each boundary, so memory stays flat on a 10-minute input and
 progress can be reported. Input and output stream through files, so memory stays flat.
-The output is a WAV at the model's rate, as long as the input.
+The output is a WAV at the model's rate, as long as the input. A whole song (`input_kind`
+"song") is separated, converted and mixed back by gpu/song_job.py instead.
 """
 
 import logging
@@ -20,6 +21,8 @@ import soundfile as sf
 from gpu import f0, pitch_range
 from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.model_cache import ModelCache
+from gpu.separate import separate
+from gpu.song_job import Separator, convert_song
 from pipeline import keys
 from pipeline.audio import BLOCK_FRAMES, AudioError, measure
 from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
@@ -76,10 +79,12 @@ class ConversionRun:
         settings: Settings,
         cache: ModelCache,
         job_id: UUID,
+        separator: Separator = separate,
     ) -> None:
         self.repo, self.storage, self.settings, self.cache = repo, storage, settings, cache
-        self.job_id = job_id
-        self.beat = Heartbeat(repo, "conversion", job_id).require
+        self.job_id, self.separator = job_id, separator
+        self.heartbeat = Heartbeat(repo, "conversion", job_id)
+        self.beat = self.heartbeat.require
         f0.install(settings.model_cache_dir)
 
     def run(self) -> str:
@@ -102,13 +107,16 @@ class ConversionRun:
         params = ConversionParams.model_validate(job.params)
         self.beat(phase="download", percent=0)
         source = self._fetch_input(job, tmp)
+        if params.input_kind == "song":
+            convert_song(self, job, params, source, tmp)
+            return
         version = self.repo.conversion_model(self.job_id)
         self.beat(phase="load_model", percent=0)
         svc = self.cache.get(version)
         mono, out_path = tmp / "input-mono.wav", tmp / "output.wav"
         frames = to_mono(source, mono, svc.target_sample)
-        self._record_pitch(mono, params, version)
-        self._infer(svc, mono, out_path, frames, params)
+        self.record_pitch(mono, params, version)
+        self.infer(svc, mono, out_path, frames, params)
         self.beat(phase="upload", percent=100)
         output_key = keys.conversion_output_key(job.user_id, job.profile_id, self.job_id)
         self.storage.upload_file(out_path, output_key, "audio/wav")
@@ -132,7 +140,7 @@ class ConversionRun:
             raise JobFailure(exc.code, exc.message) from exc
         return path
 
-    def _record_pitch(self, mono: Path, params: ConversionParams, version: ModelVersionRow) -> None:
+    def record_pitch(self, mono: Path, params: ConversionParams, version: ModelVersionRow) -> None:
         """The input's range next to the voice's and the transpose that would fit them; the
         page offers it, the person decides (this job converts with the transpose it asked)."""
         self.beat(phase="pitch", percent=0)
@@ -142,7 +150,7 @@ class ConversionRun:
         advice = suggest(found, version.pitch_range)
         self.repo.record_conversion_pitch(self.job_id, advice)
 
-    def _infer(
+    def infer(
         self, svc: Any, mono: Path, out_path: Path, frames: int, params: ConversionParams
     ) -> None:
         """Window by window from file to file; each window through the fork's

@@ -4,6 +4,7 @@ stored by SQL, which compares each file with the centroid of the others and flag
 that is probably another person. Torch stays here, out of the web image.
 """
 
+import contextlib
 import logging
 import tempfile
 from functools import cache
@@ -51,8 +52,24 @@ def embed(voice: np.ndarray) -> list[float]:
 
 
 def check_profile(repo: Repository, storage: Storage, profile_id: UUID) -> int:
-    """Embeds every ready file of the profile that has no embedding yet; returns how many.
-    SQL refreshes the similarities after each one, so a crash loses nothing done."""
+    """The profile's check, as its one worker: embeds every ready file that has no embedding
+    yet, then once more for each time it was asked for again meanwhile (files that became
+    ready during the pass); returns how many files it embedded. SQL refreshes the
+    similarities after each one, so a crash loses nothing done."""
+    repo.begin_singer_check(profile_id)
+    done = 0
+    try:
+        while True:
+            done += _embed_new_files(repo, storage, profile_id)
+            if not repo.finish_singer_check(profile_id):
+                return done
+    except BaseException:
+        with contextlib.suppress(Exception):  # the next request spawns afresh
+            repo.finish_singer_check(profile_id, failed=True)
+        raise
+
+
+def _embed_new_files(repo: Repository, storage: Storage, profile_id: UUID) -> int:
     done = 0
     with tempfile.TemporaryDirectory(dir=repo.settings.scratch_dir, prefix="singers-") as tmp:
         for file in repo.singer_check_files(profile_id):

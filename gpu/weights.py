@@ -7,13 +7,15 @@ initialised ContentVec is written into the same Hugging Face cache layout, so th
 `get_hubert_model` loads it through exactly the code path production uses, and a tiny
 randomly initialised RMVPE of the real architecture goes to `<cache>/rmvpe` (it runs the
 same tracking code; its pitch is meaningless, so offline jobs should keep FCPE, whose real
-weights ship in its wheel).
+weights ship in its wheel). The separator's Demucs weights: gpu/separator_weights.py.
 """
 
 import json
 import logging
 import os
 from pathlib import Path
+
+from gpu import separator_weights
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ def prepare(cache_dir: Path, offline: bool) -> None:
     if offline:
         write_tiny_contentvec(cache_dir)
         write_tiny_rmvpe(cache_dir)
+        separator_weights.write_tiny(cache_dir)
     else:
         fetch_real_weights(cache_dir)
         fetch_rmvpe(cache_dir)
+        separator_weights.fetch(cache_dir)

@@ -44,6 +44,7 @@ class InlineDispatcher:
 class ThreadDispatcher:
     def __init__(self, runners: dict[str, Runner], workers: int = 2) -> None:
         self.runners = runners
+        self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispatch")
         self._calls: dict[str, Future[object]] = {}
 
@@ -59,6 +60,14 @@ class ThreadDispatcher:
         future = self._calls.pop(call_id, None)
         if future is not None:
             future.cancel()
+
+    def prepare(self, warm: Callable[[], None]) -> None:
+        """Runs `warm` once on each worker thread, in the background (per-thread state such
+        as the probe's voice model is ready before the first real call)."""
+        for _ in range(self.workers):
+            self._pool.submit(warm).add_done_callback(
+                lambda f: f.exception() and log.warning("warm-up failed: %s", f.exception())
+            )
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -18,7 +18,7 @@ def deployment_environment() -> str | None:
 
 
 class ModalDispatcher:
-    FUNCTIONS = {"train": "train", "singers": "singers"}
+    FUNCTIONS = {"train": "train", "singers": "singers", "separate": "separate"}
     CLASSES = {"convert": ("Converter", "convert"), "probe": ("Prober", "probe")}
 
     def __init__(self, app_name: str, environment: str | None = None, client: Any = None) -> None:

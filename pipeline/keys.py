@@ -14,16 +14,21 @@ from uuid import UUID
 
 from pipeline.errors import PipelineError
 from schemas.constraints import has_refused_chars
+from schemas.jobs import ConversionPart
 
 ROOT = "vc/users"
 MAX_FILENAME_CHARS = 255
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+# A conversion's results: its output (a song's mix), and a song's converted vocal and
+# instrumental beside it.
+PART_LEAVES = {"mix": "output.wav", "vocal": "vocal.wav", "instrumental": "instrumental.wav"}
+_OUTPUT_LEAVES = "|".join(re.escape(leaf) for leaf in PART_LEAVES.values())
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _KEY = re.compile(
     rf"vc/users/(?P<user>{_UUID})/profiles/(?P<profile>{_UUID})/"
     rf"(?:dataset/(?P<file>{_UUID})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{{0,99}})"
     rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json)"
-    rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|output\.wav))"
+    rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES}))"
 )
 
 KeyKind = Literal["dataset", "model", "model_config", "conversion_input", "conversion_output"]
@@ -78,6 +83,18 @@ def dataset_key(user_id: UUID, profile_id: UUID, file_id: UUID, filename: str) -
     return f"{_prefix(user_id, profile_id)}/dataset/{file_id}/{safe_filename(filename)}"
 
 
+def separated_vocal_key(user_id: UUID, profile_id: UUID, file_id: UUID, mix_filename: str) -> str:
+    """The vocal separated from a full mix: a dataset file of its own (its own id, under the
+    same dataset prefix), named after the song, so its upload is probed like any other."""
+    return dataset_key(user_id, profile_id, file_id, separated_vocal_name(mix_filename))
+
+
+def separated_vocal_name(mix_filename: str) -> str:
+    """The display name of a mix's separated vocal: `song.mp3` → `song (vocals).wav`."""
+    stem = PurePosixPath(mix_filename).stem or "song"
+    return f"{stem[:200]} (vocals).wav"
+
+
 def model_key(user_id: UUID, profile_id: UUID, model_version_id: UUID) -> str:
     return f"{_prefix(user_id, profile_id)}/models/{model_version_id}/model.pth"
 
@@ -94,6 +111,11 @@ def conversion_output_key(user_id: UUID, profile_id: UUID, job_id: UUID) -> str:
     return f"{_prefix(user_id, profile_id)}/conversions/{job_id}/output.wav"
 
 
+def conversion_part_key(user_id: UUID, profile_id: UUID, job_id: UUID, part: ConversionPart) -> str:
+    """Where one of a song conversion's results lives (`mix` is the output)."""
+    return f"{_prefix(user_id, profile_id)}/conversions/{job_id}/{PART_LEAVES[part]}"
+
+
 def parse_key(key: str) -> ParsedKey | None:
     """The parsed key, or None for anything outside the layout."""
     match = _KEY.fullmatch(key)
@@ -107,5 +129,5 @@ def parse_key(key: str) -> ParsedKey | None:
         kind: KeyKind = "model" if groups["artifact"] == "model.pth" else "model_config"
         return ParsedKey(kind, user, profile, UUID(groups["model"]), groups["artifact"])
     leaf = groups["leaf"]
-    kind = "conversion_output" if leaf == "output.wav" else "conversion_input"
+    kind = "conversion_input" if leaf.startswith("input.") else "conversion_output"
     return ParsedKey(kind, user, profile, UUID(groups["job"]), leaf)

@@ -14,7 +14,11 @@ from pipeline.repository import Repository
 from schemas.jobs import JobKind, JobRow
 
 log = logging.getLogger(__name__)
-WORKER_KIND: dict[JobKind, str] = {"training": "train", "conversion": "convert"}
+WORKER_KIND: dict[JobKind, str] = {
+    "training": "train",
+    "conversion": "convert",
+    "separation": "separate",
+}
 
 
 def launch(repo: Repository, dispatcher: Dispatcher, kind: JobKind, job_id: UUID) -> None:

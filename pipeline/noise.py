@@ -19,12 +19,21 @@ import numpy as np
 from scipy.ndimage import grey_opening
 from scipy.stats import gamma
 
-FRAME_SECONDS = 0.046  # about 20 Hz bands: the gaps between a singer's harmonics
+FRAME_SECONDS = 0.05  # 20 Hz bands: the gaps between a singer's harmonics
 SMOOTH_FRAMES = 4  # power averaged over groups of this many frames before the percentile
 FLOOR_PERCENTILE = 5.0
 NEIGHBOUR_HZ = 150.0  # a held note's harmonic borrows the floor of a band this close
 MAX_SNR_DB = 60.0
 LOW_HZ = 70.0  # below a sung fundamental: bass, kick drum, rumble
+# At most this much of a file, as groups of SMOOTH_FRAMES frames spread evenly over it, is
+# kept for the estimate: a percentile of 150 groups is as steady as one of thousands, and the
+# memory and time stay bounded whatever the length.
+SUBSET_SECONDS = 30.0
+
+
+def frame_length(rate: int) -> int:
+    """Samples per analysis frame (also the loudness meter's: two make its 100 ms step)."""
+    return max(64, round(rate * FRAME_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -36,26 +45,44 @@ class Spectrum:
     power: np.ndarray  # (frames, bands)
 
 
-class SpectrumAccumulator:
-    """Cuts a mono stream into frames and keeps each frame's power spectrum."""
+def hann_power(spectra: np.ndarray, frame: int) -> np.ndarray:
+    """(frames, bands) power of the Hann-windowed frames, from their rectangular-window
+    rfft (frames, bands): the periodic Hann window is a three-tap convolution across bands,
+    so no second FFT is needed. Scaled like a mean square per band."""
+    half = 0.5 * spectra
+    hann = half.copy()
+    hann[:, 1:-1] -= 0.25 * (spectra[:, :-2] + spectra[:, 2:])
+    hann[:, 0] -= 0.5 * spectra[:, 1].real  # the bin below 0 is the conjugate of bin 1
+    last = spectra.shape[1] - 1
+    mirror = spectra[:, last - 1] if frame % 2 == 0 else spectra[:, last]
+    hann[:, last] = half[:, last] - 0.25 * (spectra[:, last - 1] + np.conj(mirror))
+    power = hann.real**2 + hann.imag**2
+    return (power / (3 * frame / 8 * frame / 2)).astype(np.float32)
 
-    def __init__(self, rate: int) -> None:
+
+class SubsetSpectrum:
+    """Keeps the Hann power spectra of groups of frames spread evenly over the file, at most
+    `SUBSET_SECONDS` of them, from the per-frame FFTs the loudness meter computes anyway."""
+
+    def __init__(self, rate: int, frame: int, expected_frames: int) -> None:
         self.rate = rate
-        self.frame = 1 << max(8, round(np.log2(rate * FRAME_SECONDS)))
-        self.window = np.hanning(self.frame).astype(np.float32)
-        self.window_power = float(np.sum(self.window**2))
-        self.carry = np.zeros(0, dtype=np.float32)
+        self.frame = frame
+        budget = max(1, int(SUBSET_SECONDS * rate / frame) // SMOOTH_FRAMES)
+        groups = -(-max(expected_frames, 1) // SMOOTH_FRAMES)
+        self.stride = max(1, -(-groups // budget))
         self.rows: list[np.ndarray] = []
 
-    def add(self, mono: np.ndarray) -> None:
-        samples = np.concatenate([self.carry, mono])
-        whole = samples.size // self.frame * self.frame
-        if whole:
-            frames = samples[:whole].reshape(-1, self.frame) * self.window
-            spectrum = np.fft.rfft(frames, axis=1)
-            power = spectrum.real**2 + spectrum.imag**2
-            self.rows.append((power / (self.window_power * self.frame / 2)).astype(np.float32))
-        self.carry = samples[whole:]
+    def add(self, first: int, spectra: np.ndarray) -> None:
+        """`spectra`: (channels, frames, bands) rfft of consecutive frames from index `first`."""
+        groups = (first + np.arange(spectra.shape[1])) // SMOOTH_FRAMES
+        keep = groups % self.stride == 0
+        if not keep.any():
+            return
+        chosen = spectra[:, keep] if not keep.all() else spectra
+        mono = chosen[0]
+        for channel in chosen[1:]:
+            mono = mono + channel  # the mean, scaled below: cheaper than a reduction
+        self.rows.append(hann_power(mono, self.frame) / np.float32(chosen.shape[0] ** 2))
 
     def spectrum(self) -> Spectrum:
         bands = self.frame // 2 + 1

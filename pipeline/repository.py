@@ -16,6 +16,9 @@ from schemas.jobs import (
     JobRow,
     ModelVersion,
     ModelVersionRow,
+    SeparationJob,
+    SeparationJobRow,
+    SeparationTake,
     TrainingInput,
     TrainingJob,
     TrainingJobRow,
@@ -26,13 +29,16 @@ from schemas.quota import Quota, RateDecision
 from schemas.retention import RetentionPass, UserErasure
 
 # What a client sees of a job, and the whole row the server and the workers read.
-JOB_MODELS: dict[JobKind, type[TrainingJob] | type[ConversionJob]] = {
+JobModel = TrainingJob | ConversionJob | SeparationJob
+JOB_MODELS: dict[JobKind, type[JobModel]] = {
     "training": TrainingJob,
     "conversion": ConversionJob,
+    "separation": SeparationJob,
 }
-JOB_ROWS: dict[JobKind, type[TrainingJobRow] | type[ConversionJobRow]] = {
+JOB_ROWS: dict[JobKind, type[JobRow]] = {
     "training": TrainingJobRow,
     "conversion": ConversionJobRow,
+    "separation": SeparationJobRow,
 }
 
 
@@ -73,6 +79,7 @@ class Repository:
         filename: str,
         content_type: str,
         size_bytes: int,
+        full_mix: bool = False,
     ) -> DatasetFile:
         row = self.db.call(
             "register_upload",
@@ -84,6 +91,7 @@ class Repository:
             content_type=content_type,
             size_bytes=size_bytes,
             max_files=self.settings.max_dataset_files,
+            full_mix=full_mix,
         )
         return DatasetFile.model_validate(row)
 
@@ -103,7 +111,11 @@ class Repository:
     def delete_dataset_file(self, user_id: UUID, profile_id: UUID, file_id: UUID) -> DatasetFile:
         """The deleted row, object key included, so the caller can remove the object."""
         row = self.db.call(
-            "delete_dataset_file", user_id=user_id, profile_id=profile_id, file_id=file_id
+            "delete_dataset_file",
+            user_id=user_id,
+            profile_id=profile_id,
+            file_id=file_id,
+            min_similarity=self.settings.singer_min_similarity,
         )
         return DatasetFile.model_validate(row)
 
@@ -144,13 +156,38 @@ class Repository:
         )
         return DatasetFile.model_validate(row)
 
+    def request_singer_check(self, profile_id: UUID) -> bool:
+        """True when the caller must spawn the profile's singer-check worker: none is pending
+        or running. One running is marked to run once more instead."""
+        return bool(
+            self.db.call(
+                "request_singer_check",
+                profile_id=profile_id,
+                stale_seconds=self.settings.singer_check_stale_seconds,
+            )
+        )
+
+    def begin_singer_check(self, profile_id: UUID) -> None:
+        self.db.call("begin_singer_check", profile_id=profile_id)
+
+    def finish_singer_check(self, profile_id: UUID, *, failed: bool = False) -> bool:
+        """True when the check was asked for again while it ran: the worker runs once more."""
+        return bool(self.db.call("finish_singer_check", profile_id=profile_id, failed=failed))
+
     def get_dataset_file(self, file_id: UUID) -> DatasetFile | None:
         """Any user's file, by id: for the trusted event path, which checks ownership itself."""
         row = self.db.call("get_dataset_file", file_id=file_id)
         return DatasetFile.model_validate(row) if row else None
 
     def mark_object_deleted(self, object_key: str) -> int:
-        return int(self.db.call("mark_object_deleted", object_key=object_key)["deleted"])
+        """The live row of a deleted object becomes deleted; its profile's singer check is
+        recomputed without it."""
+        row = self.db.call(
+            "mark_object_deleted",
+            object_key=object_key,
+            min_similarity=self.settings.singer_min_similarity,
+        )
+        return int(row["deleted"])
 
     def list_stale_uploads(self, older_than_seconds: int, limit: int = 500) -> list[DatasetFile]:
         rows = self.db.call("list_stale_uploads", older_than_sec=older_than_seconds, limit=limit)
@@ -186,7 +223,7 @@ class Repository:
         row = self.db.call("get_job_by_id", kind=kind, job_id=job_id)
         return _job_row(kind, row) if row else None
 
-    def get_job(self, kind: JobKind, user_id: UUID, job_id: UUID) -> TrainingJob | ConversionJob:
+    def get_job(self, kind: JobKind, user_id: UUID, job_id: UUID) -> JobModel:
         return JOB_MODELS[kind].model_validate(self.get_job_row(kind, user_id, job_id))
 
     def get_job_row(self, kind: JobKind, user_id: UUID, job_id: UUID) -> JobRow:
@@ -195,7 +232,7 @@ class Repository:
 
     def list_jobs(
         self, kind: JobKind, user_id: UUID, profile_id: UUID | None = None, limit: int = 50
-    ) -> list[TrainingJob | ConversionJob]:
+    ) -> list[JobModel]:
         rows = self.db.call(
             "list_jobs", kind=kind, user_id=user_id, profile_id=profile_id, limit=limit
         )
@@ -353,6 +390,48 @@ class Repository:
             input_duration_sec=input_duration_sec,
         )
         return ConversionJobRow.model_validate(row)
+
+    # Separation of full-mix dataset files
+    def take_separation(self, file_id: UUID) -> SeparationTake:
+        """A ready mix's queued separation, handed out once for launching; failed with
+        GPU_BUDGET_EXHAUSTED instead when the user's budget is spent."""
+        row = self.db.call(
+            "take_separation",
+            file_id=file_id,
+            gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
+        )
+        return SeparationTake.model_validate(row)
+
+    def retry_separation(self, user_id: UUID, job_id: UUID) -> SeparationJobRow:
+        """A failed or canceled separation queued anew, to be taken and launched again."""
+        row = self.db.call(
+            "retry_separation",
+            user_id=user_id,
+            job_id=job_id,
+            gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
+        )
+        return SeparationJobRow.model_validate(row)
+
+    def separation_source(self, job_id: UUID) -> DatasetFile:
+        """The mix a separation job reads, by job alone (the worker login's lookup)."""
+        return DatasetFile.model_validate(self.db.call("separation_source", job_id=job_id))
+
+    def register_separated_vocal(
+        self, job_id: UUID, object_key: str, filename: str, size_bytes: int
+    ) -> DatasetFile | None:
+        """The vocal's pending dataset row, registered before its upload so the upload's
+        event probes it; None when the job is no longer running (canceled, mix deleted)."""
+        row = self.db.call(
+            "register_separated_vocal",
+            job_id=job_id,
+            object_key=object_key,
+            filename=filename,
+            size_bytes=size_bytes,
+        )
+        return DatasetFile.model_validate(row) if row else None
+
+    def finish_separation(self, job_id: UUID) -> SeparationJobRow:
+        return SeparationJobRow.model_validate(self.db.call("finish_separation", job_id=job_id))
 
     # Quotas and maintenance
     def quota_status(self, user_id: UUID) -> Quota:

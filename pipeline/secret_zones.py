@@ -34,7 +34,7 @@ ZONES: dict[str, Zone] = {
         required=(*S3_KEYS, "VC_SUPABASE_URL", "VC_CORS_ORIGINS"),
         holds=("VC_JWT_SECRET", "VC_WEBHOOK_SECRET", "VC_SUPABASE_SERVICE_ROLE_KEY"),
     ),
-    # train, convert, probe: the bucket and the worker database role, nothing else.
+    # train, convert, probe, separate: the bucket and the worker database role, nothing else.
     "worker": Zone(required=(*S3_KEYS, "VC_DATABASE_URL")),
     # The scheduled maintenance (reaper, quota periods, reconciler, retention): the service database
     # login and the bucket; no token, webhook or Cloudflare secrets.
@@ -52,6 +52,7 @@ FUNCTION_ZONES: dict[str, tuple[str, ...]] = {
     "convert": ("worker",),
     "probe": ("worker",),
     "singers": ("worker",),
+    "separate": ("worker",),
     "quota_reset": ("service",),
     "reaper": ("service",),
     "reconciler": ("service",),

@@ -53,11 +53,13 @@ class Services:
 
     def runners(self) -> dict[str, Runner]:
         from pipeline.probe import probe_dataset_file
+        from pipeline.separation import request_separation
         from pipeline.singer_check import request_singer_check
 
         def probe(file_id: UUID) -> object:
             row = probe_dataset_file(self.worker_repo, self.storage, file_id)
-            request_singer_check(self.settings, self.dispatcher, row)
+            request_singer_check(self.worker_repo, self.dispatcher, row)
+            request_separation(self.worker_repo, self.dispatcher, row)
             return row
 
         return {"probe": probe}
@@ -99,14 +101,20 @@ def _worker_db(settings: Settings, db: Database) -> Database:
 
 
 def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
-    """CPU work (the probe) in-process; torch work (train, convert, the singer check) in a
-    worker process."""
+    """CPU work (the probe) in-process; torch work (train, convert, the singer check, vocal
+    separation) in a worker process."""
     if settings.dispatch == "modal":
         from pipeline.dispatch_modal import ModalDispatcher
 
         return ModalDispatcher(settings.modal_app_name, settings.modal_environment)
-    local = (
-        InlineDispatcher(runners) if settings.dispatch == "inline" else ThreadDispatcher(runners)
-    )
+    if settings.dispatch == "inline":
+        local: Dispatcher = InlineDispatcher(runners)
+    else:
+        from pipeline.audio import warm_up
+
+        local = ThreadDispatcher(runners)
+        local.prepare(warm_up)
     gpu = SubprocessDispatcher(as_worker_env(settings))
-    return RoutingDispatcher({"probe": local, "train": gpu, "convert": gpu, "singers": gpu})
+    return RoutingDispatcher(
+        {"probe": local, "train": gpu, "convert": gpu, "singers": gpu, "separate": gpu}
+    )

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # to the dataset's other files is flagged as probably another person.
     singer_min_similarity: float = Field(0.75, ge=-1, le=1)
     singer_check: bool = True  # start the check after each ready file (a torch worker)
+    # A profile's check is one worker at a time; a check asked for or started longer ago
+    # than this is taken for dead, and the next request spawns a fresh worker.
+    singer_check_stale_seconds: float = Field(15 * 60, gt=0)
     max_probe_attempts: int = Field(3, ge=1)  # then the file is rejected with PROBE_FAILED
 
     # GPU budget: worker seconds per user per UTC month, whatever the jobs' outcomes

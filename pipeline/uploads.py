@@ -23,7 +23,14 @@ def request_dataset_upload(
     file_id = uuid4()
     object_key = keys.dataset_key(user_id, profile_id, file_id, filename)
     repo.register_upload(
-        user_id, profile_id, file_id, object_key, filename, content_type, req.size_bytes
+        user_id,
+        profile_id,
+        file_id,
+        object_key,
+        filename,
+        content_type,
+        req.size_bytes,
+        full_mix=req.full_mix,
     )
     signed = storage.presign_put(
         object_key, content_type, req.size_bytes, settings.upload_url_seconds

@@ -13,10 +13,13 @@ TrainingStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 ConversionStatus = Literal[
     "awaiting_upload", "queued", "running", "succeeded", "failed", "canceled"
 ]
-JobKind = Literal["training", "conversion"]
+SeparationStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+JobKind = Literal["training", "conversion", "separation"]
 # Where a job is, as its `progress.phase`: the SQL functions write `awaiting_upload`,
 # `queued` and the three endings; the workers write the others (training: download, prepare,
-# features, train, upload; conversion: download, load_model, pitch, convert, upload). The page
+# features, train, upload; conversion: download, [separate,] load_model, pitch, convert, [mix,]
+# upload, the bracketed ones for a full song; separation of a full-mix dataset file: download,
+# separate, upload). The page
 # has a sentence for each phase it shows (tests/test_schemas.py holds it to this list).
 Phase = Literal[
     "awaiting_upload",
@@ -25,9 +28,11 @@ Phase = Literal[
     "prepare",
     "features",
     "train",
+    "separate",
     "load_model",
     "pitch",
     "convert",
+    "mix",
     "upload",
     "succeeded",
     "failed",
@@ -57,7 +62,21 @@ class TrainingParams(Request):
         return self
 
 
+# What a conversion's input is: a sung stem alone, or a whole song to separate, convert the
+# vocal of and mix back over its instrumental.
+InputKind = Literal["vocal", "song"]
+# A song conversion's three results (`GET /conversions/{id}/download?part=`); a vocal one has
+# one, its converted vocal, which `vocal` names too.
+ConversionPart = Literal["mix", "vocal", "instrumental"]
+
+
 class ConversionParams(Request):
+    input_kind: InputKind = "vocal"
+    # Songs only: transpose the instrumental with the vocal. None (the default) follows the
+    # key: shifted when the transpose is not a whole number of octaves (a vocal moved by 3
+    # semitones over the original backing would sing out of key), kept as it is when it is
+    # (an octave keeps the key, and an unshifted backing keeps its sound).
+    shift_instrumental: bool | None = None
     transpose: int = Field(0, ge=-24, le=24)
     f0_method: F0Method = DEFAULT_F0_METHOD
     auto_predict_f0: bool = False
@@ -67,6 +86,15 @@ class ConversionParams(Request):
     pad_seconds: float = Field(0.5, ge=0.0, le=5.0)
     chunk_seconds: float = Field(0.5, ge=0.1, le=5.0)
     max_chunk_seconds: float = Field(10.0, ge=1.0, le=40.0)
+
+    def instrumental_shift(self) -> int:
+        """Semitones to shift a song's instrumental by (0 for a vocal, or when kept)."""
+        if self.input_kind != "song" or self.transpose == 0:
+            return 0
+        shift = self.shift_instrumental
+        if shift is None:
+            shift = self.transpose % 12 != 0
+        return self.transpose if shift else 0
 
 
 # Why a training ended (`gpu/trainer.py`): the held-out loss stopped improving, the step (or
@@ -160,7 +188,30 @@ class ConversionJobRow(ConversionJob, JobRowBase):
     input_size_bytes: int | None = None
 
 
-JobRow = TrainingJobRow | ConversionJobRow
+class SeparationJob(JobBase):
+    """Separating a full-mix dataset file's vocal into a dataset file of its own."""
+
+    status: SeparationStatus
+    source_file_id: UUID  # the mix
+    derived_file_id: UUID  # the vocal's dataset file, once the worker registers it
+
+
+class SeparationJobRow(SeparationJob):
+    """A separation job's whole row: quota-free, so no reservation columns."""
+
+    user_id: UUID
+    worker_call_id: str | None = None
+    quota_state: Literal["free"] = "free"
+
+
+class SeparationTake(Model):
+    """`take_separation`: whether this caller is the one to launch the job."""
+
+    taken: bool
+    job: SeparationJobRow | None = None
+
+
+JobRow = TrainingJobRow | ConversionJobRow | SeparationJobRow
 
 
 class ModelVersion(Model):

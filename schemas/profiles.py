@@ -34,6 +34,7 @@ class DatasetSummary(Model):
     snr_db: float | None = None  # total vocal power over total noise power, ready files
     singer_consistency: float | None = None  # mean similarity of each file to the others
     other_singer_files: int = 0
+    full_mix_files: int = 0  # whole songs, counted apart: they never train, their vocals do
 
 
 class SingerCheckFile(Model):
@@ -73,6 +74,9 @@ class UploadRequest(Request):
     filename: str = Field(min_length=1, max_length=1000)
     content_type: str = Field(min_length=1, max_length=200)
     size_bytes: int
+    # A whole song (voice over music): the probe checks it, then its vocal is separated into
+    # a dataset file of its own, which trains; the song itself never does.
+    full_mix: bool = False
 
 
 class UploadTicket(Model):
@@ -117,3 +121,5 @@ class DatasetFile(Model):
     created_at: datetime
     probed_at: datetime | None = None
     probe_attempts: int = 0
+    full_mix: bool = False  # a whole song: never trains; its separated vocal does
+    derived_from: UUID | None = None  # on a separated vocal: the mix it came from

@@ -10,18 +10,24 @@ from pipeline.repository import Repository
 # Every table a user owns rows in (RLS owner-select); processed_events has no owner.
 USER_TABLES = [
     "voice_profiles", "dataset_files", "training_jobs", "model_versions", "conversion_jobs",
-    "usage_counters", "quota_overrides",
+    "usage_counters", "quota_overrides", "separation_jobs",
 ]  # fmt: skip
 
 
-def ready_dataset(repo: Repository, user_id: UUID, profile_id: UUID, seconds: float) -> None:
-    """Registers a file and records a passing probe for it, as the probe will in production."""
+def ready_dataset(
+    repo: Repository, user_id: UUID, profile_id: UUID, seconds: float, full_mix: bool = False
+) -> UUID:
+    """Registers a file and records a passing probe for it, as the probe will in production
+    (for a full mix, that also queues its separation job)."""
     file_id = uuid4()
     key = keys.dataset_key(user_id, profile_id, file_id, "take.wav")
-    repo.register_upload(user_id, profile_id, file_id, key, "take.wav", "audio/wav", 1000)
+    repo.register_upload(
+        user_id, profile_id, file_id, key, "take.wav", "audio/wav", 1000, full_mix=full_mix
+    )
     repo.record_probe(
         file_id, etag="e", size_bytes=1000, probe={"duration_sec": seconds, "format": "wav"}
     )
+    return file_id
 
 
 def trained_profile(repo: Repository, user_id: UUID, name: str = "voice") -> dict[str, Any]:

@@ -285,3 +285,136 @@ def test_refusals_and_cancels(
         "insert into public.quota_overrides (user_id, conversions_per_day) values (%s, 1000)",
         (voice_.user_id,),
     )
+
+
+def song_request(data: bytes, **params) -> dict:
+    return {
+        "filename": "my song.flac",
+        "content_type": "audio/flac",
+        "size_bytes": len(data),
+        "params": {"input_kind": "song", **params},
+    }
+
+
+def test_a_song_end_to_end_through_the_api_and_an_event(
+    trained_voice, services, api_url, relay_secret_key
+) -> None:
+    """The real worker process, the tiny HTDemucs from the model cache: three results of the
+    song's length, rate and channels; the instrumental follows a 3-semitone transpose."""
+    from tests.songs import song
+
+    voice_, token = trained_voice
+    client = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"})
+    rate, seconds = 48000, 8.0
+    data = encode(song(seconds, rate).mix, rate, "flac")
+    ticket = client.post(
+        f"/profiles/{voice_.profile_id}/conversions", json=song_request(data, transpose=3)
+    )
+    assert ticket.status_code == 201, ticket.text
+    job_id, upload = ticket.json()["job"]["id"], ticket.json()["upload"]
+    assert httpx.put(upload["upload_url"], content=data, headers=upload["headers"]).is_success
+    key = keys.conversion_input_key(voice_.user_id, voice_.profile_id, UUID(job_id), "flac")
+    info = services.storage.head(key)
+    event = r2_event(services.settings.s3_bucket, key, info.etag, info.size)
+    assert deliver(api_url, relay_secret_key, event).json()["outcomes"][0]["outcome"] == "queued"
+
+    deadline = time.monotonic() + 300
+    while (job := client.get(f"/conversions/{job_id}").json())["status"] not in {
+        "succeeded",
+        "failed",
+        "canceled",
+    }:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert job["status"] == "succeeded", job
+    assert job["params"]["input_kind"] == "song" and job["input_duration_sec"] == seconds
+
+    parts = {}
+    for part, name, channels in (
+        ("mix", "my song-cover.wav", 2),
+        ("vocal", "my song-cover-vocal.wav", 1),
+        ("instrumental", "my song-instrumental.wav", 2),
+    ):
+        link = client.get(f"/conversions/{job_id}/download", params={"part": part}).json()
+        assert link["filename"] == name
+        audio, got_rate = sf.read(io.BytesIO(httpx.get(link["url"]).content), always_2d=True)
+        assert (got_rate, audio.shape) == (rate, (int(seconds * rate), channels)), part
+        parts[part] = audio
+    assert np.abs(parts["mix"]).max() <= 10 ** (-1 / 20) + 1e-4  # -1 dBTP ceiling
+    default = client.get(f"/conversions/{job_id}/download").json()
+    assert default["filename"] == "my song-cover.wav"
+
+
+def test_song_phases_with_an_oracle_separator_and_cancel_in_each(
+    repo, services, trained_voice, converter
+) -> None:
+    """In-process, with a test double for Demucs that writes the song's known stems: the
+    instrumental comes back as it went in (limiter gain aside); and a cancel arriving in the
+    separate, convert or mix phase ends the job canceled with its quota refunded."""
+    from gpu.convert_job import ConversionRun
+    from tests.songs import song
+
+    voice_, _ = trained_voice
+    s = song(6.0, 44100)
+    phases: list[str] = []
+
+    def oracle(source, vocals, instrumental, *, cache_dir, device, progress=None):
+        sf.write(vocals, s.vocals, s.rate, subtype="FLOAT")
+        sf.write(instrumental, s.instrumental, s.rate, subtype="FLOAT")
+        assert progress is None or progress(1.0)
+
+    def start(**params) -> UUID:
+        job_id = uuid4()
+        key = keys.conversion_input_key(voice_.user_id, voice_.profile_id, job_id, "wav")
+        data = encode(s.mix, s.rate, "wav", "FLOAT")
+        repo.create_conversion(
+            voice_.user_id,
+            voice_.profile_id,
+            job_id,
+            model_version_id=None,
+            params={"input_kind": "song", **params},
+            input_key=key,
+            input_filename="in.wav",
+            input_size_bytes=len(data),
+            upload_expires_at=datetime.now(UTC),
+        )
+        services.storage._s3.put_object(Bucket=services.storage.bucket, Key=key, Body=data)
+        repo.queue_conversion(job_id)
+        return job_id
+
+    job_id = start()
+    run = ConversionRun(repo, services.storage, services.settings, converter, job_id, oracle)
+    send = run.heartbeat.send
+    run.heartbeat.send = lambda progress: phases.append(progress["phase"]) or send(progress)
+    assert run.run() == "succeeded"
+    assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == [
+        "download",
+        "separate",
+        "load_model",
+        "pitch",
+        "convert",
+        "mix",
+        "upload",
+    ]
+    job = repo.get_job_by_id("conversion", job_id)
+    part = keys.conversion_part_key(job.user_id, job.profile_id, job_id, "instrumental")
+    rest, _ = sf.read(io.BytesIO(services.storage.open_stream(part).read()), always_2d=True)
+    scale = float(np.dot(rest[:, 0], s.instrumental[:, 0]) / np.dot(rest[:, 0], rest[:, 0]))
+    assert 0.2 < 1 / scale <= 1.0  # only turned down, by the limiter's one gain
+    assert np.abs(rest * scale - s.instrumental).max() < 1e-3
+
+    for phase in ("separate", "convert", "mix"):
+        job_id = start()
+        used = repo.quota_status(voice_.user_id).conversion.used
+        run = ConversionRun(repo, services.storage, services.settings, converter, job_id, oracle)
+        send = run.heartbeat.send
+
+        def cancel_in(progress, phase=phase, job_id=job_id, send=send):
+            if progress["phase"] == phase:
+                repo.cancel_job("conversion", voice_.user_id, job_id)
+            return send(progress)
+
+        run.heartbeat.send = cancel_in
+        assert run.run() == "canceled", phase
+        assert repo.get_job_by_id("conversion", job_id).status == "canceled"
+        assert repo.quota_status(voice_.user_id).conversion.used == used - 1, phase

@@ -15,6 +15,11 @@ def test_round_trip_every_kind() -> None:
         keys.model_config_key(u, p, x): ("model_config", "config.json"),
         keys.conversion_input_key(u, p, x, "mp3"): ("conversion_input", "input.mp3"),
         keys.conversion_output_key(u, p, x): ("conversion_output", "output.wav"),
+        keys.conversion_part_key(u, p, x, "vocal"): ("conversion_output", "vocal.wav"),
+        keys.conversion_part_key(u, p, x, "instrumental"): (
+            "conversion_output",
+            "instrumental.wav",
+        ),
     }
     for key, (kind, leaf) in cases.items():
         parsed = keys.parse_key(key)
@@ -42,6 +47,7 @@ def test_round_trip_every_kind() -> None:
         "vc/users/{u}/profiles/{p}/models/{x}/weights.bin",
         "vc/users/{u}/profiles/{p}/conversions/{x}/input.ogg",
         "vc/users/{u}/profiles/{p}/conversions/{x}/output.wav.tmp",
+        "vc/users/{u}/profiles/{p}/conversions/{x}/drums.wav",
         "/vc/users/{u}/profiles/{p}/dataset/{x}/a.wav",
         "vc/users/{u}/profiles/{p}/dataset/{x}/a.wav\n",
     ],

@@ -73,7 +73,13 @@ def test_realtime_publication_covers_job_and_dataset_tables(stack: LocalStack) -
                 "select tablename from pg_publication_tables where pubname = 'supabase_realtime'"
             ).fetchall()
         }
-    assert {"dataset_files", "training_jobs", "conversion_jobs", "model_versions"} <= published
+    assert {
+        "dataset_files",
+        "training_jobs",
+        "conversion_jobs",
+        "separation_jobs",
+        "model_versions",
+    } <= published
 
 
 def test_job_tables_name_the_worker_call_for_what_it_is_and_no_function_uses_the_old_name(
@@ -94,6 +100,7 @@ def test_job_tables_name_the_worker_call_for_what_it_is_and_no_function_uses_the
         ).fetchall()
     assert sorted(columns) == [
         ("conversion_jobs", "worker_call_id"),
+        ("separation_jobs", "worker_call_id"),
         ("training_jobs", "worker_call_id"),
     ]
     assert stale == []

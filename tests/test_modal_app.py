@@ -41,6 +41,7 @@ FUNCTIONS = {
     "convert": "Converter",
     "probe": "Prober",
     "singers": "singers",
+    "separate": "separate",
     "quota_reset": "quota_reset",
     "reaper": "reaper",
     "reconciler": "reconciler",

@@ -26,6 +26,8 @@ from uuid import UUID, uuid4
 import pytest
 
 import modal_app
+from gpu import separator_weights
+from gpu.separate import MODEL_NAME, demucs_repo
 from gpu.weights import tiny_contentvec_dir
 from pipeline import keys
 from pipeline.probe import probe_dataset_file
@@ -175,6 +177,9 @@ def test_gpu_build_step_bakes_the_weights_where_the_cache_says(gpu_container) ->
         gpu_container.image.env["VC_MODEL_CACHE_DIR"] == modal_app.MANIFEST.storage.model_cache_dir
     )
     assert (tiny_contentvec_dir(Path(cache)) / "config.json").is_file()
+    separator = demucs_repo(Path(cache))  # the separator's repository, read by get_model
+    assert (separator / f"{MODEL_NAME}.yaml").is_file()
+    assert (separator / f"{separator_weights.TINY_SIGNATURE}.th").is_file()
     assert {
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -332,3 +337,28 @@ def test_train_then_convert_in_the_gpu_container(
     assert report["results"] == ["succeeded"]
     row = repo.get_job_by_id("conversion", conversion)
     assert services.storage.head(row.output_key) is not None
+
+
+def test_separate_in_the_gpu_container(gpu_container, settings, services, repo, alice) -> None:
+    """A full mix's separation, as the `separate` function runs it: the worker login, the tiny
+    HTDemucs the build step baked, and the vocal registered as a dataset file of the mix."""
+    profile = repo.create_profile(alice.id, "container song")
+    file_id = uuid4()
+    key = keys.dataset_key(alice.id, profile.id, file_id, "song.wav")
+    data = encode(voice(4.0, channels=2), 44100, "wav")
+    repo.register_upload(
+        alice.id, profile.id, file_id, key, "song.wav", "audio/wav", len(data), full_mix=True
+    )
+    services.storage._s3.put_object(Bucket=services.storage.bucket, Key=key, Body=data)
+    probe_dataset_file(repo, services.storage, file_id)  # ready: its separation is queued
+    take = repo.take_separation(file_id)
+    assert take.taken and take.job is not None
+    report = gpu_container.run(
+        gpu_container.env("separate", settings), function="separate", calls=[[str(take.job.id)]]
+    )
+    assert report["results"] == ["succeeded"]
+    derived = repo.get_dataset_file(take.job.derived_file_id)
+    assert derived is not None and derived.derived_from == file_id
+    assert services.storage.head(derived.object_key) is not None
+    probe_dataset_file(repo, services.storage, derived.id)  # what its upload event does
+    assert repo.get_dataset_file(derived.id).status in {"ready", "rejected"}

@@ -288,3 +288,81 @@ def test_dataset_listing_is_what_matters_and_bounded(repo, storage, alice):
     shown = [UUID(f["id"]) for f in files if f["status"] == "rejected"]
     assert set(shown) == set(refused[-20:])  # the latest refusals, bounded
     assert all(f["status"] in {"ready", "rejected"} for f in files)
+
+
+def finished_song(repo: Repository, storage, user_id: UUID, profile_id: UUID) -> tuple[UUID, set]:
+    """A succeeded song conversion: input, mix (its output), converted vocal, instrumental."""
+    job_id = new_conversion(repo, user_id, profile_id, input_kind="song")
+    put(storage, keys.conversion_input_key(user_id, profile_id, job_id, "wav"))
+    repo.queue_conversion(job_id)
+    repo.claim_job("conversion", job_id)
+    parts = {p: keys.conversion_part_key(user_id, profile_id, job_id, p) for p in keys.PART_LEAVES}
+    for key in parts.values():
+        put(storage, key)
+    repo.finish_conversion(job_id, parts["mix"], 1.0)
+    return job_id, set(parts.values())
+
+
+def test_a_songs_three_results_are_served_kept_and_removed_with_it(
+    repo, storage, sql, services, alice, bob, settings, quota_room
+):
+    quota_room(alice.id)
+    mine = trained_profile(repo, alice.id)
+    pid = mine["profile_id"]
+    job_id, results = finished_song(repo, storage, alice.id, pid)
+    stem = finished_conversion(repo, storage, alice.id, pid)  # a vocal conversion beside it
+    assert len(objects(storage, alice.id)) == 4 + 2
+
+    links = {
+        part: alice.client.get(f"/conversions/{job_id}/download", params={"part": part})
+        for part in ("mix", "vocal", "instrumental")
+    }
+    assert {p: r.json()["filename"] for p, r in links.items()} == {
+        "mix": "in-cover.wav",
+        "vocal": "in-cover-vocal.wav",
+        "instrumental": "in-instrumental.wav",
+    }
+    assert {httpx.get(r.json()["url"]).content for r in links.values()} == {b"RIFF-bytes"}
+    assert alice.client.get(f"/conversions/{job_id}/download").json()["filename"] == "in-cover.wav"
+    # a vocal conversion has its one result, under its own name and as `vocal`
+    one = alice.client.get(f"/conversions/{stem}/download", params={"part": "vocal"})
+    assert one.json()["filename"] == "in-converted.wav"
+    for part in ("mix", "instrumental"):
+        missing = alice.client.get(f"/conversions/{stem}/download", params={"part": part})
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
+        assert part in missing.json()["error"]["message"]
+    bad = alice.client.get(f"/conversions/{job_id}/download", params={"part": "drums"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_FAILED"
+    assert (
+        bob.client.get(f"/conversions/{job_id}/download", params={"part": "vocal"}).status_code
+        == 404
+    )
+
+    eager = Repository(services.db, settings.model_copy(update={"orphan_grace_seconds": 0}))
+    sweep_orphans(eager, storage)  # a live result is claimed, parts included
+    assert results <= objects(storage, alice.id)
+
+    sql.execute(
+        "update public.conversion_jobs set finished_at = now() - make_interval(days => %s) "
+        "where id = %s",
+        (settings.conversion_retention_days + 1, job_id),
+    )
+    report = run_retention(repo, storage)
+    assert report.rules.conversion_objects_queued == 4
+    assert objects(storage, alice.id) & results == set()
+    assert len(objects(storage, alice.id)) == 2  # the vocal conversion's input and output
+
+
+def test_a_deleted_profiles_song_results_go_with_it(repo, storage, sql, alice, quota_room):
+    quota_room(alice.id)
+    made = trained_profile(repo, alice.id, "singer")
+    pid = made["profile_id"]
+    _, results = finished_song(repo, storage, alice.id, pid)
+    assert results <= objects(storage, alice.id, pid)
+    assert alice.client.delete(f"/profiles/{pid}").status_code == 200
+    sql.execute(
+        "update public.voice_profiles set deleted_at = now() - interval '8 days' where id = %s",
+        (pid,),
+    )
+    run_retention(repo, storage)
+    assert objects(storage, alice.id, pid) == set()

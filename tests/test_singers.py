@@ -36,7 +36,7 @@ def put_ready(repo, storage, user_id: UUID, profile_id: UUID, samples, name: str
     return row
 
 
-def test_other_singer_is_flagged_and_same_voice_is_not(repo, services, settings, alice) -> None:
+def test_other_singer_is_flagged_until_deleted(repo, services, settings, alice) -> None:
     profile = repo.create_profile(alice.id, "one singer")
     storage = services.storage
     same = [
@@ -71,6 +71,34 @@ def test_other_singer_is_flagged_and_same_voice_is_not(repo, services, settings,
     )
     print({r.filename: round(r.singer_similarity, 3) for r in rows.values()})
 
+    # The odd voice deleted: the others are compared among themselves, now closer together.
+    repo.delete_dataset_file(alice.id, profile.id, other.id)
+    left = {r.id: r for r in repo.list_dataset_files(alice.id, profile.id)}
+    assert set(left) == {r.id for r in same}
+    for file_id, row in left.items():
+        assert row.other_singer is False
+        assert row.singer_similarity > rows[file_id].singer_similarity, row.filename
+    after = repo.get_profile(alice.id, profile.id).dataset
+    assert after.other_singer_files == 0
+    assert after.singer_consistency == pytest.approx(
+        sum(r.singer_similarity for r in left.values()) / 3
+    )
+    assert after.singer_consistency > summary.singer_consistency
+
+    # An object removed from the bucket (its event marks the row deleted) recomputes too: two
+    # files left are each other's centroid, too few to flag anyone.
+    repo.mark_object_deleted(same[0].object_key)
+    pair = {r.id: r for r in repo.list_dataset_files(alice.id, profile.id)}
+    assert set(pair) == {same[1].id, same[2].id}
+    first, second = pair.values()
+    assert first.singer_similarity == pytest.approx(second.singer_similarity)
+    assert first.singer_similarity != pytest.approx(left[first.id].singer_similarity)
+    assert first.other_singer is None and second.other_singer is None
+    print(
+        "after deleting the odd one:",
+        {r.filename: round(r.singer_similarity, 3) for r in left.values()},
+    )
+
 
 def test_the_probe_asks_for_the_check_when_a_file_is_ready(repo, services, settings, alice):
     asked: list[UUID] = []
@@ -88,4 +116,4 @@ def test_the_probe_asks_for_the_check_when_a_file_is_ready(repo, services, setti
         probing.close()
     assert asked == [profile.id]  # once, for the ready file
     row = repo.get_dataset_file(ready)
-    assert request_singer_check(settings, dispatcher, row) is None  # switched off
+    assert request_singer_check(repo, dispatcher, row) is None  # switched off

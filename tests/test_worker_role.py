@@ -13,8 +13,9 @@ from pipeline.local.stack import WORKER_ROLE, LocalStack
 from pipeline.services import Services
 from pipeline.settings import Settings, as_worker_env
 
-# What train, convert and the probe call (gpu/train_job.py, gpu/convert_job.py, the
-# heartbeat in gpu/errors.py, pipeline/probe.py); the migration grants exactly these.
+# What train, convert, separate and the probe call (gpu/train_job.py, gpu/convert_job.py,
+# gpu/separation_job.py, the heartbeat in gpu/errors.py, pipeline/probe.py and the
+# separation it starts, pipeline/separation.py); the migrations grant exactly these.
 WORKER_FUNCTIONS = {
     "claim_job",
     "heartbeat_job",
@@ -30,6 +31,14 @@ WORKER_FUNCTIONS = {
     "begin_probe",
     "record_training_pitch",
     "record_conversion_pitch",
+    "request_singer_check",
+    "begin_singer_check",
+    "finish_singer_check",
+    "take_separation",
+    "set_job_call_id",
+    "separation_source",
+    "register_separated_vocal",
+    "finish_separation",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 

@@ -1,20 +1,27 @@
-"""`/profiles/{id}/conversions` and `/conversions/{id}`: convert a stem, watch, download."""
+"""`/profiles/{id}/conversions` and `/conversions/{id}`: convert a stem or a song, watch,
+download."""
 
 from pathlib import PurePosixPath
-from typing import cast
+from typing import Annotated, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
+from pipeline import keys
 from pipeline.conversions import request_conversion
-from pipeline.errors import PipelineError
+from pipeline.errors import NotFound, PipelineError
 from pipeline.launch import cancel
 from pipeline.services import Services
 from schemas.conversions import ConversionRequest, ConversionTicket, DownloadLink, InputUpload
-from schemas.jobs import ConversionJob, ConversionJobRow
+from schemas.jobs import ConversionJob, ConversionJobRow, ConversionParams, ConversionPart
 
 router = APIRouter(tags=["conversions"])
+PART_HELP = (
+    "A song conversion's `mix` (the default), converted `vocal` or `instrumental`; "
+    "a vocal conversion has one result, its converted `vocal` (the default)."
+)
+SONG_PART_NAMES = {"mix": "cover", "vocal": "cover-vocal", "instrumental": "instrumental"}
 
 
 @router.post(
@@ -53,15 +60,29 @@ def cancel_conversion(job_id: UUID, user: UserDep, services: ServicesDep) -> Con
 
 
 @router.get("/conversions/{job_id}/download")
-def download_output(job_id: UUID, user: UserDep, services: ServicesDep) -> DownloadLink:
-    """The converted WAV, once the job has succeeded."""
+def download_output(
+    job_id: UUID,
+    user: UserDep,
+    services: ServicesDep,
+    part: Annotated[ConversionPart | None, Query(description=PART_HELP)] = None,
+) -> DownloadLink:
+    """The converted WAV (or one of a song's three), once the job has succeeded."""
     job = _job(services, user.id, job_id)
+    song = ConversionParams.model_validate(job.params).input_kind == "song"
+    if not song and part not in {None, "vocal"}:
+        raise NotFound(
+            f"This conversion converted a vocal alone: it has no {part}.", {"part": part}
+        )
     if job.status != "succeeded" or not job.output_key:
         raise PipelineError(
             "NOT_READY", "The conversion has not finished yet.", {"status": job.status}
         )
     stem = PurePosixPath(job.input_filename or "audio").stem
-    return _link(services, job.output_key, f"{stem}-converted.wav")
+    if not song:
+        return _link(services, job.output_key, f"{stem}-converted.wav")
+    part = part or "mix"
+    key = keys.conversion_part_key(job.user_id, job.profile_id, job.id, part)
+    return _link(services, key, f"{stem}-{SONG_PART_NAMES[part]}.wav")
 
 
 @router.get("/conversions/{job_id}/input")

@@ -1,12 +1,15 @@
-"""`/profiles/{id}/dataset`: upload, list and delete a profile's dataset files."""
+"""`/profiles/{id}/dataset`: upload, list, play and delete a profile's dataset files."""
 
 import logging
+from pathlib import PurePosixPath
 from uuid import UUID
 
 from fastapi import APIRouter, status
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
+from pipeline.errors import NotFound, PipelineError
 from pipeline.uploads import request_dataset_upload
+from schemas.conversions import DownloadLink
 from schemas.profiles import DatasetFile, UploadRequest, UploadTicket
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,23 @@ def request_upload(
 @router.get("/files")
 def list_files(profile_id: UUID, user: UserDep, repo: RepoDep) -> list[DatasetFile]:
     return repo.list_dataset_files(user.id, profile_id)
+
+
+@router.get("/files/{file_id}/download")
+def download_file(
+    profile_id: UUID, file_id: UUID, user: UserDep, services: ServicesDep
+) -> DownloadLink:
+    """A short-lived link to a ready file, for the page's player: an upload as it was sent
+    (a full mix too), or a vocal separated from one."""
+    row = services.repo.get_dataset_file(file_id)
+    if row is None or (row.user_id, row.profile_id) != (user.id, profile_id):
+        raise NotFound("That dataset file does not exist.", {"file_id": str(file_id)})
+    if row.status != "ready":
+        raise PipelineError("NOT_READY", "Only a ready file can be played.", {"status": row.status})
+    seconds = services.settings.download_url_seconds
+    name = PurePosixPath(row.filename).name.replace('"', "")
+    url = services.storage.presign_get(row.object_key, seconds, name)
+    return DownloadLink(url=url, filename=name, expires_in=seconds)
 
 
 @router.delete("/files/{file_id}")

@@ -18,7 +18,7 @@ export class ABPlayer {
     this.frame = 0;
   }
 
-  async load(beforeUrl, afterUrl) {
+  async load(beforeUrl, afterUrl, labels = ["Before (your upload)", "After (converted)"]) {
     this.stop();
     this.holder.dataset.ready = "false";
     this.holder.replaceChildren(el("p", { class: "hint" }, "Loading both versions…"));
@@ -26,7 +26,7 @@ export class ABPlayer {
     const [before, after] = await Promise.all([beforeUrl, afterUrl].map((url) => decode(this.audio, url)));
     const levels = await Promise.all([loudness(before), loudness(after)]);
     const target = Math.min(...levels.filter(isFinite));
-    this.tracks = [["before", "Before (your upload)", before, levels[0]], ["after", "After (converted)", after, levels[1]]]
+    this.tracks = [["before", labels[0], before, levels[0]], ["after", labels[1], after, levels[1]]]
       .map(([id, label, buffer, lufs]) => ({ id, label, buffer, lufs, gain: isFinite(lufs) ? 10 ** ((target - lufs) / 20) : 1 }));
     this.duration = Math.max(before.duration, after.duration);
     this.offset = 0;

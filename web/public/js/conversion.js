@@ -1,5 +1,5 @@
-// Conversion: upload a stem with its settings, follow the job, then compare before/after
-// and download.
+// Conversion: upload a stem or a whole song with its settings, follow the job, then compare
+// before/after and download (a song: the cover, its converted vocal and its instrumental).
 
 import { ABPlayer } from "./abplayer.js";
 import { JobPanel, quotaSpent } from "./jobpanel.js";
@@ -9,10 +9,13 @@ import { $, announce, el, formatDate, formatDuration, guarded } from "./ui.js";
 
 const ACTIVE = new Set(["awaiting_upload", "queued", "running"]);
 const PHASES = {
-  awaiting_upload: "Uploading your stem…", queued: "Waiting for a GPU…", download: "Fetching your stem…",
-  load_model: "Loading the voice model…", pitch: "Measuring your stem's pitch…", convert: "Converting",
+  awaiting_upload: "Uploading your file…", queued: "Waiting for a GPU…", download: "Fetching your file…",
+  separate: "Separating the voice from the music", load_model: "Loading the voice model…",
+  pitch: "Measuring the voice's pitch…", convert: "Converting", mix: "Mixing the cover over the instrumental",
   upload: "Saving the result…",
 };
+// Phases whose progress has a percentage worth showing.
+const MEASURED = new Set(["separate", "convert", "mix"]);
 
 export class ConversionPanel extends JobPanel {
   constructor(ctx) {
@@ -23,8 +26,34 @@ export class ConversionPanel extends JobPanel {
     $("convert-form").addEventListener("submit", guarded((event) => this.submit(event)));
     $("convert-cancel").addEventListener("click", guarded(() => this.cancel()));
     const transpose = $("transpose");
-    transpose.addEventListener("input", () => { $("transpose-out").value = transpose.value; });
+    transpose.addEventListener("input", () => { $("transpose-out").value = transpose.value; this.renderSong(); });
     $("pitch-apply").addEventListener("click", () => this.applyShift());
+    for (const radio of document.querySelectorAll('input[name="input-kind"]')) {
+      radio.addEventListener("change", () => this.renderSong());
+    }
+    // Until the person ticks or unticks it, the instrumental follows the key (the server's
+    // default): shifted with the vocal unless the transpose is a whole number of octaves.
+    $("shift-instrumental").addEventListener("change", () => { this.shiftTouched = true; this.renderSong(); });
+    this.shiftTouched = false;
+    this.renderSong();
+  }
+
+  inputKind() {
+    return document.querySelector('input[name="input-kind"]:checked')?.value || "vocal";
+  }
+
+  renderSong() {
+    const song = this.inputKind() === "song";
+    const transpose = Number($("transpose").value);
+    $("convert-file-label").textContent = song ? "Song (WAV, FLAC or MP3)" : "Vocal stem (WAV, FLAC or MP3)";
+    $("shift-instrumental-row").hidden = !song || transpose === 0;
+    const box = $("shift-instrumental");
+    if (!this.shiftTouched) box.checked = transpose % 12 !== 0;
+    $("shift-instrumental-hint").textContent = box.checked
+      ? "(keeps the song in key; the backing is pitch-shifted too)"
+      : transpose % 12 === 0
+        ? "(an octave keeps the key: the backing stays as it was)"
+        : "(the backing stays as it was: the voice will sing in another key than the music)";
   }
 
   // The suggested shift goes to the slider only when the person asks; converting again is theirs.
@@ -96,8 +125,12 @@ export class ConversionPanel extends JobPanel {
   }
 
   params() {
+    const song = this.inputKind() === "song";
+    const transpose = Number($("transpose").value);
     return {
-      transpose: Number($("transpose").value),
+      input_kind: song ? "song" : "vocal",
+      ...(song && transpose !== 0 && this.shiftTouched ? { shift_instrumental: $("shift-instrumental").checked } : {}),
+      transpose,
       f0_method: $("f0-method").value,
       auto_predict_f0: $("auto-f0").checked,
       noise_scale: Number($("noise-scale").value),
@@ -109,7 +142,7 @@ export class ConversionPanel extends JobPanel {
   async submit(event) {
     event.preventDefault();
     const file = $("convert-file").files[0];
-    if (!file) throw new Error("Choose a vocal stem to convert.");
+    if (!file) throw new Error(this.inputKind() === "song" ? "Choose a song to convert." : "Choose a vocal stem to convert.");
     const body = { filename: file.name, content_type: contentTypeOf(file), size_bytes: file.size, params: this.params() };
     if ($("model-version").value) body.model_version_id = $("model-version").value;
     const ticket = await this.ctx.api.post(`/profiles/${this.ctx.profile.id}/conversions`, body);
@@ -125,7 +158,7 @@ export class ConversionPanel extends JobPanel {
         this.uploading.progress = fraction;
         this.renderRun();
       });
-      announce("Stem uploaded; converting.");
+      announce("Uploaded; converting.");
     } catch (error) {
       await this.ctx.api.post(`/conversions/${ticket.job.id}/cancel`).catch(() => null);
       throw error;
@@ -146,12 +179,12 @@ export class ConversionPanel extends JobPanel {
     let percent = p.percent || 0;
     if (this.uploading) {
       percent = 100 * this.uploading.progress;
-      text = `Uploading your stem: ${Math.round(percent)}%`;
+      text = `Uploading your file: ${Math.round(percent)}%`;
     } else if (job.status === "failed") text = `Conversion failed: ${job.error_message || job.error_code}`;
     else if (job.status === "canceled") text = "Conversion canceled; it was not counted.";
     else if (job.status === "succeeded") text = `Converted. ${keptText(job, this.ctx.limits)}`;
-    else if (p.phase === "convert") {
-      text = `Converting: ${Math.round(percent)}%` + (p.eta_s ? `, about ${formatDuration(p.eta_s)} left` : "");
+    else if (MEASURED.has(p.phase)) {
+      text = `${PHASES[p.phase]}: ${Math.round(percent)}%` + (p.eta_s ? `, about ${formatDuration(p.eta_s)} left` : "");
     } else text = PHASES[p.phase] || PHASES[job.status] || "Working…";
     if ($("convert-status").textContent !== text) $("convert-status").textContent = text;
     $("convert-progress").value = job.status === "succeeded" ? 100 : percent;
@@ -181,18 +214,31 @@ export class ConversionPanel extends JobPanel {
     this.renderReason();
   }
 
+  // A song: the original song against the cover, and links to the mix, the converted vocal
+  // and the instrumental. A stem: the stem against its conversion.
   async compare(job) {
-    const [input, output] = await Promise.all([
+    const song = job.params?.input_kind === "song";
+    const parts = song ? ["mix", "vocal", "instrumental"] : [null];
+    const [input, output, ...more] = await Promise.all([
       this.ctx.api.get(`/conversions/${job.id}/input`),
-      this.ctx.api.get(`/conversions/${job.id}/download`),
+      ...parts.map((part) => this.ctx.api.get(`/conversions/${job.id}/download${part ? `?part=${part}` : ""}`)),
     ]);
     $("compare").hidden = false;
-    const link = $("convert-download");
-    link.href = output.url;
-    link.setAttribute("download", output.filename);
-    link.textContent = `Download ${output.filename}`;
-    await this.player.load(input.url, output.url);
+    setLink($("convert-download"), output);
+    $("convert-parts").hidden = !song;
+    if (song) {
+      setLink($("convert-download-vocal"), more[0]);
+      setLink($("convert-download-instrumental"), more[1]);
+    }
+    const labels = song ? ["Before (the original song)", "After (the cover)"] : undefined;
+    await this.player.load(input.url, output.url, labels);
   }
+}
+
+function setLink(link, download) {
+  link.href = download.url;
+  link.setAttribute("download", download.filename);
+  link.textContent = `Download ${download.filename}`;
 }
 
 // Results are deleted a fixed number of days after they finish (the server's retention).

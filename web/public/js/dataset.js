@@ -1,5 +1,7 @@
 // The dataset: drop or pick files, upload each straight to storage with its own progress,
-// then show what the probe found, a meter of usable minutes, and delete.
+// then show what the probe found, a meter of usable minutes, and delete. Full songs ("full
+// mix") are separated: the song's row shows the separation's progress, its vocal follows it
+// as a file of its own, and both can be played.
 
 import { Live } from "./live.js";
 import { contentTypeOf, putFile } from "./upload.js";
@@ -7,11 +9,21 @@ import { $, announce, el, formatBytes, formatDuration, guarded, plural } from ".
 
 const PARALLEL_UPLOADS = 3;
 const STATUS_TEXT = { pending: "Checking…", ready: "Ready", rejected: "Rejected", uploading: "Uploading", refused: "Not uploaded" };
+// A full song's separation, by its job's phase (schemas.jobs.Phase).
+const PHASES = {
+  queued: "Waiting for a GPU to separate the vocal…", download: "Fetching the song…",
+  separate: "Separating the vocal", upload: "Saving the vocal…", succeeded: "Vocal separated",
+  failed: "Separation failed", canceled: "Separation canceled",
+};
+const ACTIVE_SEPARATION = new Set(["queued", "running"]);
+const MIX_NOTE = "Full song: its vocal is separated and trains; the song itself never does.";
 
 export class DatasetPanel {
   constructor(ctx) {
     this.ctx = ctx;
     this.files = [];
+    this.separations = new Map(); // mix file id -> its separation job
+    this.players = new Map(); // file id -> its <audio>, kept across renders so it plays on
     this.local = new Map(); // uploads this page started: key -> {name, size, progress, error, fileId}
     this.live = new Live(ctx, "dataset_files", () => this.refresh());
     const input = $("dataset-input");
@@ -31,6 +43,7 @@ export class DatasetPanel {
 
   show() {
     this.local.clear();
+    this.players.clear();
     this.files = [];
     this.live.start();
   }
@@ -41,21 +54,28 @@ export class DatasetPanel {
   async refresh() {
     const profile = this.ctx.profile;
     if (!profile) return false;
-    const files = await this.ctx.api.get(`/profiles/${profile.id}/dataset/files`);
-    this.files = files.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.filename.localeCompare(b.filename));
+    const [files, separations] = await Promise.all([
+      this.ctx.api.get(`/profiles/${profile.id}/dataset/files`),
+      this.ctx.api.get(`/profiles/${profile.id}/separations`),
+    ]);
+    this.separations = new Map(separations.map((job) => [job.source_file_id, job]));
+    this.files = inFamilies(files.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.filename.localeCompare(b.filename)));
     await this.ctx.profiles.refreshPicked();
     this.render();
     this.ctx.training.renderButton();
     const uploading = [...this.local.values()].some((u) => !u.error && !u.done);
-    return uploading || this.files.some((f) => f.status === "pending");
+    const separating = [...this.separations.values()].some((job) => ACTIVE_SEPARATION.has(job.status)
+      && this.files.some((f) => f.id === job.source_file_id));
+    return uploading || separating || this.files.some((f) => f.status === "pending");
   }
 
   add(files) {
     if (!files.length) return;
     announce(`Uploading ${plural(files.length, "file")}.`);
+    const fullMix = $("full-mix").checked;
     const queue = files.map((file) => {
       const key = crypto.randomUUID();
-      this.local.set(key, { name: file.name, size: file.size, progress: 0 });
+      this.local.set(key, { name: file.name, size: file.size, progress: 0, fullMix });
       return [key, file];
     });
     this.render();
@@ -70,7 +90,7 @@ export class DatasetPanel {
     const profile = this.ctx.profile;
     try {
       const ticket = await this.ctx.api.post(`/profiles/${profile.id}/dataset/uploads`, {
-        filename: file.name, content_type: contentTypeOf(file), size_bytes: file.size,
+        filename: file.name, content_type: contentTypeOf(file), size_bytes: file.size, full_mix: entry.fullMix,
       });
       entry.fileId = ticket.file_id;
       await putFile(ticket.upload_url, ticket.headers, file, (fraction) => {
@@ -89,7 +109,7 @@ export class DatasetPanel {
 
   async remove(file) {
     await this.ctx.api.delete(`/profiles/${file.profile_id}/dataset/files/${file.id}`);
-    announce(`Deleted ${file.filename}.`);
+    announce(file.full_mix ? `Deleted ${file.filename} and its separated vocal.` : `Deleted ${file.filename}.`);
     for (const [key, entry] of this.local) if (entry.fileId === file.id) this.local.delete(key);
     await this.refresh();
   }
@@ -135,18 +155,81 @@ export class DatasetPanel {
     const details = [file.format?.toUpperCase(), file.sample_rate && `${file.sample_rate / 1000} kHz`,
       file.channels && (file.channels === 1 ? "mono" : `${file.channels} ch`)].filter(Boolean).join(" · ");
     const reason = file.status === "rejected" ? el("div", { class: "note reason" }, file.reject_message || "This file cannot be used.") : null;
-    return el("tr", { dataset: { filename: file.filename, status: file.status } },
-      el("td", {}, file.filename, el("div", { class: "note" }, details || formatBytes(file.size_bytes))),
-      el("td", { class: `status-${file.status}` }, STATUS_TEXT[file.status] || file.status, reason),
+    const kind = file.full_mix ? "full-mix" : file.derived_from ? "separated" : "upload";
+    const origin = file.derived_from ? el("div", { class: "note" }, `Vocal separated from ${this.filenameOf(file.derived_from)}`) : null;
+    const tag = file.full_mix ? el("span", { class: "tag" }, "Full song") : null;
+    // A song is graded as a song would be (music underneath is expected), so its row says
+    // what happens to it instead; its vocal's row carries the grades that matter.
+    const measures = file.full_mix && file.status === "ready"
+      ? [el("td", { colspan: "5", class: "note mix-note" }, MIX_NOTE)]
+      : [el("td", {}, file.loudness_lufs !== null && file.loudness_lufs !== undefined ? `${file.loudness_lufs.toFixed(1)} LUFS` : "–"),
+        el("td", { class: "voice" }, percent(file.voice_ratio)),
+        el("td", { class: "noise" }, noiseText(file.snr_db, file.noise_level)),
+        el("td", { class: "singer" }, singerText(file)),
+        el("td", {}, file.quality_grade ? el("span", {}, gradeText(file.quality_grade),
+          file.quality_notes ? el("div", { class: "note" }, file.quality_notes) : null) : "–")];
+    return el("tr", { dataset: { filename: file.filename, status: file.status, kind } },
+      el("td", {}, tag, file.filename, origin, el("div", { class: "note" }, details || formatBytes(file.size_bytes)),
+        file.status === "ready" ? this.player(file) : null),
+      el("td", { class: `status-${file.status}` }, STATUS_TEXT[file.status] || file.status, reason,
+        file.full_mix ? this.separationCell(file) : null),
       el("td", {}, file.duration_sec ? formatDuration(file.duration_sec) : "–"),
-      el("td", {}, file.loudness_lufs !== null && file.loudness_lufs !== undefined ? `${file.loudness_lufs.toFixed(1)} LUFS` : "–"),
-      el("td", { class: "voice" }, percent(file.voice_ratio)),
-      el("td", { class: "noise" }, noiseText(file.snr_db, file.noise_level)),
-      el("td", { class: "singer" }, singerText(file)),
-      el("td", {}, file.quality_grade ? el("span", {}, gradeText(file.quality_grade),
-        file.quality_notes ? el("div", { class: "note" }, file.quality_notes) : null) : "–"),
+      ...measures,
       el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Delete ${file.filename}`,
         onclick: guarded(() => this.remove(file)) }, "Delete")));
+  }
+
+  filenameOf(id) {
+    return this.files.find((f) => f.id === id)?.filename || "a deleted song";
+  }
+
+  /** Listen to a ready file: the short-lived link is asked for on the press. */
+  player(file) {
+    const open = this.players.get(file.id);
+    if (open) return el("div", { class: "player" }, open);
+    const button = el("button", { type: "button", class: "secondary listen", "aria-label": `Listen to ${file.filename}` }, "Listen");
+    button.addEventListener("click", guarded(async () => {
+      const link = await this.ctx.api.get(`/profiles/${file.profile_id}/dataset/files/${file.id}/download`);
+      const audio = el("audio", { controls: "", src: link.url, "aria-label": file.filename });
+      this.players.set(file.id, audio);
+      button.replaceWith(audio);
+      audio.play().catch(() => {});
+    }));
+    return el("div", { class: "player" }, button);
+  }
+
+  /** Where a full song's separation is: progress while it runs, why it stopped. */
+  separationCell(file) {
+    const job = this.separations.get(file.id);
+    if (!job) return file.status === "ready" ? el("div", { class: "note separation" }, PHASES.queued) : null;
+    const phase = job.status === "running" ? job.progress?.phase : job.status;
+    const words = PHASES[phase] || PHASES.queued;
+    const percentDone = job.progress?.percent;
+    const parts = [el("span", {}, phase === "separate" && percentDone !== null && percentDone !== undefined
+      ? `${words}… ${Math.round(percentDone)} %` : words)];
+    if (phase === "separate") parts.push(el("progress", { max: "100", value: String(percentDone || 0), "aria-label": `Separation of ${file.filename}` }));
+    if (job.status === "failed" && job.error_message) parts.push(el("div", { class: "reason" }, job.error_message));
+    if (ACTIVE_SEPARATION.has(job.status)) {
+      parts.push(el("button", { type: "button", class: "secondary", "aria-label": `Stop separating ${file.filename}`,
+        onclick: guarded(() => this.cancelSeparation(job, file)) }, "Stop"));
+    } else if (job.status === "failed" || job.status === "canceled") {
+      parts.push(el("button", { type: "button", class: "secondary", "aria-label": `Separate ${file.filename} again`,
+        onclick: guarded(() => this.retrySeparation(job, file)) }, "Try again"));
+    }
+    return el("div", { class: "note separation", dataset: { separation: job.status } }, ...parts);
+  }
+
+  async cancelSeparation(job, file) {
+    await this.ctx.api.post(`/separations/${job.id}/cancel`);
+    announce(`Stopped separating ${file.filename}.`);
+    await this.refresh();
+  }
+
+  async retrySeparation(job, file) {
+    await this.ctx.api.post(`/separations/${job.id}/retry`);
+    announce(`Separating ${file.filename} again.`);
+    this.live.kick();
+    await this.refresh();
   }
 
   renderMeter() {
@@ -175,6 +258,21 @@ export class DatasetPanel {
     }
     $("dataset-analysis").textContent = parts.join(" · ");
   }
+}
+
+/** Each separated vocal right after its song. */
+function inFamilies(files) {
+  const children = new Map();
+  for (const file of files) {
+    if (file.derived_from) children.set(file.derived_from, [...(children.get(file.derived_from) || []), file]);
+  }
+  const ids = new Set(files.map((f) => f.id));
+  const ordered = [];
+  for (const file of files) {
+    if (file.derived_from && ids.has(file.derived_from)) continue;
+    ordered.push(file, ...(children.get(file.id) || []));
+  }
+  return ordered;
 }
 
 function percent(ratio) {
