@@ -4,8 +4,10 @@ Both start from the same six synthetic clips and the `tiny` preset's config: the
 a worker process (`python -m gpu train`: download → prepare → features → train → upload →
 evaluate), the fork as its CLI stages (`svc pre-split`, `pre-resample`, `pre-config`,
 `pre-hubert`, `train`). Prints wall time, the ratio (goal ≤ 1.1), seconds per step, peak RSS,
-and the quality report's share of the job (its own measured seconds, the ratio with and
-without it; goal ≤ 10 % of a standard training, where training dominates far more than here).
+the time the job spent validating on its held-out pieces (the fork CLI validates each epoch
+too, on its own two pieces, without a loss), and the quality report's share of the job (its
+own measured seconds, the ratio with and without it; goal ≤ 10 % of a standard training,
+where training dominates far more than here).
 
     .venv/bin/python -m bench.train --steps 12
 """
@@ -111,24 +113,23 @@ def main() -> None:
     print(row("fork CLI stages (split … train)", cli, f"s   peak RSS {cli_rss:6.0f} MB"))
     print(row("ratio pipeline / CLI", ours / cli, "x"))
     print(row("pipeline seconds per step (whole job)", ours / steps, "s"))
+    validation = metrics.get("validation_seconds", 0.0)
+    print(
+        f"held-out validation in the job         {validation:7.1f} s   "
+        f"({validation / ours:.1%} of the job; {metrics.get('validations', 0)} validations on "
+        f"{metrics.get('held_out_seconds', 0):.1f} s held out; stopped: "
+        f"{metrics.get('stop_reason')}, best at step {metrics.get('best_step')})"
+    )
     quality = metrics.get("quality")
     if quality is None:
         print(f"quality report: none ({metrics.get('quality_error')})")
         return
     q = quality["seconds"]
-    print(
-        row(
-            "quality step (evaluate: convert, measure)", q, f"s   {100 * q / ours:.1f} % of the job"
-        )
-    )
+    share = f"s   {100 * q / ours:.1f} % of the job"
+    print(row("quality step (evaluate: convert, measure)", q, share))
     print(row("ratio pipeline / CLI without the report", (ours - q) / cli, "x"))
-    print(
-        row(
-            "held-out audio measured",
-            quality["held_out_seconds"],
-            f"s in {quality['held_out_pieces']} pieces",
-        )
-    )
+    pieces = f"s in {quality['held_out_pieces']} pieces"
+    print(row("held-out audio measured", quality["held_out_seconds"], pieces))
 
 
 if __name__ == "__main__":

@@ -14,17 +14,19 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from gpu import held_out
 from gpu.errors import JobFailure
 from gpu.presets import TEMPLATE, Preset, apply
 from pipeline.storage import Storage
-from schemas.jobs import Phase, TrainingInput
+from schemas.jobs import HeldOut, Phase, TrainingInput
 
 log = logging.getLogger(__name__)
 InputCheck = Callable[[Path, TrainingInput], None]  # raises JobFailure for a bad input
 SPEAKER = "voice"
 SAMPLE_RATE = 44100
 TARGET_LUFS = -20.0
-MIN_PIECES = 5
+MIN_PIECES = 5  # the fork's own floor; `gpu.held_out` then keeps 4 of them training
+HELD_OUT_FILE = "held_out.json"
 
 
 def _done(work: Path, stage: str) -> bool:
@@ -93,7 +95,12 @@ def split_and_resample(normalized: Path, work: Path) -> Path:
     return dataset
 
 
-def write_config(dataset: Path, work: Path, preset: Preset, total_steps: int) -> Path:
+def write_config(
+    dataset: Path, work: Path, preset: Preset, total_steps: int, seed: str = ""
+) -> Path:
+    """The fork's config with our own split: the pieces `gpu.held_out` chooses (seeded by the
+    job) are the validation list, every other piece trains; the fork's random train/val/test
+    split is overwritten (it kept two pieces out for a test list nothing reads)."""
     from so_vits_svc_fork.preprocessing.preprocess_flist_config import preprocess_config
 
     config_path = work / "config.json"
@@ -102,12 +109,40 @@ def write_config(dataset: Path, work: Path, preset: Preset, total_steps: int) ->
         dataset, lists / "train.txt", lists / "val.txt", lists / "test.txt", config_path, TEMPLATE
     )
     config = json.loads(config_path.read_text())
-    train_items = len(Path(config["data"]["training_files"]).read_text().split())
-    steps_per_epoch = max(1, train_items // preset.batch_size)
+    split = split_held_out(lists, seed)
+    (lists / "train.txt").write_text("\n".join(p.path.as_posix() for p in split.train))
+    for name in ("val.txt", "test.txt"):
+        (lists / name).write_text("\n".join(p.path.as_posix() for p in split.held_out))
+    record = HeldOut(
+        pieces=len(split.held_out),
+        files=len({p.source for p in split.held_out}),
+        seconds=round(split.held_out_seconds, 2),
+        target_seconds=round(split.target_seconds, 2),
+        names=[p.path.name for p in split.held_out],
+    )
+    (work / HELD_OUT_FILE).write_text(record.model_dump_json())
+    steps_per_epoch = max(1, len(split.train) // preset.batch_size)
     apply(config, preset, steps_per_epoch, total_steps)
     config["model_dir"] = str(work / "model")
     config_path.write_text(json.dumps(config, indent=2))
     return config_path
+
+
+def split_held_out(lists: Path, seed: str) -> held_out.Split:
+    """Every piece the fork listed (it skips those under 0.3 s), split by `gpu.held_out`."""
+    paths = [
+        Path(line)
+        for name in ("train.txt", "val.txt", "test.txt")
+        for line in (lists / name).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    pieces = [held_out.Piece(path, sf.info(str(path)).duration) for path in sorted(set(paths))]
+    return held_out.choose(pieces, seed)
+
+
+def read_held_out(work: Path) -> HeldOut | None:
+    path = work / HELD_OUT_FILE
+    return HeldOut.model_validate_json(path.read_text()) if path.exists() else None
 
 
 def extract_features(dataset: Path, config_path: Path, f0_method: str) -> None:
@@ -125,8 +160,10 @@ def prepare(
     f0_method: str,
     report: Callable[[Phase], None],
     check: InputCheck | None = None,
+    seed: str = "",
 ) -> Path:
-    """Runs the stages not yet done; returns the config path."""
+    """Runs the stages not yet done; returns the config path. `seed` (the job id) fixes
+    which pieces are held out."""
     work.mkdir(parents=True, exist_ok=True)
     dataset = work / "dataset" / "44k"
     if not _done(work, "pieces"):
@@ -137,7 +174,7 @@ def prepare(
         _mark(work, "pieces")
     config_path = work / "config.json"
     if not _done(work, "config"):
-        write_config(dataset, work, preset, total_steps)
+        write_config(dataset, work, preset, total_steps, seed)
         _mark(work, "config")
     if not _done(work, "features"):
         report("features")

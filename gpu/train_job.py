@@ -15,7 +15,7 @@ import torch
 from gpu import f0, pitch_range
 from gpu.errors import KEEPS_CHECKPOINTS, Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.evaluate import Evaluation, measure
-from gpu.prepare import SAMPLE_RATE, prepare
+from gpu.prepare import SAMPLE_RATE, prepare, read_held_out
 from gpu.presets import PRESETS, Preset
 from gpu.sealed import input_check
 from gpu.trainer import export_generator, fit
@@ -87,12 +87,24 @@ class TrainingRun:
             params.f0_method,
             self.phase,
             check=input_check(self.settings),
+            seed=str(self.job_id),
         )
         self._record_pitch(config, params.f0_method)
         self._place_pretrained(preset)
+        held_out = read_held_out(self.work)
+        if held_out is not None:  # on the job row from here on, retries included
+            self.heartbeat.progress["held_out"] = held_out.model_dump()
         self.phase("train")
-        result = fit(config, total, self.settings.heartbeat_seconds, self.heartbeat.send)
-        self.phase("upload")
+        s = self.settings
+        result = fit(
+            config,
+            total,
+            s.heartbeat_seconds,
+            self.heartbeat.send,
+            s.early_stop_patience,
+            s.early_stop_min_delta,
+        )
+        self.heartbeat.require(phase="upload", val_history=result.val_history, **result.summary())
         version = model_version_id(self.job_id)
         user, profile = job.user_id, job.profile_id
         model_key = keys.model_key(user, profile, version)
@@ -112,6 +124,8 @@ class TrainingRun:
                 "dataset_seconds": seconds,
                 "preset": preset.name,
                 "resumed_from_step": result.resumed_from_step,
+                "held_out_seconds": held_out.seconds if held_out else 0.0,
+                **result.summary(),
             }
         )
         self.repo.finish_training(self.job_id, version, model_key, config_key, size, metrics)

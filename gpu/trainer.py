@@ -1,11 +1,13 @@
-"""A Lightning Trainer built around the fork's own `VCDataModule` and `VitsLightning`, with a
-callback for progress, heartbeats and cancellation (the fork's `train()` builds a Trainer
-with fixed callbacks and no way in). Checkpoints live in the job's work dir; the fork's model
-resumes from the newest one when a retried worker starts again.
+"""A Lightning Trainer built around the fork's own `VCDataModule` and `VitsLightning` (with a
+validation loss and early stopping, `gpu.validation`), with a callback for progress,
+heartbeats and cancellation (the fork's `train()` builds a Trainer with fixed callbacks and no
+way in). Checkpoints live in the job's work dir; the fork's model resumes from the newest one
+when a retried worker starts again, and the export takes the best one.
 """
 
 import logging
 import math
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from gpu.early_stop import EarlyStopping
 from gpu.errors import JobCanceled, JobFailure
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,20 @@ class TrainResult:
     epochs: int
     metrics: dict[str, float] = field(default_factory=dict)
     resumed_from_step: int = 0
+    stop_reason: str = "step_limit"  # or "plateau"; a budget stop raises JobCanceled
+    best_step: int | None = None
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    val_history: list[list[float | None]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """What the model version's metrics and the last progress say about the stop."""
+        return {
+            "stop_reason": self.stop_reason,
+            "best_step": self.best_step,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+        }
 
 
 HISTORY_POINTS = 120
@@ -50,8 +67,7 @@ class ProgressCallback(pl.Callback):
         self.canceled = False
         self.last_progress: dict[str, Any] | None = None
         self.history: list[list[float | None]] = []
-        self._kept: list[list[float | None]] = []
-        self._stride = 1
+        self._curve = Curve()
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *_: Any) -> None:
         step = int(module.total_batch_idx)
@@ -71,7 +87,7 @@ class ProgressCallback(pl.Callback):
         eta = (now - self.started) / done * max(self.total_steps - step, 0)
         loss_d, mel = _metric(trainer, "loss/d/total"), _metric(trainer, "loss/g/mel")
         self._remember(step, loss_g, loss_d, mel)
-        progress = {
+        progress = self._validation(module) | {
             "phase": "train",
             "step": step,
             "total_steps": self.total_steps,
@@ -84,10 +100,9 @@ class ProgressCallback(pl.Callback):
         }
         self.last_progress = progress
         if not self.sink(progress):
-            self.canceled = True
-            trainer.should_stop = True
+            self._stop_now(trainer)
         if step >= self.total_steps:
-            trainer.should_stop = True
+            trainer.should_stop = True  # Lightning validates once more before it stops
 
     def on_validation_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
         self._keep_alive(trainer)
@@ -104,21 +119,62 @@ class ProgressCallback(pl.Callback):
             return
         self.last_report = now
         if not self.sink(self.last_progress):
-            self.canceled = True
-            trainer.should_stop = True
+            self._stop_now(trainer)
+
+    def _stop_now(self, trainer: pl.Trainer) -> None:
+        """Canceled or out of GPU budget: stop without the validation Lightning would run
+        before stopping (it would be charged and nothing would use it)."""
+        self.canceled = True
+        trainer.should_stop = True
+        trainer.lightning_module.skip_validation = True
+
+    def _validation(self, module: Any) -> dict[str, Any]:
+        stopping: EarlyStopping | None = getattr(module, "stopping", None)
+        if stopping is None or not stopping.evaluations:
+            return {}
+        return {
+            "val_loss": _rounded(stopping.evaluations[-1][1]),
+            "val_history": self.validation_curve(stopping),
+            "best_step": stopping.best_step,
+            "best_val_loss": _rounded(stopping.best_loss),
+        }
 
     def _remember(self, step: int, *losses: float | None) -> None:
-        """A loss curve for the page's chart that survives a reload: points at least `stride`
-        steps apart, the stride doubling (and every other point dropped) whenever
-        HISTORY_POINTS fill, plus the latest point, so its size stays bounded and its spacing
-        even however long the run."""
-        point = [step, *(None if v is None else round(v, 4) for v in losses)]
-        if not self._kept or step - self._kept[-1][0] >= self._stride:
+        self.history = self._curve.add(step, *losses)
+
+    def validation_curve(self, stopping: EarlyStopping) -> list[list[float | None]]:
+        """The held-out loss per evaluation, thinned like the training curve."""
+        curve = Curve()
+        for step, loss in stopping.evaluations:
+            curve.add(int(step), loss)
+        return curve.points
+
+
+class Curve:
+    """A loss curve for the page's chart that survives a reload: points at least `stride`
+    steps apart, the stride doubling (and every other point dropped) whenever HISTORY_POINTS
+    fill, plus the latest point, so its size stays bounded and its spacing even however long
+    the run."""
+
+    def __init__(self) -> None:
+        self._kept: list[list[float | None]] = []
+        self._stride = 1
+        self.points: list[list[float | None]] = []
+
+    def add(self, step: int, *values: float | None) -> list[list[float | None]]:
+        point = [step, *(_rounded(v) for v in values)]
+        if not self._kept or step - (self._kept[-1][0] or 0) >= self._stride:
             self._kept.append(point)
             if len(self._kept) >= HISTORY_POINTS:
                 self._kept, self._stride = self._kept[::2], self._stride * 2
         tail = [] if self._kept[-1] is point else [point]
-        self.history = self._kept + tail
+        self.points = self._kept + tail
+        return self.points
+
+
+def _rounded(value: float | None) -> float | None:
+    """For the job row's JSON, which has no NaN or infinity."""
+    return round(value, 4) if value is not None and math.isfinite(value) else None
 
 
 def _intact(path: Path) -> bool:
@@ -150,10 +206,19 @@ def drop_torn_checkpoints(model_dir: Path) -> list[Path]:
 
 
 def fit(
-    config_path: Path, total_steps: int, every_seconds: float, sink: ProgressSink
+    config_path: Path,
+    total_steps: int,
+    every_seconds: float,
+    sink: ProgressSink,
+    patience: int = 0,
+    min_delta: float = 0.0,
 ) -> TrainResult:
+    """Trains until the step limit, or until `patience` validations in a row did not improve
+    on the best by more than `min_delta` (0: never stops early)."""
     from so_vits_svc_fork import utils
-    from so_vits_svc_fork.train import VCDataModule, VitsLightning
+    from so_vits_svc_fork.train import VCDataModule
+
+    from gpu.validation import ValidatedVits, stopping_state
 
     model_dir = config_path.parent / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +226,10 @@ def fit(
         log.warning("dropped a torn checkpoint: %s", path.name)
     hparams = utils.get_backup_hparams(config_path, model_dir)
     datamodule = VCDataModule(hparams)
-    model = VitsLightning(reset_optimizer=False, **hparams)
+    # The fork crops a piece over ~9 s at a random place; validation takes each one whole.
+    datamodule.val_dataset.max_spec_len = sys.maxsize
+    stopping = EarlyStopping.load(stopping_state(model_dir), patience, min_delta)
+    model = ValidatedVits(stopping, **hparams)
     resumed = model._temp_epoch * hparams.train.eval_interval
     progress = ProgressCallback(total_steps, every_seconds, sink)
     trainer = pl.Trainer(
@@ -181,6 +249,7 @@ def fit(
     trainer.fit(model, datamodule=datamodule)
     if progress.canceled:
         raise JobCanceled
+    plateau = model.plateaued and progress.last_step < total_steps
     return TrainResult(
         steps=progress.last_step,
         epochs=int(trainer.current_epoch),
@@ -188,19 +257,32 @@ def fit(
             k: v
             for k in ("loss/g/total", "loss/d/total", "loss/g/mel")
             if (v := _metric(trainer, k)) is not None
+        }
+        | {
+            "validations": len(stopping.evaluations),
+            "validation_seconds": round(model.validation_seconds, 2),
         },
         resumed_from_step=resumed,
+        stop_reason="plateau" if plateau else "step_limit",
+        best_step=stopping.best_step,
+        best_epoch=stopping.best_epoch,
+        best_val_loss=_rounded(stopping.best_loss),
+        val_history=progress.validation_curve(stopping),
     )
 
 
 def export_generator(model_dir: Path, target: Path) -> int:
-    """The newest generator's weights alone (no optimizer state), as `Svc` reads them."""
+    """The best generator's weights alone (no optimizer state), as `Svc` reads them: the one
+    with the lowest held-out loss, or the newest when no validation ran."""
     from so_vits_svc_fork import utils
 
-    latest = utils.latest_checkpoint_path(model_dir, "G_*.pth")
-    if latest is None:
+    from gpu.validation import best_generator
+
+    best = best_generator(model_dir)
+    chosen = best if best.exists() else utils.latest_checkpoint_path(model_dir, "G_*.pth")
+    if chosen is None:
         raise JobFailure("INTERNAL", "Training finished without a checkpoint.")
-    checkpoint = torch.load(latest, map_location="cpu", weights_only=True)
+    checkpoint = torch.load(chosen, map_location="cpu", weights_only=True)
     torch.save(
         {
             "model": checkpoint["model"],

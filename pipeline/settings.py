@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     work_dir: str = ".local/work"
     offline_models: bool = True
     heartbeat_seconds: float = Field(3.0, gt=0)
+    # Early stopping: a training ends once this many validations in a row (one per epoch, on
+    # the held-out pieces) did not lower the best held-out loss by more than the min delta;
+    # 0 trains to the step limit. The best checkpoint is exported either way.
+    early_stop_patience: int = Field(20, ge=0)
+    early_stop_min_delta: float = Field(0.0, ge=0)
 
     # Maintenance.
     reconcile_after_seconds: int = Field(180, ge=0)

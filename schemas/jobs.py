@@ -98,6 +98,23 @@ class ConversionParams(Request):
         return self.transpose if shift else 0
 
 
+# Why a training ended (`gpu/trainer.py`): the held-out loss stopped improving, the step (or
+# epoch) limit was reached, or the GPU budget ran out (the job then fails with
+# GPU_BUDGET_EXHAUSTED and no model version, its checkpoints kept in the work dir).
+StopReason = Literal["plateau", "step_limit", "budget"]
+
+
+class HeldOut(Model):
+    """The dataset pieces kept out of training to validate it (`gpu/held_out.py`); they are
+    the fork's validation list in the training's `config.json`."""
+
+    pieces: int
+    files: int  # the dataset files they were cut from
+    seconds: float
+    target_seconds: float  # what was aimed at; less when the dataset is too small
+    names: list[str]  # piece files, `{dataset file id}_{start}_{end}.wav`
+
+
 class Progress(Model):
     """What a worker writes with each heartbeat; every field but the phase is optional."""
 
@@ -111,6 +128,12 @@ class Progress(Model):
     percent: float | None = None
     eta_s: float | None = None
     history: list[list[float | None]] | None = None  # [step, loss_g, loss_d, mel_loss]
+    held_out: HeldOut | None = None
+    val_loss: float | None = None  # mel L1 on the held-out pieces at the last validation
+    val_history: list[list[float | None]] | None = None  # [step, val_loss], one per epoch
+    best_step: int | None = None  # the step of the lowest val_loss: the model exported
+    best_val_loss: float | None = None
+    stop_reason: StopReason | None = None
 
 
 class JobBase(Model):

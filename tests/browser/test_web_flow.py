@@ -134,9 +134,15 @@ def _train(page: Page) -> None:
         if "finished" in text or "failed" in text:
             break
         page.wait_for_timeout(200)
-    expect(status).to_have_text("Training finished: the new model is active.")
+    expect(status).to_have_text(
+        re.compile(
+            r"^Training finished: the new model is active\. Trained to the step limit\. "
+            r"The best model on the held-out audio, at step \d+, is the one kept\.$"
+        )
+    )
     assert len(steps) >= 2 and steps == sorted(steps), f"progress moves forward: {steps}"
     assert int(page.locator("#loss-chart").get_attribute("data-points") or 0) >= 2
+    assert int(page.locator("#loss-chart").get_attribute("data-validation-points") or 0) >= 1
 
     notes = page.evaluate("window.__notifications")
     assert notes == [{"title": "svc-pipeline", "body": "Alto: Your voice model is ready."}]

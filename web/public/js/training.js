@@ -3,7 +3,7 @@
 
 import { JobPanel, quotaSpent } from "./jobpanel.js";
 import { ABPlayer } from "./abplayer.js";
-import { LossChart } from "./losschart.js";
+import { LossChart, stopSentence } from "./losschart.js";
 import { notifyWhenHidden, offerNotifications } from "./notify.js";
 import { clearlyWorse, describeQuality } from "./quality.js";
 import { $, announce, el, formatDate, formatDuration, formatBytes, guarded, plural } from "./ui.js";
@@ -114,7 +114,7 @@ export class TrainingPanel extends JobPanel {
     $("train-cancel").hidden = !running;
     if (!running) $("notify-ask").hidden = true;
     let text;
-    if (job.status === "succeeded") text = "Training finished: the new model is active.";
+    if (job.status === "succeeded") text = `Training finished: the new model is active. ${stopSentence(p)}`.trim();
     else if (job.status === "failed") text = `Training failed: ${job.error_message || job.error_code}`;
     else if (job.status === "canceled") text = "Training canceled; it was not counted against your quota.";
     else if (p.phase === "train" && p.total_steps) {
@@ -124,7 +124,7 @@ export class TrainingPanel extends JobPanel {
     const bar = $("train-progress");
     bar.value = job.status === "succeeded" ? 100 : p.total_steps ? (100 * (p.step || 0)) / p.total_steps : 0;
     bar.dataset.step = p.step ?? "";
-    this.chart.draw(p.history || []);
+    this.chart.draw(p.history || [], p.val_history || []);
   }
 
   async finished(job) {
@@ -144,7 +144,7 @@ export class TrainingPanel extends JobPanel {
       const hasPreview = Boolean(model.metrics?.quality?.preview_seconds);
       return el("li", { dataset: { modelId: model.id } },
         el("span", {}, `Model of ${formatDate(model.created_at)}`),
-        el("span", { class: "hint" }, [model.metrics?.steps && `${model.metrics.steps} steps`, formatBytes(model.size_bytes)].filter(Boolean).join(" · ")),
+        el("span", { class: "hint" }, [model.metrics?.steps && `${model.metrics.steps} steps`, formatBytes(model.size_bytes), stopSentence(model.metrics)].filter(Boolean).join(" · ")),
         model.active ? el("span", { class: "badge" }, "Active")
           : el("button", { type: "button", class: "secondary", onclick: guarded(() => this.activate(model)) }, "Use this model"),
         el("span", { class: "links" },
