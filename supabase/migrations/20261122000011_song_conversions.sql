@@ -15,7 +15,8 @@ create or replace function svc_private.conversion_part_keys(
 $$;
 revoke all on function svc_private.conversion_part_keys(uuid, uuid, uuid, jsonb) from public;
 
--- As in 20261122000004_retention.sql, with a song conversion's parts queued too.
+-- As in 20261122000009_model_quality.sql (previews beside the model), with a song
+-- conversion's parts queued too.
 create or replace function svc_private.purge_profiles(p_profile_ids uuid[], p_reason text)
 returns jsonb language plpgsql as $$
 declare
@@ -27,7 +28,13 @@ begin
     v_objects := v_objects + svc_private.enqueue_deletions(r.user_id, array(
       select object_key from public.dataset_files where profile_id = r.id
       union all
-      select unnest(array[model_key, config_key]) from public.model_versions
+      select unnest(array[
+          model_key, config_key,
+          format('vc/users/%s/profiles/%s/models/%s/preview-original.wav',
+                 user_id, profile_id, id),
+          format('vc/users/%s/profiles/%s/models/%s/preview-converted.wav',
+                 user_id, profile_id, id)])
+        from public.model_versions
        where profile_id = r.id
       union all
       select unnest(array[input_key, output_key]
@@ -105,8 +112,9 @@ begin
                             'profiles_purged', v_purged);
 end $$;
 
--- As in 20261122000004_retention.sql, with a live song conversion claiming its parts (the
--- worker uploads them a moment before it records the job's output).
+-- As in 20261122000009_model_quality.sql (a model version claims its whole prefix), with a
+-- live song conversion claiming its parts (the worker uploads them a moment before it records
+-- the job's output).
 create or replace function public.unclaimed_object_keys(p_keys jsonb)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(k order by k), '[]'::jsonb)
@@ -114,7 +122,9 @@ returns jsonb language sql stable security definer set search_path = '' as $$
   where not exists (select 1 from public.dataset_files f
                      where f.object_key = k and f.status in ('pending', 'ready'))
     and not exists (select 1 from public.model_versions m
-                     where k in (m.model_key, m.config_key))
+                     where k in (m.model_key, m.config_key)
+                        or k like format('vc/users/%s/profiles/%s/models/%s/%%',
+                                         m.user_id, m.profile_id, m.id))
     and not exists (select 1 from public.conversion_jobs c
                      where c.files_removed_at is null
                        and (k in (c.input_key, coalesce(c.output_key, format(
