@@ -14,7 +14,6 @@ import pytest
 import soundfile as sf
 from playwright.sync_api import Page, expect
 
-from pipeline.audio import measure
 from tests.browser.conftest import screenshot
 from tests.browser.pages import (
     NOTIFICATION_RECORDER,
@@ -257,12 +256,21 @@ def _download(page: Page) -> bytes:
     return Path(download.value.path()).read_bytes()
 
 
+def _reference_lufs(path: Path) -> float:
+    import pyloudnorm
+
+    audio, rate = sf.read(path, always_2d=True)
+    return pyloudnorm.Meter(rate).integrated_loudness(audio)
+
+
 def _check_loudness_matching(player, stem, output: bytes, tmp_path) -> None:
-    """The page's loudness agrees with the probe's BS.1770 within 1 LU, and the louder side is
-    turned down by the difference."""
+    """The page's loudness agrees with the reference BS.1770 meter (pyloudnorm, time-domain
+    K-weighting) within 1 LU, and the louder side is turned down by the difference. Not the
+    probe's meter: it weights 50 ms spectra, which reads steps in a DC offset (what a tiny
+    random model outputs) far quieter than a time-domain filter does."""
     out_path = tmp_path / "out.wav"
     out_path.write_bytes(output)
-    before, after = measure(stem, 3600).loudness_lufs, measure(out_path, 3600).loudness_lufs
+    before, after = (_reference_lufs(path) for path in (stem, out_path))
     assert before is not None and after is not None
     page_before = float(player.get_attribute("data-lufs-before") or "nan")
     page_after = float(player.get_attribute("data-lufs-after") or "nan")
