@@ -22,8 +22,8 @@ from gpu import f0, pitch_range
 from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.inference import convert
 from gpu.model_cache import ModelCache
-from gpu.separate import separate
-from gpu.song_job import Separator, convert_song
+from gpu.separate import Separator, separate
+from gpu.song_job import convert_song
 from pipeline import keys
 from pipeline.audio import BLOCK_FRAMES, AudioError, measure
 from pipeline.audio_header import HeaderError, HeaderLimits, screen_file

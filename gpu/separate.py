@@ -17,7 +17,7 @@ image build puts the published weights and offline setups a tiny random HTDemucs
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -34,6 +34,23 @@ OVERLAP_SECONDS = 2.0
 
 # A stereo chunk at MODEL_RATE, shape (2, n) → its (vocals, instrumental), each (2, n).
 Split = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class Separator(Protocol):
+    """`separate`'s signature, for the workers that take a separator (tests inject doubles):
+    writes the vocal stem and the rest as WAVs at the source's rate and channel count;
+    `progress(fraction)` returning False stops it with `JobCanceled`."""
+
+    def __call__(
+        self,
+        source: Path,
+        vocals: Path,
+        instrumental: Path,
+        *,
+        cache_dir: Path,
+        device: str,
+        progress: Callable[[float], bool] | None = None,
+    ) -> None: ...
 
 
 def demucs_repo(cache_dir: Path) -> Path:

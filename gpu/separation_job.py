@@ -12,13 +12,12 @@ that ends without succeeding takes its pending vocal with it (a trigger in SQL).
 import logging
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 from uuid import UUID
 
 from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.sealed import CHANGED_MESSAGE
+from gpu.separate import Separator
 from pipeline import keys
 from pipeline.repository import Repository
 from pipeline.settings import Settings
@@ -27,23 +26,6 @@ from schemas.jobs import SeparationJobRow
 
 log = logging.getLogger(__name__)
 BLOCK_FRAMES = 1 << 16
-
-
-class Separator(Protocol):
-    """`gpu.separate.separate`'s signature: writes the vocal stem and the rest as WAVs at the
-    source's rate and channel count; `progress(fraction)` returning False stops it with
-    `JobCanceled`."""
-
-    def __call__(
-        self,
-        source: Path,
-        vocals: Path,
-        instrumental: Path,
-        *,
-        cache_dir: Path,
-        device: str,
-        progress: Callable[[float], bool] | None = None,
-    ) -> None: ...
 
 
 def default_separator() -> Separator:

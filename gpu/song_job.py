@@ -12,7 +12,7 @@ stops the job within one chunk or window; a failure takes the conversion's own f
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import soundfile as sf
 
@@ -22,19 +22,6 @@ from schemas.jobs import ConversionJobRow, ConversionParams
 
 if TYPE_CHECKING:
     from gpu.convert_job import ConversionRun
-
-
-class Separator(Protocol):
-    def __call__(
-        self,
-        source: Path,
-        vocals: Path,
-        instrumental: Path,
-        *,
-        cache_dir: Path,
-        device: str,
-        progress: Callable[[float], bool] | None = None,
-    ) -> None: ...
 
 
 def phase_progress(run: "ConversionRun", phase: str) -> Callable[[float], bool]:
