@@ -70,6 +70,7 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.timeout(1200)  # its own waits allow a slow shared CPU
 def test_train_end_to_end_through_the_api(
     alice, services, api_url, relay_secret_key, worker_env, tmp_path
 ) -> None:
@@ -172,6 +173,7 @@ def _check_quality_report(user, model: dict, tmp_path: Path) -> None:
     assert links["seconds"] == report.preview_seconds <= 10.0
 
 
+@pytest.mark.timeout(1200)  # its own waits allow a slow shared CPU
 def test_crash_after_a_checkpoint_resumes_and_charges_once(
     repo, alice, services, api_url, relay_secret_key, worker_env
 ) -> None:
