@@ -33,6 +33,11 @@ def test_the_api_keeps_its_openapi_contract(api_url, make_user, tmp_path) -> Non
     budget = ["--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES), "--workers", "1"]
     auth = ["--header", f"Authorization: Bearer {user.token}"]
     command = [str(st), *config, "run", f"{api_url}/openapi.json", "--checks", "all"]
+    # Every check but one: schemathesis's inferred links bind `{file_id}` in
+    # /profiles/{profile_id}/dataset/files/{file_id}/download to the id a POST /profiles just
+    # returned, then call the honest 404 for that made-up file "created resource not found"
+    # (ST302). Creates and reads are checked by tests/test_api.py.
+    command += ["--exclude-checks", "ensure_resource_availability"]
     command += [*budget, "--generation-deterministic", *auth]
     env = os.environ | {"HOME": str(tmp_path), "SCHEMATHESIS_HOOKS": ""}
     report = tmp_path / "schemathesis.txt"
