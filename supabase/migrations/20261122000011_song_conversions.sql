@@ -2,6 +2,8 @@
 -- beside its output (the mix): the converted vocal and the instrumental. Their keys follow
 -- from the row, so no column holds them; every rule that queues or claims a conversion's
 -- objects (profile purge, retention, the orphan sweep) now reads them from one function.
+-- The same rules also treat a model version's preview (preview-original.wav and
+-- preview-converted.wav under `models/<version>/`) as the model's.
 
 -- A song conversion's part keys; none for a vocal one.
 create or replace function svc_private.conversion_part_keys(
@@ -15,8 +17,8 @@ create or replace function svc_private.conversion_part_keys(
 $$;
 revoke all on function svc_private.conversion_part_keys(uuid, uuid, uuid, jsonb) from public;
 
--- As in 20261122000009_model_quality.sql (previews beside the model), with a song
--- conversion's parts queued too.
+-- As in 20261122000004_retention.sql, with a model version's preview (beside its weights)
+-- and a song conversion's parts queued too.
 create or replace function svc_private.purge_profiles(p_profile_ids uuid[], p_reason text)
 returns jsonb language plpgsql as $$
 declare
@@ -112,9 +114,9 @@ begin
                             'profiles_purged', v_purged);
 end $$;
 
--- As in 20261122000009_model_quality.sql (a model version claims its whole prefix), with a
--- live song conversion claiming its parts (the worker uploads them a moment before it records
--- the job's output).
+-- As in 20261122000004_retention.sql, with a model version claiming its whole prefix
+-- (weights, config, preview) and a live song conversion claiming its parts (the worker
+-- uploads them a moment before it records the job's output).
 create or replace function public.unclaimed_object_keys(p_keys jsonb)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(k order by k), '[]'::jsonb)
