@@ -46,6 +46,10 @@ CODE_OF_STATUS: dict[int, str] = {
 }
 
 
+# Seconds a client waits before retrying a 503 that did not say (a dependency outage).
+UNAVAILABLE_RETRY_AFTER = 5
+
+
 def error_response(
     status: int,
     code: str,
@@ -58,7 +62,9 @@ def error_response(
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"} | headers
     retry_after = (details or {}).get("retry_after")
-    if status == 429 and isinstance(retry_after, int | float):
+    if status == 503 and not isinstance(retry_after, int | float):
+        retry_after = UNAVAILABLE_RETRY_AFTER  # a dependency is down: come back shortly
+    if status in (429, 503) and isinstance(retry_after, int | float):
         headers.setdefault("Retry-After", str(max(1, int(retry_after))))
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers or None)
 

@@ -26,7 +26,9 @@ def reset_quotas(services: Services, now: datetime | None = None) -> dict[str, i
 
 def reap(services: Services) -> list[dict[str, Any]]:
     """Fails silent or never-started jobs and expires un-uploaded conversions, with refunds;
-    then starts the jobs an operator requeued (`ops.requeue_job`), which nothing else would."""
+    then starts the jobs an operator requeued (`ops.requeue_job`), which nothing else would,
+    and the separations waiting in line for a slot. A requeued job's wait counts from its
+    requeue (`queued_at`), so reaping first cannot fail it before it starts."""
     reaped = services.repo.reap_stale_jobs()
     launch_requeued(services)
     return reaped
@@ -34,11 +36,18 @@ def reap(services: Services) -> list[dict[str, Any]]:
 
 def launch_requeued(services: Services) -> list[str]:
     """Launches each requeued job once, as the API launches a new one (a failed spawn fails
-    the job with its quota refunded)."""
+    the job with its quota refunded), then each separation waiting in line while its person
+    has a free slot (`take_separation` decides, as for the probe's first launch)."""
+    repo = services.repo
+    taken = list(repo.take_requeued_jobs())
+    for file_id in repo.waiting_separations():
+        take = repo.take_separation(file_id)
+        if take.taken and take.job is not None:
+            taken.append(("separation", take.job.id))
     launched = []
-    for kind, job_id in services.repo.take_requeued_jobs():
+    for kind, job_id in taken:
         try:
-            launch(services.repo, services.dispatcher, kind, job_id)
+            launch(repo, services.dispatcher, kind, job_id)
         except Unavailable:
             continue
         launched.append(str(job_id))

@@ -10,6 +10,9 @@
 - A failed fetch keeps the last good set (an Auth outage does not sign everyone out); a
   successful one replaces it, so a key removed from the JWKS stops verifying once the cache
   period has passed.
+- With no set at all (a cold container during an Auth outage) nothing can be verified: that
+  is our dependency failing, not the person's token, so it is a 503 with Retry-After, never
+  a 401 (the page signs out on a 401).
 - Fetches have short timeouts.
 """
 
@@ -22,9 +25,12 @@ from typing import Any
 import httpx
 import jwt
 
-from pipeline.errors import Unauthorized
+from pipeline.errors import Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
+
+# How long a client is asked to wait when no keys could be fetched at all.
+RETRY_AFTER_SECONDS = 5
 
 
 class JwksCache:
@@ -56,7 +62,10 @@ class JwksCache:
             self._refresh(now)
         key = self._keys.get(kid)
         if key is None and self._fetched_at is None:
-            raise Unauthorized("The sign-in keys could not be fetched. Please try again.")
+            raise Unavailable(
+                "Sign-in cannot be checked right now. Please try again in a moment.",
+                {"dependency": "auth", "retry_after": RETRY_AFTER_SECONDS},
+            )
         if key is None:
             raise Unauthorized("The access token was signed with an unknown key.")
         return key

@@ -399,6 +399,7 @@ class Repository:
             "take_separation",
             file_id=file_id,
             gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
+            max_active=self.settings.max_active_separations,
         )
         return SeparationTake.model_validate(row)
 
@@ -409,6 +410,7 @@ class Repository:
             user_id=user_id,
             job_id=job_id,
             gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
+            max_active=self.settings.max_active_separations,
         )
         return SeparationJobRow.model_validate(row)
 
@@ -459,6 +461,10 @@ class Repository:
         """Jobs an operator requeued (ops.requeue_job), each handed out once, to launch."""
         rows = self.db.call("take_requeued_jobs", limit=limit)
         return [(r["kind"], UUID(r["id"])) for r in rows]
+
+    def waiting_separations(self, limit: int = 50) -> list[UUID]:
+        """The mixes whose separations wait in line for one of their person's slots."""
+        return [UUID(f) for f in self.db.call("waiting_separations", limit=limit)]
 
     # Operators' controls and records
     def require_enabled_user(self, user_id: UUID) -> None:

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     conversions_per_day: int = Field(3, ge=0)
     max_active_trainings: int = Field(1, ge=1)
     max_active_conversions: int = Field(1, ge=1)
+    # Separations dispatched or running per person; the rest of an album waits in line.
+    max_active_separations: int = Field(2, ge=1)
     max_profiles: int = Field(20, ge=1)
     max_dataset_files: int = Field(100, ge=1)
     upload_url_seconds: int = Field(5 * 60, gt=0)

@@ -1,16 +1,18 @@
 """Auth under attack: the JWKS cache refetches for unknown keys at most once per interval,
 keeps its last good set through an outage, drops removed keys after the cache period and
-gives up quickly on a hanging endpoint; a token header of any malformed shape is a 401;
-anonymous Supabase users are refused unless allowed."""
+gives up quickly on a hanging endpoint (a 503, our outage, when it has no keys at all); a
+token header of any malformed shape is a 401; anonymous Supabase users are refused unless
+allowed."""
 
 import base64
 import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from uuid import uuid4
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,8 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from endpoints.app import create_app
 from pipeline.auth import TokenVerifier
-from pipeline.errors import PipelineError, Unauthorized
+from pipeline.errors import PipelineError, Unauthorized, Unavailable
 from pipeline.local.issuer import JWKS_PATH, ThreadedServer
 from pipeline.local.seaweed import free_port
 
@@ -150,11 +153,38 @@ def test_concurrent_first_requests_wait_for_the_one_fetch(auth) -> None:
 
 
 def test_a_hanging_jwks_endpoint_is_given_up_on(auth) -> None:
+    """Nothing to verify with is our outage, not a bad token: Unavailable (503), not 401."""
     auth.hang_seconds = 3
     verifier = _verifier(auth, jwks_timeout_seconds=0.5)
-    with pytest.raises(Unauthorized) as refused:
+    with pytest.raises(Unavailable) as refused:
         verifier.verify(auth.token("a"))
-    assert "could not be fetched" in refused.value.message
+    assert refused.value.details["retry_after"] > 0
+
+
+@pytest.mark.parametrize("outage", ["failing", "closed port"])
+def test_a_cold_api_during_an_auth_outage_answers_503_with_retry_after(
+    auth, services, outage
+) -> None:
+    """A fresh container that cannot fetch the JWKS: every signed-in request is a 503 with
+    Retry-After in the one error shape, so the page keeps its session and tries again."""
+    if outage == "failing":
+        auth.failing = True
+        url = f"{auth.base}{JWKS_PATH}"
+    else:
+        url = f"http://127.0.0.1:{free_port()}{JWKS_PATH}"  # nothing listens there
+    cold = replace(services, verifier=_verifier(auth, jwks_timeout_seconds=1))
+    cold.verifier.jwks.url = url
+    server = ThreadedServer(create_app(services=cold), free_port()).start()
+    try:
+        response = httpx.get(
+            f"{server.url}/profiles", headers={"Authorization": f"Bearer {auth.token('a')}"}
+        )
+    finally:
+        server.stop()
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "WWW-Authenticate" not in response.headers
 
 
 def _b64(raw: bytes) -> str:

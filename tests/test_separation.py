@@ -322,7 +322,7 @@ def test_a_lost_launch_is_launched_by_the_cron_and_a_silent_worker_is_reaped(
     mix_id = ready_dataset(repo, alice.id, profile.id, 30, full_mix=True)  # no follow-up ran
     [(job_id, _)] = separation_rows(sql, mix_id)
     sql.execute(
-        "update public.separation_jobs set created_at = now() - interval '2 minutes' where id = %s",
+        "update public.separation_jobs set queued_at = now() - interval '2 minutes' where id = %s",
         (job_id,),
     )
     assert str(job_id) in launch_requeued(services)
