@@ -11,38 +11,70 @@ export class ApiError extends Error {
 }
 
 export class Api {
-  constructor(baseUrl, getToken, onUnauthorized) {
+  /**
+   * `sleep` is injectable so the page's tests need not wait in real time; `retries` is how
+   * often a request refused for now (429 or 503, with `Retry-After`) is sent again.
+   */
+  constructor(baseUrl, getToken, onUnauthorized, { sleep = wait, retries = 2, maxWaitSeconds = 60 } = {}) {
     this.baseUrl = baseUrl.replace(/\/$/, "");
     this.getToken = getToken;
     this.onUnauthorized = onUnauthorized;
+    this.sleep = sleep;
+    this.retries = retries;
+    this.maxWaitSeconds = maxWaitSeconds;
   }
 
   get(path) { return this.request("GET", path); }
-  post(path, body) { return this.request("POST", path, body); }
+  post(path, body, options) { return this.request("POST", path, body, options); }
   delete(path) { return this.request("DELETE", path); }
 
-  async request(method, path, body) {
+  /**
+   * A 429 (rate limited) or 503 (a dependency down) is the server saying "not now": the
+   * request is sent again after its `Retry-After`, up to `retries` times, instead of failing
+   * the person's action. Only a 401 (the server rejected the token) signs out.
+   */
+  async request(method, path, body, { retries = this.retries } = {}) {
+    for (let attempt = 0; ; attempt += 1) {
+      const response = await this.send(method, path, body);
+      if (response.ok) return response.json();
+      const delay = retryDelay(response, this.maxWaitSeconds);
+      if (delay !== null && attempt < retries) {
+        await this.sleep(delay * 1000);
+        continue;
+      }
+      const error = await errorFrom(response);
+      if (error.status === 401 && this.onUnauthorized) {
+        error.signedOut = true; // the sign-out says why; the failed call need not say it again
+        await this.onUnauthorized(error);
+      }
+      throw error;
+    }
+  }
+
+  async send(method, path, body) {
     const headers = {};
     const token = await this.getToken();
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    let response;
     try {
-      response = await fetch(this.baseUrl + path, {
+      return await fetch(this.baseUrl + path, {
         method, headers, body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch {
       throw new ApiError(`Could not reach the server at ${this.baseUrl}. Check your connection and try again.`);
     }
-    if (response.ok) return response.json();
-    const error = await errorFrom(response);
-    if (error.status === 401 && this.onUnauthorized) {
-      error.signedOut = true; // the sign-out says why; the failed call need not say it again
-      await this.onUnauthorized(error);
-    }
-    throw error;
   }
 }
+
+/** Seconds to wait before sending a refused request again, or null when it is not worth it. */
+export function retryDelay(response, maxWaitSeconds = 60) {
+  if (response.status !== 429 && response.status !== 503) return null;
+  const header = Number(response.headers.get("Retry-After"));
+  const seconds = Number.isFinite(header) && header > 0 ? header : response.status === 503 ? 5 : null;
+  return seconds !== null && seconds <= maxWaitSeconds ? seconds : null;
+}
+
+function wait(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 
 /** The API's `{"error": {code, message, details}}`, or a plain sentence for anything else. */
 export async function errorFrom(response) {

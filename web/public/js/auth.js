@@ -136,7 +136,8 @@ class SupabaseAuth {
   }
 
   async signOut(reason) {
-    await this.client.auth.signOut();
+    // this browser only: the default (global) scope would revoke every device's session
+    await this.client.auth.signOut({ scope: "local" });
     this.currentUser = null;
     this.emit(reason);
   }

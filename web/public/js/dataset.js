@@ -8,6 +8,8 @@ import { contentTypeOf, putFile } from "./upload.js";
 import { $, announce, el, formatBytes, formatDuration, guarded, plural } from "./ui.js";
 
 const PARALLEL_UPLOADS = 3;
+// How often one file's upload ticket is asked for again after a 429 (each after its Retry-After).
+const UPLOAD_TICKET_RETRIES = 20;
 const STATUS_TEXT = { pending: "Checking…", ready: "Ready", rejected: "Rejected", uploading: "Uploading", refused: "Not uploaded" };
 // A full song's separation, by its job's phase (schemas.jobs.Phase).
 const PHASES = {
@@ -89,9 +91,11 @@ export class DatasetPanel {
     const entry = this.local.get(key);
     const profile = this.ctx.profile;
     try {
+      // a big drop outruns the upload rate limit: each ticket waits its Retry-After and asks
+      // again rather than marking the rest "Not uploaded"
       const ticket = await this.ctx.api.post(`/profiles/${profile.id}/dataset/uploads`, {
         filename: file.name, content_type: contentTypeOf(file), size_bytes: file.size, full_mix: entry.fullMix,
-      });
+      }, { retries: UPLOAD_TICKET_RETRIES });
       entry.fileId = ticket.file_id;
       await putFile(ticket.upload_url, ticket.headers, file, (fraction) => {
         entry.progress = fraction;
