@@ -251,11 +251,29 @@ def reconciler() -> dict[str, Any]:
     return cron.reconcile(container_services("reconciler"))
 
 
-@app.function(image=web_image, **options("retention"))
+@app.function(image=web_image, **options("retention", volumes={WORK_DIR: work_volume}))
 def retention() -> dict[str, Any]:
+    """With the work volume mounted: training directories no job may use go too."""
     from pipeline import cron
 
-    return cron.retention(container_services("retention"))
+    work_volume.reload()
+    try:
+        return cron.retention(container_services("retention"))
+    finally:
+        work_volume.commit()
+
+
+@app.function(image=web_image, **options("sweep_work", volumes={WORK_DIR: work_volume}))
+def sweep_work(user_id: str) -> dict[str, int]:
+    """After `DELETE /me`: the erased person's training directories (their recordings) leave
+    the work volume at once, not at the next daily retention run."""
+    from pipeline import cron
+
+    work_volume.reload()
+    try:
+        return cron.sweep_work(container_services("sweep_work"))
+    finally:
+        work_volume.commit()
 
 
 @app.function(image=web_image, **options("queue_pull"))

@@ -21,6 +21,7 @@ from gpu.sealed import input_check
 from gpu.trainer import export_generator, fit
 from gpu.weights import PRETRAINED_DIRNAME
 from pipeline import keys
+from pipeline.errors import PipelineError
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -47,27 +48,59 @@ class TrainingRun:
         self.heartbeat.require(phase=name)
 
     def run(self) -> str:
+        """Trains, and whatever way the run ends (success, failure, a cancel, Modal's
+        `InputCancellation`, which is a BaseException, or the person's erasure while it ran)
+        removes the work dir with the recordings in it, unless the job may still resume
+        there: budget-stopped (kept for `work_dir_grace_days`), or still running (a
+        preempted container's retry). The sweep (`pipeline.work_dirs`) removes the rest."""
         job = self.repo.claim_job("training", self.job_id)
         if job.status != "running":
             log.info("training %s is %s; nothing to do", self.job_id, job.status)
             return job.status
+        keep = False
         try:
             self._train(job)
-            shutil.rmtree(self.work, ignore_errors=True)
             return "succeeded"
         except JobCanceled:
             code = self.heartbeat.stop_code
             log.info("training %s stopped: %s", self.job_id, code or "canceled")
-            if code in KEEPS_CHECKPOINTS:
-                return "failed"  # the checkpoints stay in the work dir
-            shutil.rmtree(self.work, ignore_errors=True)
-            return "canceled"
+            keep = code in KEEPS_CHECKPOINTS  # the checkpoints stay in the work dir
+            return "failed" if keep else "canceled"
         except Exception as exc:  # every failure ends the job with a readable code
             code, message = describe_failure(exc, "Training")
             log.exception("training %s failed: %s", self.job_id, code)
-            self.repo.fail_job("training", self.job_id, code, message)
-            shutil.rmtree(self.work, ignore_errors=True)
+            self._fail(code, message)
             return "failed"
+        except BaseException:
+            keep = self._may_resume()
+            raise
+        finally:
+            if not keep:
+                shutil.rmtree(self.work, ignore_errors=True)
+
+    def _fail(self, code: str, message: str) -> None:
+        """Ends the job; a job that is gone (its person erased their data) has nothing left to
+        end, and its work dir still goes."""
+        try:
+            self.repo.fail_job("training", self.job_id, code, message)
+        except PipelineError as gone:
+            if gone.code != "NOT_FOUND":
+                raise
+            log.info("training %s was erased while it ran", self.job_id)
+
+    def _may_resume(self) -> bool:
+        """Interrupted from outside: keep the work dir only while the row is still running
+        (a preemption is retried and resumes); canceled, ended or erased, it goes. If the
+        database cannot say, keep it: the sweep decides later."""
+        try:
+            return self.repo.heartbeat_job(
+                "training", self.job_id, self.heartbeat.progress
+            ).status == ("running")
+        except PipelineError as failed:
+            return failed.code != "NOT_FOUND"
+        except Exception:
+            log.exception("training %s: could not ask whether it may resume", self.job_id)
+            return True
 
     def _train(self, job: TrainingJobRow) -> None:
         params = TrainingParams.model_validate(job.params)

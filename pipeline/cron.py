@@ -13,6 +13,7 @@ from pipeline.queue_pull import CloudflareQueue, consume_once
 from pipeline.reconcile import reconcile_uploads
 from pipeline.retention import run_retention
 from pipeline.services import Services
+from pipeline.work_dirs import sweep_work_dirs
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,15 @@ def reconcile(services: Services) -> dict[str, Any]:
 
 def retention(services: Services) -> dict[str, Any]:
     """Deletes what is no longer needed: rejected uploads, old and abandoned conversions,
-    deleted profiles past their grace period, orphaned objects (rules in SQL)."""
-    return run_retention(services.repo, services.storage).model_dump()
+    deleted profiles past their grace period, orphaned objects (rules in SQL), and training
+    work dirs no job may use any more (run where the work volume is mounted)."""
+    report = run_retention(services.repo, services.storage).model_dump()
+    return report | {"work_dirs": sweep_work(services)}
+
+
+def sweep_work(services: Services) -> dict[str, int]:
+    """The training work volume swept (`pipeline.work_dirs`): after erasures and daily."""
+    return sweep_work_dirs(services.repo, services.settings.work_dir).model_dump()
 
 
 def pull_queue(services: Services, max_rounds: int = 10) -> dict[str, int]:

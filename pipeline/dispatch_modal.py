@@ -18,7 +18,12 @@ def deployment_environment() -> str | None:
 
 
 class ModalDispatcher:
-    FUNCTIONS = {"train": "train", "singers": "singers", "separate": "separate"}
+    FUNCTIONS = {
+        "train": "train",
+        "singers": "singers",
+        "separate": "separate",
+        "sweep_work": "sweep_work",
+    }
     CLASSES = {"convert": ("Converter", "convert"), "probe": ("Prober", "probe")}
 
     def __init__(self, app_name: str, environment: str | None = None, client: Any = None) -> None:

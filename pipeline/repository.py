@@ -462,6 +462,13 @@ class Repository:
         rows = self.db.call("take_requeued_jobs", limit=limit)
         return [(r["kind"], UUID(r["id"])) for r in rows]
 
+    def training_work_to_keep(self, job_ids: list[UUID], grace_seconds: int) -> set[UUID]:
+        """Of these trainings, those whose work dir may stay (live, or budget-stopped within
+        the grace period)."""
+        ids = [str(i) for i in job_ids]
+        rows = self.db.call("training_work_to_keep", job_ids=ids, grace_seconds=grace_seconds)
+        return {UUID(r) for r in rows}
+
     def waiting_separations(self, limit: int = 50) -> list[UUID]:
         """The mixes whose separations wait in line for one of their person's slots."""
         return [UUID(f) for f in self.db.call("waiting_separations", limit=limit)]

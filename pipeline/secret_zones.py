@@ -57,6 +57,7 @@ FUNCTION_ZONES: dict[str, tuple[str, ...]] = {
     "reaper": ("service",),
     "reconciler": ("service",),
     "retention": ("service",),
+    "sweep_work": ("service",),
     "queue_pull": ("service", "queue"),
 }
 

@@ -55,6 +55,7 @@ class Services:
         from pipeline.probe import probe_dataset_file
         from pipeline.separation import request_separation
         from pipeline.singer_check import request_singer_check
+        from pipeline.work_dirs import sweep_work_dirs
 
         def probe(file_id: UUID) -> object:
             row = probe_dataset_file(self.worker_repo, self.storage, file_id)
@@ -62,7 +63,12 @@ class Services:
             request_separation(self.worker_repo, self.dispatcher, row)
             return row
 
-        return {"probe": probe}
+        def sweep_work(_user_id: UUID) -> object:
+            # after an erasure: the whole volume is swept (listing it is cheap), not only
+            # that person's trainings, whose rows are gone
+            return sweep_work_dirs(self.repo, self.settings.work_dir)
+
+        return {"probe": probe, "sweep_work": sweep_work}
 
     def close(self) -> None:
         routes = getattr(self.dispatcher, "routes", {})
@@ -116,5 +122,12 @@ def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
         local.prepare(warm_up)
     gpu = SubprocessDispatcher(as_worker_env(settings))
     return RoutingDispatcher(
-        {"probe": local, "train": gpu, "convert": gpu, "singers": gpu, "separate": gpu}
+        {
+            "probe": local,
+            "sweep_work": local,
+            "train": gpu,
+            "convert": gpu,
+            "singers": gpu,
+            "separate": gpu,
+        }
     )

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     # in production), whether weights come from the network or are built tiny offline.
     model_cache_dir: str = ".local/models"
     work_dir: str = ".local/work"
+    # A budget-stopped training keeps its work dir (checkpoints, and the recordings it was
+    # made from) this long, to resume once requeued; then the sweep removes it.
+    work_dir_grace_days: float = Field(7.0, ge=0)
     offline_models: bool = True
     heartbeat_seconds: float = Field(3.0, gt=0)
     # Early stopping: a training ends once this many validations in a row (one per epoch, on

@@ -46,6 +46,7 @@ FUNCTIONS = {
     "reaper": "reaper",
     "reconciler": "reconciler",
     "retention": "retention",
+    "sweep_work": "sweep_work",
     "queue_pull": "queue_pull",
 }
 
