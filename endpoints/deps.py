@@ -22,13 +22,21 @@ def get_repo(services: Annotated[Services, Depends(get_services)]) -> Repository
     return services.repo
 
 
-def current_user(
+def signed_in_user(
     services: Annotated[Services, Depends(get_services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> AuthUser:
+    """The token's user, whatever the state of their account (erasure needs no more)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Sign in first: this needs an access token.")
-    user = services.verifier.verify(credentials.credentials)
+    return services.verifier.verify(credentials.credentials)
+
+
+def current_user(
+    services: Annotated[Services, Depends(get_services)],
+    user: Annotated[AuthUser, Depends(signed_in_user)],
+) -> AuthUser:
+    """A signed-in user whose account exists and is not disabled."""
     services.repo.require_enabled_user(user.id)
     return user
 
@@ -36,6 +44,8 @@ def current_user(
 ServicesDep = Annotated[Services, Depends(get_services)]
 RepoDep = Annotated[Repository, Depends(get_repo)]
 UserDep = Annotated[AuthUser, Depends(current_user)]
+# A disabled person may still erase their data; a deleted account's retry may finish it.
+SignedInDep = Annotated[AuthUser, Depends(signed_in_user)]
 
 UserAction = Literal["upload", "job_start", "cancel"]
 _NOUN = {

@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import TypeAdapter
 
-from endpoints.deps import current_user
+from endpoints.deps import current_user, signed_in_user
 from pipeline.settings import Settings
 from schemas.common import ErrorBody
 from schemas.constraints import MAX_FILENAME_CHARS, format_variants
@@ -121,6 +121,8 @@ def _statuses(route: RouteContext, method: str) -> set[int]:
     statuses = set(CONFLICTS.get((method, route.path_format), set()))
     if _depends_on(route.dependant, current_user):
         statuses |= {401, 403, 503}
+    elif _depends_on(route.dependant, signed_in_user):  # a token, whatever the account's state
+        statuses |= {401, 503}
     if _rate_limited(route.dependant):
         statuses.add(429)
     if has_ids:

@@ -24,6 +24,7 @@ class ErrorKind(StrEnum):
 KIND_OF_CODE: dict[str, ErrorKind] = {
     "UNAUTHORIZED": ErrorKind.UNAUTHORIZED,
     "USER_NOT_FOUND": ErrorKind.UNAUTHORIZED,
+    "ACCOUNT_DELETED": ErrorKind.UNAUTHORIZED,
     "NOT_FOUND": ErrorKind.NOT_FOUND,
     "PROFILE_NAME_TAKEN": ErrorKind.CONFLICT,
     "PROFILE_LIMIT": ErrorKind.CONFLICT,

@@ -503,6 +503,10 @@ class Repository:
     def erase_user_data(self, user_id: UUID) -> UserErasure:
         return UserErasure.model_validate(self.db.call("erase_user_data", user_id=user_id))
 
+    def delete_account(self, user_id: UUID) -> dict[str, Any]:
+        """The last step of an erasure: what still names the person, then the account."""
+        return self.db.call("delete_account", user_id=user_id)
+
     def list_object_deletions(self, limit: int, user_id: UUID | None = None) -> list[str]:
         return self.db.call("list_object_deletions", limit=limit, user_id=user_id)
 
