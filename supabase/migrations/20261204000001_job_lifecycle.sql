@@ -54,9 +54,13 @@ create or replace function public.finish_training(
   p_size_bytes bigint, p_metrics jsonb
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.lock_job('training', p_job_id);
+  v_job jsonb;
   v_prefix text;
 begin
+  -- the profile (made active below) before the job: the one lock order (20261204000004)
+  perform 1 from public.voice_profiles
+   where id = (select profile_id from public.training_jobs where id = p_job_id) for update;
+  v_job := svc_private.lock_job('training', p_job_id);
   if svc_private.is_terminal(v_job ->> 'status') then
     return v_job;
   end if;
