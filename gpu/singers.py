@@ -16,8 +16,10 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
 from pipeline.repository import Repository
-from pipeline.storage import Storage
+from pipeline.storage import ObjectChanged, Storage
+from schemas.profiles import SingerCheckFile
 
 log = logging.getLogger(__name__)
 ENCODER_RATE = 16000
@@ -71,16 +73,66 @@ def check_profile(repo: Repository, storage: Storage, profile_id: UUID) -> int:
 
 def _embed_new_files(repo: Repository, storage: Storage, profile_id: UUID) -> int:
     done = 0
+    limits = HeaderLimits.for_dataset(repo.settings)
     with tempfile.TemporaryDirectory(dir=repo.settings.scratch_dir, prefix="singers-") as tmp:
         for file in repo.singer_check_files(profile_id):
             path = Path(tmp) / "object"
-            storage.download_file(file.object_key, path)
+            if not _fetch_sealed(storage, file, path, limits):
+                continue
             try:
                 vector = embed(load_voice(path))
-            except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
                 log.warning("could not embed %s: %s", file.id, exc)
                 continue
             row = repo.record_singer_embedding(file.id, vector)
             log.info("file %s: similarity %s", file.id, row.singer_similarity)
             done += 1
     return done
+
+
+def _fetch_sealed(
+    storage: Storage, file: SingerCheckFile, path: Path, limits: HeaderLimits
+) -> bool:
+    """The bytes the probe judged, or False: the object was replaced after its probe (a
+    second PUT through a still-valid upload URL) or its header is not what the probe let
+    through. Such a file is skipped here; the training refuses it (DATASET_CHANGED)."""
+    if not file.etag or file.size_bytes is None:
+        log.warning("file %s has no recorded eTag; not embedded", file.id)
+        return False
+    try:
+        storage.download_sealed(file.object_key, path, file.etag, file.size_bytes)
+        header = screen_file(path, limits)
+    except ObjectChanged:
+        log.warning("file %s changed after its probe; not embedded", file.id)
+        return False
+    except HeaderError as exc:
+        log.warning("file %s: %s; not embedded", file.id, exc)
+        return False
+    if file.sample_rate is not None and header.sample_rate not in (None, file.sample_rate):
+        log.warning("file %s: its rate changed after its probe; not embedded", file.id)
+        return False
+    return True
+
+
+def _fetch_sealed(
+    storage: Storage, file: SingerCheckFile, path: Path, limits: HeaderLimits
+) -> bool:
+    """The bytes the probe judged, or False: the object was replaced after its probe (a
+    second PUT through a still-valid upload URL) or its header is not what the probe let
+    through. Such a file is skipped here; the training refuses it (DATASET_CHANGED)."""
+    if not file.etag or file.size_bytes is None:
+        log.warning("file %s has no recorded eTag; not embedded", file.id)
+        return False
+    try:
+        storage.download_sealed(file.object_key, path, file.etag, file.size_bytes)
+        header = screen_file(path, limits)
+    except ObjectChanged:
+        log.warning("file %s changed after its probe; not embedded", file.id)
+        return False
+    except HeaderError as exc:
+        log.warning("file %s: %s; not embedded", file.id, exc)
+        return False
+    if file.sample_rate is not None and header.sample_rate not in (None, file.sample_rate):
+        log.warning("file %s: its rate changed after its probe; not embedded", file.id)
+        return False
+    return True

@@ -38,10 +38,16 @@ class DatasetSummary(Model):
 
 
 class SingerCheckFile(Model):
-    """A ready file the singer check still has to embed."""
+    """A ready file the singer check still has to embed, with what the probe recorded of it,
+    so the check reads exactly the bytes the probe judged."""
 
     id: UUID
     object_key: str
+    etag: str | None = None
+    size_bytes: int | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    duration_sec: float | None = None
 
 
 class QualityWarning(Model):

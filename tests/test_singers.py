@@ -117,3 +117,56 @@ def test_the_probe_asks_for_the_check_when_a_file_is_ready(repo, services, setti
     assert asked == [profile.id]  # once, for the ready file
     row = repo.get_dataset_file(ready)
     assert request_singer_check(repo, dispatcher, row) is None  # switched off
+
+
+def _check(services, profile_id: UUID) -> None:
+    from gpu.singers import check_profile
+
+    check_profile(services.worker_repo, services.storage, profile_id)
+
+
+def test_bytes_put_again_after_the_probe_are_not_what_the_check_hears(repo, services, alice):
+    """A second PUT through a still-valid upload URL swaps a probed file for another voice:
+    the check reads the sealed bytes (the probed eTag) or nothing, never the swapped ones."""
+    profile = repo.create_profile(alice.id, "swapped")
+    storage = services.storage
+    same = [
+        put_ready(repo, storage, alice.id, profile.id, speech(8, voice="en+m3", seed=s), f"{s}.wav")
+        for s in range(4)
+    ]
+    swapped = same[-1]
+    other = encode(speech(8, voice="en+f2", seed=7), RATE, "wav")
+    storage._s3.put_object(Bucket=storage.bucket, Key=swapped.object_key, Body=other)
+
+    _check(services, profile.id)
+
+    rows = {r.id: r for r in repo.list_dataset_files(alice.id, profile.id)}
+    assert rows[swapped.id].singer_similarity is None, "the swapped bytes were embedded"
+    assert all(rows[r.id].singer_similarity is not None for r in same[:-1])
+
+
+def test_a_forged_header_rate_fails_that_file_not_the_check(repo, services, alice) -> None:
+    profile = repo.create_profile(alice.id, "forged")
+    storage = services.storage
+    fine = [
+        put_ready(repo, storage, alice.id, profile.id, speech(6, voice="en+m3", seed=s), f"{s}.wav")
+        for s in range(3)
+    ]
+    data = bytearray(encode(speech(6, voice="en+m3", seed=9), RATE, "wav"))
+    forged_rate = 2_000_000_011  # a prime: resampling from it would need a gigantic filter
+    data[24:28] = forged_rate.to_bytes(4, "little")
+    data[28:32] = (forged_rate * 2).to_bytes(4, "little")[:4]
+    file_id = register(repo, storage, alice.id, profile.id, [], "forged.wav")
+    key = repo.get_dataset_file(file_id).object_key
+    storage._s3.put_object(Bucket=storage.bucket, Key=key, Body=bytes(data))
+    info = storage.head(key)
+    # As if the probe had let it through (it does not: this is the worker's own guard).
+    repo.record_probe(
+        file_id, etag=info.etag, size_bytes=info.size, probe={"duration_sec": 6.0, "format": "wav"}
+    )
+
+    _check(services, profile.id)  # no MemoryError
+
+    rows = {r.id: r for r in repo.list_dataset_files(alice.id, profile.id)}
+    assert rows[file_id].singer_similarity is None
+    assert all(rows[r.id].singer_similarity is not None for r in fine)
