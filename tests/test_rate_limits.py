@@ -101,6 +101,41 @@ def test_public_routes_are_limited_per_client_ip(strict_url) -> None:
     assert burst(second) == [200] * BURST + [429, 429]
 
 
+@pytest.fixture(scope="module")
+def peer_url(settings: Settings) -> Iterator[str]:
+    """As on Modal: no client IP header configured. Modal's serving layer puts the caller's
+    address in the ASGI scope's `client` and strips any X-Forwarded-For the caller sent."""
+    strict = settings.model_copy(
+        update={
+            "rate_public_burst": BURST,
+            "rate_public_per_minute": 0.01,
+            "client_ip_header": None,
+        }
+    )
+    services = build_services(strict)
+    server = ThreadedServer(create_app(services=services), free_port()).start()
+    yield server.url
+    server.stop()
+    services.close()
+
+
+def test_without_a_header_each_client_address_has_its_own_bucket(peer_url) -> None:
+    """Anonymous callers from two addresses do not share one `ip:` bucket, and a forwarding
+    header a caller makes up picks no bucket of its own (a new value per request would)."""
+
+    def burst(source: str) -> list[int]:
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(transport=transport, base_url=peer_url) as client:
+            return [
+                client.get("/limits", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+                for n in range(7)
+            ]
+
+    first, second = (f"127.{random.randrange(1, 255)}.{random.randrange(256)}.{n}" for n in (7, 8))
+    assert burst(first) == [200] * BURST + [429, 429]
+    assert burst(second) == [200] * BURST + [429, 429]
+
+
 def test_idle_buckets_are_pruned_by_the_daily_task(repo, sql) -> None:
     subject = f"ip:test-{random.randrange(10**9)}"
     repo.take_rate_token(subject, "public", 5, 1)
