@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
+        # Not a CORS-safelisted header: without this a page on another origin cannot read how
+        # long a 429 or 503 asks it to wait, and so cannot wait.
+        expose_headers=["Retry-After"],
         max_age=600,
     )
     install_error_handlers(app)

@@ -91,6 +91,19 @@ def test_job_starts_and_cancels_are_limited_per_user(strict_url, make_user) -> N
         assert "Retry-After" in cancels[-1].headers
 
 
+def test_a_page_on_another_origin_can_read_retry_after(strict_url, settings) -> None:
+    """Retry-After is not a CORS-safelisted header: unless the API exposes it, the page (on its
+    own origin) reads null and cannot wait out a 429 before asking again."""
+    origin = settings.cors_origins[0]
+    headers = {"X-Test-Client": f"198.51.100.{random.randrange(256)}", "Origin": origin}
+    answers = [httpx.get(f"{strict_url}/limits", headers=headers) for _ in range(BURST + 1)]
+    limited = answers[-1]
+    assert limited.status_code == 429
+    assert limited.headers["Access-Control-Allow-Origin"] == origin
+    exposed = limited.headers.get("Access-Control-Expose-Headers", "")
+    assert "retry-after" in exposed.lower(), limited.headers
+
+
 def test_public_routes_are_limited_per_client_ip(strict_url) -> None:
     def burst(ip: str) -> list[int]:
         headers = {"X-Test-Client": f"10.0.0.9, {ip}"}  # the edge appends the real address
