@@ -4,12 +4,13 @@ Building the app connects to nothing; the services are built on startup, so impo
 creating the app stays cheap for a cold start.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from endpoints.body_limit import MAX_JSON_BODY_BYTES, BodyLimit
 from endpoints.errors import install_error_handlers
 from endpoints.openapi import install_contract
 from endpoints.routers import (
@@ -45,11 +46,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 app.state.services.close()
 
     app = FastAPI(title="svc-pipeline", version="0.1.0", lifespan=lifespan)
+    # Added first, so it runs inside CORS: a 413 still carries the CORS headers a page reads.
+    app.add_middleware(BodyLimit, limit_for=_body_limit(settings))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
+        # Not a CORS-safelisted header: without this a page on another origin cannot read how
+        # long a 429 or 503 asks it to wait, and so cannot wait.
+        expose_headers=["Retry-After"],
         max_age=600,
     )
     install_error_handlers(app)
@@ -70,3 +76,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(router)
     install_contract(app, settings)
     return app
+
+
+def _body_limit(settings: Settings) -> Callable[[str], int]:
+    """Every body is capped before FastAPI reads it (endpoints/body_limit.py); the R2 event
+    batches have their own, larger limit."""
+
+    def limit_for(path: str) -> int:
+        return settings.max_event_body_bytes if path == "/events/r2" else MAX_JSON_BODY_BYTES
+
+    return limit_for

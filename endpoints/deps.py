@@ -86,7 +86,11 @@ def rate_limit(action: UserAction) -> params.Depends:
 
 def client_ip(request: Request, settings: Settings) -> str:
     """The caller's address: the last value of the edge's header when one is configured (a
-    proxy appends, so earlier values are the client's to forge), else the socket peer."""
+    proxy appends, so earlier values are the client's to forge), else the socket peer.
+
+    On Modal the peer is the caller: Modal's web serving puts the caller's address in the ASGI
+    scope's `client` and drops an `X-Forwarded-For` the caller sent, so no header is needed,
+    and a header that no proxy of ours overwrites would let a caller pick its own bucket."""
     if settings.client_ip_header:
         forwarded = request.headers.get(settings.client_ip_header, "")
         last = forwarded.split(",")[-1].strip()

@@ -91,12 +91,60 @@ def test_job_starts_and_cancels_are_limited_per_user(strict_url, make_user) -> N
         assert "Retry-After" in cancels[-1].headers
 
 
+def test_a_page_on_another_origin_can_read_retry_after(strict_url, settings) -> None:
+    """Retry-After is not a CORS-safelisted header: unless the API exposes it, the page (on its
+    own origin) reads null and cannot wait out a 429 before asking again."""
+    origin = settings.cors_origins[0]
+    headers = {"X-Test-Client": f"198.51.100.{random.randrange(256)}", "Origin": origin}
+    answers = [httpx.get(f"{strict_url}/limits", headers=headers) for _ in range(BURST + 1)]
+    limited = answers[-1]
+    assert limited.status_code == 429
+    assert limited.headers["Access-Control-Allow-Origin"] == origin
+    exposed = limited.headers.get("Access-Control-Expose-Headers", "")
+    assert "retry-after" in exposed.lower(), limited.headers
+
+
 def test_public_routes_are_limited_per_client_ip(strict_url) -> None:
     def burst(ip: str) -> list[int]:
         headers = {"X-Test-Client": f"10.0.0.9, {ip}"}  # the edge appends the real address
         return [httpx.get(f"{strict_url}/limits", headers=headers).status_code for _ in range(7)]
 
     first, second = (f"198.51.{random.randrange(256)}.{n}" for n in (1, 2))
+    assert burst(first) == [200] * BURST + [429, 429]
+    assert burst(second) == [200] * BURST + [429, 429]
+
+
+@pytest.fixture(scope="module")
+def peer_url(settings: Settings) -> Iterator[str]:
+    """As on Modal: no client IP header configured. Modal's serving layer puts the caller's
+    address in the ASGI scope's `client` and strips any X-Forwarded-For the caller sent."""
+    strict = settings.model_copy(
+        update={
+            "rate_public_burst": BURST,
+            "rate_public_per_minute": 0.01,
+            "client_ip_header": None,
+        }
+    )
+    services = build_services(strict)
+    server = ThreadedServer(create_app(services=services), free_port()).start()
+    yield server.url
+    server.stop()
+    services.close()
+
+
+def test_without_a_header_each_client_address_has_its_own_bucket(peer_url) -> None:
+    """Anonymous callers from two addresses do not share one `ip:` bucket, and a forwarding
+    header a caller makes up picks no bucket of its own (a new value per request would)."""
+
+    def burst(source: str) -> list[int]:
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(transport=transport, base_url=peer_url) as client:
+            return [
+                client.get("/limits", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+                for n in range(7)
+            ]
+
+    first, second = (f"127.{random.randrange(1, 255)}.{random.randrange(256)}.{n}" for n in (7, 8))
     assert burst(first) == [200] * BURST + [429, 429]
     assert burst(second) == [200] * BURST + [429, 429]
 
