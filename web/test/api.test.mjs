@@ -72,3 +72,15 @@ test("a wait longer than the page will hold is an error at once", async () => {
     await server.close();
   }
 });
+
+test("a refusal whose header the browser hides is waited out by its body's retry_after", async () => {
+  const server = await serve([[429, {}, { error: { code: "RATE_LIMITED", message: "slow down", details: { retry_after: 4 } } }], [200, {}, { ok: true }]]);
+  const slept = [];
+  const api = new Api(server.url, async () => "t", null, { sleep: async (ms) => slept.push(ms) });
+  try {
+    assert.deepEqual(await api.get("/quota"), { ok: true });
+    assert.deepEqual(slept, [4000]);
+  } finally {
+    await server.close();
+  }
+});

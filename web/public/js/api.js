@@ -37,7 +37,7 @@ export class Api {
     for (let attempt = 0; ; attempt += 1) {
       const response = await this.send(method, path, body);
       if (response.ok) return response.json();
-      const delay = retryDelay(response, this.maxWaitSeconds);
+      const delay = retryDelay(response, this.maxWaitSeconds, await retryAfterInBody(response));
       if (delay !== null && attempt < retries) {
         await this.sleep(delay * 1000);
         continue;
@@ -66,12 +66,28 @@ export class Api {
   }
 }
 
-/** Seconds to wait before sending a refused request again, or null when it is not worth it. */
-export function retryDelay(response, maxWaitSeconds = 60) {
+/**
+ * Seconds to wait before sending a refused request again, or null when it is not worth it:
+ * the `Retry-After` header, else the error body's `details.retry_after` (a proxy or a CORS
+ * setup that hides the header), else 5 s for a 503.
+ */
+export function retryDelay(response, maxWaitSeconds = 60, fromBody = null) {
   if (response.status !== 429 && response.status !== 503) return null;
-  const header = Number(response.headers.get("Retry-After"));
-  const seconds = Number.isFinite(header) && header > 0 ? header : response.status === 503 ? 5 : null;
+  const header = Number(response.headers.get("Retry-After") ?? Number.NaN);
+  const said = Number.isFinite(header) && header > 0 ? header : fromBody;
+  const seconds = said > 0 ? said : response.status === 503 ? 5 : null;
   return seconds !== null && seconds <= maxWaitSeconds ? seconds : null;
+}
+
+/** `details.retry_after` of a refusal's error body, read from a copy (the caller reads it too). */
+async function retryAfterInBody(response) {
+  if (response.status !== 429 && response.status !== 503) return null;
+  try {
+    const seconds = Number((await response.clone().json())?.error?.details?.retry_after);
+    return Number.isFinite(seconds) ? seconds : null;
+  } catch {
+    return null;
+  }
 }
 
 function wait(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
