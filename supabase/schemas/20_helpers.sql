@@ -1,3 +1,10 @@
+-- Helpers every other file uses: the one error shape, and a profile as the API returns it.
+--
+-- `check_function_bodies = off` (as pg_dump sets it): Postgres checks a SQL-language
+-- function's body when it is created, which would tie the order of these files to every call
+-- between them. The files are applied to an empty database in lexical order; the equivalence
+-- test (tests/test_declarative_schema.py) and each function's own tests check the bodies.
+
 set check_function_bodies = off;
 
 -- Domain errors: the code is the message (what the Python side switches on), the hint is for
@@ -8,9 +15,11 @@ create or replace function svc_private.raise_error(
 begin
   raise exception using errcode = 'P0001', message = p_code, hint = p_message,
     detail = p_details::text;
-end $$;  -- FROM 20261121000002_helpers.sql
+end $$;
 
--- TODO sql. Now refuses a profile an operator disabled, with the reason, so every action on it (uploads, trainings, conversions, activation) gets a 403.
+-- The caller's live profile, locked; NOT_FOUND for another user's or a deleted one, and
+-- PROFILE_DISABLED (with the operator's reason) for one an operator disabled, so every action on
+-- it (uploads, trainings, conversions, activation) gets a 403.
 create or replace function svc_private.owned_profile(p_user_id uuid, p_profile_id uuid)
 returns public.voice_profiles language plpgsql as $$
 declare
@@ -30,9 +39,10 @@ begin
       jsonb_build_object('profile_id', p_profile_id, 'reason', v_profile.disabled_reason));
   end if;
   return v_profile;
-end $$;  -- FROM 20261122000007_operators.sql
+end $$;
 
--- TODO sql. Full mixes are counted apart: what trains (and every dataset figure) is the rest, the separated vocals included.
+-- What a profile's dataset holds. Full mixes are counted apart: what trains (and every other
+-- figure) is the rest, the separated vocals included.
 create or replace function svc_private.dataset_summary(p_profile_id uuid)
 returns jsonb language sql stable as $$
   select jsonb_build_object(
@@ -53,16 +63,16 @@ returns jsonb language sql stable as $$
                         where m.profile_id = p_profile_id and m.full_mix
                           and m.status in ('pending', 'ready')))
   from public.dataset_files where profile_id = p_profile_id and not full_mix
-$$;  -- FROM 20261122000012_dataset_separation.sql
+$$;
 
 create or replace function svc_private.profile_json(p_profile public.voice_profiles)
 returns jsonb language sql stable as $$
   select to_jsonb(p_profile) || jsonb_build_object(
     'dataset', svc_private.dataset_summary(p_profile.id))
-$$;  -- FROM 20261121000002_helpers.sql
+$$;
 
 
 create or replace function public.health()
 returns jsonb language sql stable security definer set search_path = '' as $$
   select jsonb_build_object('ok', true, 'now', now())
-$$;  -- FROM 20261121000003_functions.sql
+$$;

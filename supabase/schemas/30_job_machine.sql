@@ -1,6 +1,10 @@
+-- The job machine shared by every job kind (trainings, conversions, separations): lookups,
+-- claim, heartbeat (with the GPU charge and budget), the worker call id, fail, cancel, the
+-- reaper and the launch of requeued jobs. A kind's own start and finish live in its file.
+
 set check_function_bodies = off;
 
--- TODO sql. Now knows the third kind.
+-- The table of a job kind: the one place a kind's name becomes a table.
 create or replace function svc_private.job_table(p_kind text)
 returns text language plpgsql immutable as $$
 begin
@@ -9,12 +13,12 @@ begin
   if p_kind = 'separation' then return 'separation_jobs'; end if;
   perform svc_private.raise_error('INVALID_ARGUMENT', 'Unknown job kind.',
                                   jsonb_build_object('kind', p_kind));
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 create or replace function svc_private.is_terminal(p_status text)
 returns boolean language sql immutable as $$
   select p_status in ('succeeded', 'failed', 'canceled')
-$$;  -- FROM 20261121000002_helpers.sql
+$$;
 
 create or replace function svc_private.lock_job(p_kind text, p_job_id uuid)
 returns jsonb language plpgsql as $$
@@ -29,7 +33,7 @@ begin
                                     jsonb_build_object('kind', p_kind, 'id', p_job_id));
   end if;
   return v_job;
-end $$;  -- FROM 20261121000002_helpers.sql
+end $$;
 
 -- Writes the lifecycle columns shared by both job tables from `p_job || p_patch`.
 create or replace function svc_private.update_job(p_kind text, p_job jsonb, p_patch jsonb)
@@ -48,10 +52,11 @@ begin
       returning to_jsonb(j)', svc_private.job_table(p_kind))
     into v_job using p_job || p_patch;
   return v_job;
-end $$;  -- FROM 20261122000005_tidy.sql
+end $$;
 
 -- Ends a non-terminal job as failed or canceled and gives its reservation back.
--- TODO sql. Now also charges the GPU time since the last heartbeat when a worker fails or a user cancels (a reaped job's worker is gone: nothing more to charge).
+-- It also charges the GPU time since the last heartbeat when a worker fails or a user cancels (a
+-- reaped job's worker is gone: nothing more to charge).
 create or replace function svc_private.end_job(
   p_kind text, p_job jsonb, p_status text, p_code text, p_message text
 ) returns jsonb language plpgsql as $$
@@ -69,7 +74,7 @@ begin
     'quota_state', case when p_job ->> 'quota_state' = 'reserved' then 'refunded'
                         else p_job ->> 'quota_state' end,
     'progress', p_job -> 'progress' || jsonb_build_object('phase', p_status)));
-end $$;  -- FROM 20261122000003_spend_and_abuse.sql
+end $$;
 
 create or replace function svc_private.invalid_transition(p_kind text, p_job jsonb, p_to text)
 returns void language sql as $$
@@ -77,7 +82,7 @@ returns void language sql as $$
     format('A %s job that is %s cannot become %s.', p_kind, p_job ->> 'status', p_to),
     jsonb_build_object('kind', p_kind, 'id', p_job -> 'id', 'status', p_job -> 'status',
                        'to', p_to))
-$$;  -- FROM 20261121000002_helpers.sql
+$$;
 
 -- Why a live job counts as abandoned, or null while it is healthy.
 create or replace function svc_private.stale_reason(
@@ -93,7 +98,7 @@ create or replace function svc_private.stale_reason(
          and coalesce(p_job ->> 'heartbeat_at', p_job ->> 'started_at')::timestamptz
              < now() - make_interval(secs => p_heartbeat_timeout_sec) then 'WORKER_LOST'
   end
-$$;  -- FROM 20261121000002_helpers.sql
+$$;
 
 create or replace function public.get_job(p_kind text, p_user_id uuid, p_job_id uuid)
 returns jsonb language plpgsql stable security definer set search_path = '' as $$
@@ -108,7 +113,7 @@ begin
                                     jsonb_build_object('kind', p_kind, 'id', p_job_id));
   end if;
   return v_job;
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 create or replace function public.list_jobs(
   p_kind text, p_user_id uuid, p_profile_id uuid default null, p_limit integer default 50
@@ -122,7 +127,7 @@ begin
               order by created_at desc limit $3) j', svc_private.job_table(p_kind))
     into v_jobs using p_user_id, p_profile_id, least(greatest(p_limit, 1), 200);
   return v_jobs;
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 create or replace function public.get_job_by_id(p_kind text, p_job_id uuid)
 returns jsonb language plpgsql stable security definer set search_path = '' as $$
@@ -133,7 +138,7 @@ begin
                  svc_private.job_table(p_kind))
     into v_job using p_job_id;
   return v_job;
-end $$;  -- FROM 20261121000004_events.sql
+end $$;
 
 -- queued → running; a retried worker on a running job resumes it; a finished job is returned
 -- untouched so the worker can see it has nothing to do.
@@ -151,7 +156,7 @@ begin
   return svc_private.update_job(p_kind, v_job, jsonb_build_object(
     'status', 'running', 'attempt', (v_job ->> 'attempt')::integer + 1, 'heartbeat_at', now(),
     'started_at', coalesce(nullif(v_job -> 'started_at', 'null'::jsonb), to_jsonb(now()))));
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 create or replace function public.set_job_call_id(p_kind text, p_job_id uuid, p_call_id text)
 returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -162,8 +167,12 @@ begin
     return v_job;
   end if;
   return svc_private.update_job(p_kind, v_job, jsonb_build_object('worker_call_id', p_call_id));
-end $$;  -- FROM 20261122000005_tidy.sql
+end $$;
 
+-- Progress and liveness in one write; the returned status tells the worker to stop when the job
+-- was canceled meanwhile. Each heartbeat charges the time since the last one; a user whose
+-- budget is spent has the job failed with GPU_BUDGET_EXHAUSTED, which the worker reads from the
+-- returned row and stops on.
 create or replace function public.heartbeat_job(
   p_kind text, p_job_id uuid, p_progress jsonb, p_gpu_seconds_per_month integer default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -188,7 +197,7 @@ begin
              round(v_limit / 60.0, 1)));
   end if;
   return v_job;
-end $$;  -- FROM 20261122000003_spend_and_abuse.sql
+end $$;
 
 create or replace function public.fail_job(
   p_kind text, p_job_id uuid, p_error_code text, p_error_message text
@@ -200,7 +209,7 @@ begin
     return v_job;
   end if;
   return svc_private.end_job(p_kind, v_job, 'failed', p_error_code, p_error_message);
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 create or replace function public.cancel_job(p_kind text, p_user_id uuid, p_job_id uuid)
 returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -215,12 +224,12 @@ begin
     return v_job;
   end if;
   return svc_private.end_job(p_kind, v_job, 'canceled', 'CANCELED', 'Canceled at your request.');
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 -- Fails jobs whose worker went silent or never started, cancels conversions whose upload
 -- never came, and refunds each. Candidates are re-checked under the row lock, so a job that
 -- moved on meanwhile is left alone.
--- TODO sql. Now reaps separations too (no quota to refund: their message says how to try again instead).
+-- Separations too: no quota to refund, so their message says how to try again instead.
 create or replace function public.reap_stale_jobs(
   p_heartbeat_timeout_sec integer, p_queued_timeout_sec integer
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -265,11 +274,12 @@ begin
     end if;
   end loop;
   return v_reaped;
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 -- Requeued jobs waiting for a worker: the cron takes each once (marking it so a second run
 -- cannot take it again) and launches it as the API would.
--- TODO sql. Also hands out separations whose launch was lost (the probe recorded the job but its follow-up never ran): queued, never taken, a minute old.
+-- It also hands out separations whose launch was lost (the probe recorded the job but its
+-- follow-up never ran): queued, never taken, a minute old.
 create or replace function public.take_requeued_jobs(p_limit integer default 50)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
@@ -304,4 +314,4 @@ begin
     end if;
   end loop;
   return v_taken;
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;

@@ -1,3 +1,6 @@
+-- Counted quotas (trainings a month, conversions a day) with operators' overrides and grants,
+-- the monthly GPU-seconds budget charged from heartbeats, and token-bucket rate limits.
+
 set check_function_bodies = off;
 
 create or replace function svc_private.period_start(p_kind text, p_at timestamptz)
@@ -6,15 +9,16 @@ returns date language sql stable as $$
     when 'training' then date_trunc('month', p_at at time zone 'UTC')::date
     else (p_at at time zone 'UTC')::date
   end
-$$;  -- FROM 20261121000002_helpers.sql
+$$;
 
 create or replace function svc_private.period_end(p_kind text, p_start date)
 returns timestamptz language sql stable as $$
   select (case p_kind when 'training' then p_start + interval '1 month'
                       else p_start + interval '1 day' end) at time zone 'UTC'
-$$;  -- FROM 20261121000002_helpers.sql
+$$;
 
--- TODO sql. Now also adds an operator's grant for the current period.
+-- A user's limit for a kind: their override or the default, plus an operator's grant for the
+-- current period.
 create or replace function svc_private.quota_limit(p_user_id uuid, p_kind text, p_default integer)
 returns integer language sql stable as $$
   select coalesce(
@@ -24,7 +28,7 @@ returns integer language sql stable as $$
   + coalesce((select g.extra from public.quota_grants g
                where g.user_id = p_user_id and g.kind = p_kind
                  and g.period_start = svc_private.period_start(p_kind, now())), 0)
-$$;  -- FROM 20261122000007_operators.sql
+$$;
 
 create or replace function svc_private.quota_usage(p_user_id uuid, p_kind text, p_default integer)
 returns jsonb language sql stable as $$
@@ -40,7 +44,7 @@ returns jsonb language sql stable as $$
     'kind', p_kind, 'used', u.used, 'limit', p.lim, 'remaining', greatest(p.lim - u.used, 0),
     'period_start', p.start, 'resets_at', svc_private.period_end(p_kind, p.start))
   from p, u
-$$;  -- FROM 20261121000002_helpers.sql
+$$;
 
 -- One conditional update takes a unit: it row-locks the counter, rolls a stale period itself
 -- (so a late cron can neither block nor over-grant) and succeeds only while a unit is left.
@@ -72,7 +76,7 @@ begin
       v_usage);
   end if;
   return v_period;
-end $$;  -- FROM 20261121000002_helpers.sql
+end $$;
 
 -- Gives a unit back to the period it was taken from; a period that has rolled since is left
 -- alone, so a refund can never create credit in a new period.
@@ -81,13 +85,13 @@ returns void language sql as $$
   update public.usage_counters
      set used = greatest(used - 1, 0), updated_at = now()
    where user_id = p_user_id and kind = p_kind and period_start = p_period
-$$;  -- FROM 20261121000002_helpers.sql
+$$;
 
 create or replace function svc_private.gpu_limit(p_user_id uuid, p_default integer)
 returns integer language sql stable as $$
   select coalesce((select o.gpu_seconds_per_month from public.quota_overrides o
                     where o.user_id = p_user_id), p_default)
-$$;  -- FROM 20261122000003_spend_and_abuse.sql
+$$;
 
 create or replace function svc_private.gpu_usage(p_user_id uuid, p_default integer)
 returns jsonb language sql stable as $$
@@ -104,7 +108,7 @@ returns jsonb language sql stable as $$
                               else round(greatest(p.lim - u.used, 0)::numeric, 1) end,
     'period_start', p.start, 'resets_at', svc_private.period_end('training', p.start))
   from p, u
-$$;  -- FROM 20261122000003_spend_and_abuse.sql
+$$;
 
 -- Charges a running job for the time since its last heartbeat (a retried worker's claim
 -- resets the heartbeat, so time a dead worker was gone is never charged). Returns the seconds
@@ -135,7 +139,7 @@ begin
          updated_at = now()
   returning seconds into v_spent;
   return v_spent;
-end $$;  -- FROM 20261122000003_spend_and_abuse.sql
+end $$;
 
 create or replace function svc_private.require_gpu_budget(p_user_id uuid, p_default integer)
 returns void language plpgsql as $$
@@ -151,8 +155,9 @@ begin
                      'YYYY-MM-DD HH24:MI')),
       v_usage);
   end if;
-end $$;  -- FROM 20261122000003_spend_and_abuse.sql
+end $$;
 
+-- A user's counted quotas and, beside them, the GPU budget.
 create or replace function public.quota_status(
   p_user_id uuid, p_trainings_per_month integer, p_conversions_per_day integer,
   p_gpu_seconds_per_month integer default null
@@ -161,7 +166,7 @@ create or replace function public.quota_status(
     'training', svc_private.quota_usage(p_user_id, 'training', p_trainings_per_month),
     'conversion', svc_private.quota_usage(p_user_id, 'conversion', p_conversions_per_day),
     'gpu', svc_private.gpu_usage(p_user_id, p_gpu_seconds_per_month))
-$$;  -- FROM 20261122000003_spend_and_abuse.sql
+$$;
 
 -- The cron's period reset. Counters only ever move forward, so a late or repeated run is
 -- harmless: reservations already taken in the new period are left as they are.
@@ -177,7 +182,7 @@ returns jsonb language sql security definer set search_path = '' as $$
     'training', count(*) filter (where kind = 'training'),
     'conversion', count(*) filter (where kind = 'conversion'))
   from rolled
-$$;  -- FROM 20261121000003_functions.sql
+$$;
 
 -- Takes one token if the bucket (refilled at p_per_minute, holding at most p_burst) has one,
 -- in a single upsert, so concurrent API containers share the bucket exactly. Returns whether
@@ -209,7 +214,7 @@ begin
     'allowed', false, 'remaining', 0,
     'retry_after', case when v_rate > 0 then ceil((1 - coalesce(v_tokens, 0)) / v_rate)
                         else 3600 end);
-end $$;  -- FROM 20261122000003_spend_and_abuse.sql
+end $$;
 
 -- Buckets untouched for a day are full again; the cron may drop them.
 create or replace function public.prune_rate_buckets(p_older_than_sec integer default 86400)
@@ -220,4 +225,4 @@ returns jsonb language sql security definer set search_path = '' as $$
     returning 1
   )
   select jsonb_build_object('deleted', count(*)) from d
-$$;  -- FROM 20261122000003_spend_and_abuse.sql
+$$;

@@ -1,3 +1,6 @@
+-- Voice profiles and their datasets: uploads, the probe's start and verdict, deletes, and
+-- uploads whose event never came.
+
 set check_function_bodies = off;
 
 create or replace function public.create_profile(p_user_id uuid, p_name text, p_max_profiles integer)
@@ -23,13 +26,13 @@ begin
   insert into public.voice_profiles (user_id, name) values (p_user_id, btrim(p_name))
   returning * into v_profile;
   return svc_private.profile_json(v_profile);
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 create or replace function public.list_profiles(p_user_id uuid)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(svc_private.profile_json(p) order by p.created_at desc), '[]'::jsonb)
   from public.voice_profiles p where p.user_id = p_user_id and p.deleted_at is null
-$$;  -- FROM 20261121000003_functions.sql
+$$;
 
 create or replace function public.get_profile(p_user_id uuid, p_profile_id uuid)
 returns jsonb language plpgsql stable security definer set search_path = '' as $$
@@ -53,9 +56,11 @@ begin
                              from (select * from public.conversion_jobs
                                     where profile_id = p_profile_id
                                     order by created_at desc limit 5) c));
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
--- TODO sql. A separation in flight does not hold the profile: it is canceled with it (its worker stops at its next heartbeat), as deleting its song would.
+-- Deletes a profile and its dataset (retention removes the objects later). A training or
+-- conversion in progress holds it; a separation in flight does not: it is canceled with it (its
+-- worker stops at its next heartbeat), as deleting its song would.
 create or replace function public.delete_profile(p_user_id uuid, p_profile_id uuid)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
@@ -80,8 +85,10 @@ begin
   update public.voice_profiles set deleted_at = now(), status = 'disabled', updated_at = now()
    where id = p_profile_id returning * into v_profile;
   return svc_private.profile_json(v_profile);
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
+-- Registers an upload as a pending dataset file (the API then presigns its PUT), recording
+-- whether it is a full mix.
 create or replace function public.register_upload(
   p_user_id uuid, p_profile_id uuid, p_file_id uuid, p_object_key text, p_filename text,
   p_content_type text, p_size_bytes bigint, p_max_files integer, p_full_mix boolean default false
@@ -107,8 +114,10 @@ begin
           p_size_bytes, coalesce(p_full_mix, false))
   returning * into v_file;
   return to_jsonb(v_file);
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
+-- The dataset as it matters: every pending and ready file (bounded by the file cap), then the
+-- most recent refusals, so a person still sees why a file was turned away.
 create or replace function public.list_dataset_files(
   p_user_id uuid, p_profile_id uuid, p_max_files integer default 100,
   p_rejected_limit integer default 20
@@ -128,14 +137,16 @@ begin
                     where profile_id = p_profile_id and status = 'rejected'
                     order by created_at desc, id
                     limit least(greatest(p_rejected_limit, 0), 100))) f);
-end $$;  -- FROM 20261122000004_retention.sql
+end $$;
 
 create or replace function public.get_dataset_file(p_file_id uuid)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select to_jsonb(f) from public.dataset_files f where f.id = p_file_id
-$$;  -- FROM 20261121000004_events.sql
+$$;
 
--- TODO sql. Deleting a mix deletes its separated vocal too and cancels a separation still in flight (its worker stops at its next heartbeat).
+-- Deletes a dataset file and refreshes the profile's singer check. Deleting a mix deletes its
+-- separated vocal too and cancels a separation still in flight (its worker stops at its next
+-- heartbeat).
 create or replace function public.delete_dataset_file(
   p_user_id uuid, p_profile_id uuid, p_file_id uuid, p_min_similarity double precision
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -167,7 +178,7 @@ begin
   end if;
   perform svc_private.refresh_singer_check(p_profile_id, p_min_similarity);
   return to_jsonb(v_file);
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 -- A probe worker's start on a pending file: counts the attempt, and once p_max_attempts have
 -- been made without a verdict, rejects the file with PROBE_FAILED instead of trying again.
@@ -195,11 +206,12 @@ begin
   update public.dataset_files set probe_attempts = probe_attempts + 1
    where id = p_file_id returning * into v_file;
   return to_jsonb(v_file);
-end $$;  -- FROM 20261122000003_spend_and_abuse.sql
+end $$;
 
 -- The probe's verdict. Only a pending file takes one, so a duplicated event cannot probe a
 -- file twice; the profile lock keeps the dataset total exact under concurrent probes.
--- TODO sql. A full mix does not count toward the dataset's minutes (it never trains), and a ready one gets its separation job, once: only a pending file takes a verdict, and the job's source is unique.
+-- A full mix does not count toward the dataset's minutes (it never trains), and a ready one gets
+-- its separation job, once: only a pending file takes a verdict, and the job's source is unique.
 create or replace function public.record_probe(
   p_file_id uuid, p_etag text, p_size_bytes bigint, p_probe jsonb, p_reject_code text,
   p_reject_message text, p_max_total_seconds double precision
@@ -259,10 +271,11 @@ begin
     on conflict (source_file_id) do nothing;
   end if;
   return to_jsonb(v_file);
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 -- Pending uploads old enough that their event may have been lost.
--- TODO sql. Now a fair share: each user's oldest pending uploads first, taken round-robin across users, so one user's many stuck rows cannot fill the batch.
+-- A fair share: each user's oldest pending uploads first, taken round-robin across users, so one
+-- user's many stuck rows cannot fill the batch.
 create or replace function public.list_stale_uploads(p_older_than_sec integer, p_limit integer)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(to_jsonb(f) - 'turn' order by f.turn, f.created_at), '[]'::jsonb)
@@ -271,7 +284,7 @@ returns jsonb language sql stable security definer set search_path = '' as $$
          where d.status = 'pending'
            and d.created_at < now() - make_interval(secs => p_older_than_sec)
          order by turn, d.created_at limit least(greatest(p_limit, 1), 1000)) f
-$$;  -- FROM 20261122000003_spend_and_abuse.sql
+$$;
 
 -- A pending upload whose object never appeared before its URL expired.
 create or replace function public.expire_upload(p_file_id uuid)
@@ -281,4 +294,4 @@ returns jsonb language sql security definer set search_path = '' as $$
          reject_message = 'The upload did not arrive before its link expired. Please upload it again.'
    where id = p_file_id and status = 'pending'
   returning to_jsonb(dataset_files.*)
-$$;  -- FROM 20261121000004_events.sql
+$$;

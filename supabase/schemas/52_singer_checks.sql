@@ -1,3 +1,6 @@
+-- The one-singer check: one worker per profile embeds each ready file's voice and scores how
+-- alike the dataset's files are.
+
 set check_function_bodies = off;
 
 -- The singer check's functions take a profile that exists (deleted or not: a late request for
@@ -9,7 +12,7 @@ begin
     perform svc_private.raise_error('NOT_FOUND', 'That voice profile does not exist.',
                                     jsonb_build_object('profile_id', p_profile_id));
   end if;
-end $$;  -- FROM 20261122000008_singer_jobs.sql
+end $$;
 
 -- Each ready file's cosine similarity to the centroid of the profile's other ready files;
 -- with three or more, one under p_min_similarity is probably another singer.
@@ -38,7 +41,7 @@ create or replace function svc_private.refresh_singer_check(
     other_singer = case when n.c >= 3 then s.similarity < p_min_similarity end
     from scores s, n
    where f.id = s.file_id
-$$;  -- FROM 20261122000002_dataset_analysis.sql
+$$;
 
 -- Taken under the row lock, so of N concurrent requests for an idle profile exactly one is
 -- told to spawn the worker; a request while one is pending is a no-op, one while it runs
@@ -64,7 +67,7 @@ begin
   update public.singer_checks set requested_at = now(), started_at = null, again = false
    where profile_id = p_profile_id;
   return true;
-end $$;  -- FROM 20261122000008_singer_jobs.sql
+end $$;
 
 -- The worker starts: what was asked for so far is now its job.
 create or replace function public.begin_singer_check(p_profile_id uuid)
@@ -73,10 +76,10 @@ begin
   perform svc_private.require_singer_profile(p_profile_id);
   insert into public.singer_checks (profile_id, started_at) values (p_profile_id, now())
   on conflict (profile_id) do update set requested_at = null, started_at = now(), again = false;
-end $$;  -- FROM 20261122000008_singer_jobs.sql
+end $$;
 
 -- Ready files of a profile that have no speaker embedding yet (the singer-check worker).
--- TODO sql. A mix is not one singer's voice: never embedded.
+-- A mix is not one singer's voice: never embedded.
 create or replace function public.singer_check_files(p_profile_id uuid)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(jsonb_build_object('id', f.id, 'object_key', f.object_key)
@@ -84,7 +87,7 @@ returns jsonb language sql stable security definer set search_path = '' as $$
     from public.dataset_files f
    where f.profile_id = p_profile_id and f.status = 'ready' and not f.full_mix
      and not exists (select 1 from public.dataset_file_embeddings e where e.file_id = f.id)
-$$;  -- FROM 20261122000012_dataset_separation.sql
+$$;
 
 -- A worker's speaker embedding (a JSON array) for one ready file, then the profile's check is recomputed
 -- under the profile lock, so concurrent workers cannot leave a stale result behind.
@@ -114,7 +117,7 @@ begin
   perform svc_private.refresh_singer_check(v_file.profile_id, p_min_similarity);
   select * into v_file from public.dataset_files where id = p_file_id;
   return to_jsonb(v_file);
-end $$;  -- FROM 20261122000002_dataset_analysis.sql
+end $$;
 
 -- The worker ends a pass: true when it was asked for again meanwhile (it runs once more, now
 -- counted as running afresh); false when it is done, or with p_failed when it gave up, so the
@@ -131,4 +134,4 @@ begin
    where profile_id = p_profile_id
   returning started_at is not null into v_again;
   return coalesce(v_again, false);
-end $$;  -- FROM 20261122000008_singer_jobs.sql
+end $$;

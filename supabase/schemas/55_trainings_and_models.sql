@@ -1,6 +1,10 @@
+-- Trainings (start, inputs, pitch, finish) and the model versions they produce.
+
 set check_function_bodies = off;
 
--- TODO sql. The ready minutes leave full mixes out.
+-- Starts a training: the dataset's ready minutes (full mixes left out) within the window, the
+-- GPU budget not spent, a quota unit reserved, and at most p_max_active live trainings per
+-- user.
 create or replace function public.start_training(
   p_user_id uuid, p_profile_id uuid, p_params jsonb, p_min_seconds double precision,
   p_max_seconds double precision, p_default_limit integer, p_max_active integer default 1,
@@ -40,10 +44,10 @@ begin
           jsonb_build_object('phase', 'queued'), v_period)
   returning * into v_job;
   return to_jsonb(v_job);
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 -- The files a training job trains on: the profile's ready dataset at the time it runs.
--- TODO sql. A full mix never trains; its vocal does.
+-- A full mix never trains; its vocal does.
 create or replace function public.training_inputs(p_job_id uuid)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(jsonb_build_object(
@@ -55,7 +59,7 @@ returns jsonb language sql stable security definer set search_path = '' as $$
   join public.dataset_files f on f.profile_id = j.profile_id and f.status = 'ready'
                              and not f.full_mix
   where j.id = p_job_id
-$$;  -- FROM 20261122000012_dataset_separation.sql
+$$;
 
 create or replace function public.record_training_pitch(p_job_id uuid, p_pitch_range jsonb)
 returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -71,7 +75,7 @@ begin
   update public.training_jobs set pitch_range = p_pitch_range where id = p_job_id
   returning to_jsonb(training_jobs.*) into v_job;
   return v_job;
-end $$;  -- FROM 20261122000006_pitch.sql
+end $$;
 
 create or replace function public.finish_training(
   p_job_id uuid, p_model_version_id uuid, p_model_key text, p_config_key text,
@@ -104,7 +108,7 @@ begin
   return svc_private.update_job('training', v_job, jsonb_build_object(
     'status', 'succeeded', 'finished_at', now(), 'quota_state', 'charged',
     'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded')));
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 -- A new model version carries the pitch range its training job recorded.
 create or replace function svc_private.model_version_pitch()
@@ -115,10 +119,11 @@ begin
       from public.training_jobs j where j.id = new.training_job_id;
   end if;
   return new;
-end $$;  -- FROM 20261122000006_pitch.sql
+end $$;
 create trigger model_version_pitch before insert on public.model_versions
   for each row execute function svc_private.model_version_pitch();
 
+-- Newest first, at most p_limit (1–200).
 create or replace function public.list_model_versions(
   p_user_id uuid, p_profile_id uuid, p_limit integer default 50
 ) returns jsonb language plpgsql stable security definer set search_path = '' as $$
@@ -135,7 +140,7 @@ begin
                                     order by m.created_at desc), '[]'::jsonb)
             from (select * from public.model_versions where profile_id = p_profile_id
                    order by created_at desc limit least(greatest(p_limit, 1), 200)) m);
-end $$;  -- FROM 20261122000004_retention.sql
+end $$;
 
 create or replace function public.get_model_version(p_user_id uuid, p_model_version_id uuid)
 returns jsonb language plpgsql stable security definer set search_path = '' as $$
@@ -151,7 +156,7 @@ begin
                                     jsonb_build_object('model_version_id', p_model_version_id));
   end if;
   return v_model;
-end $$;  -- FROM 20261121000005_models.sql
+end $$;
 
 create or replace function public.activate_model_version(
   p_user_id uuid, p_profile_id uuid, p_model_version_id uuid
@@ -168,4 +173,4 @@ begin
      set active_model_version_id = p_model_version_id, status = 'ready', updated_at = now()
    where id = p_profile_id returning * into v_profile;
   return svc_private.profile_json(v_profile);
-end $$;  -- FROM 20261121000005_models.sql
+end $$;

@@ -1,5 +1,10 @@
+-- Conversions: created awaiting their upload, queued when it arrives, finished with their
+-- output (a song conversion also leaves its vocal and instrumental).
+
 set check_function_bodies = off;
 
+-- Creates a conversion awaiting its upload, with a quota unit reserved; refuses to start while
+-- the GPU budget is spent.
 create or replace function public.create_conversion(
   p_user_id uuid, p_profile_id uuid, p_job_id uuid, p_model_version_id uuid, p_params jsonb,
   p_input_key text, p_input_filename text, p_input_size_bytes bigint,
@@ -43,7 +48,7 @@ begin
           jsonb_build_object('phase', 'awaiting_upload'), v_period)
   returning * into v_job;
   return to_jsonb(v_job);
-end $$;  -- FROM 20261122000003_spend_and_abuse.sql
+end $$;
 
 -- The input's upload event: awaiting_upload → queued. A duplicate or late event is a no-op.
 create or replace function public.queue_conversion(p_job_id uuid)
@@ -56,7 +61,7 @@ begin
   end if;
   return svc_private.update_job('conversion', v_job, jsonb_build_object(
     'status', 'queued', 'progress', jsonb_build_object('phase', 'queued')));
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 -- The model a conversion job converts with, looked up by the job alone: the worker holds a
 -- job id, not a user, so it needs no owner-checked (user-facing) lookup.
@@ -75,7 +80,7 @@ begin
                                     jsonb_build_object('job_id', p_job_id));
   end if;
   return v_model;
-end $$;  -- FROM 20261122000001_worker_role.sql
+end $$;
 
 create or replace function public.record_conversion_pitch(p_job_id uuid, p_pitch jsonb)
 returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -91,7 +96,7 @@ begin
   update public.conversion_jobs set pitch = p_pitch where id = p_job_id
   returning to_jsonb(conversion_jobs.*) into v_job;
   return v_job;
-end $$;  -- FROM 20261122000006_pitch.sql
+end $$;
 
 create or replace function public.finish_conversion(
   p_job_id uuid, p_output_key text, p_input_duration_sec double precision
@@ -116,7 +121,7 @@ begin
   return svc_private.update_job('conversion', v_job, jsonb_build_object(
     'status', 'succeeded', 'finished_at', now(), 'quota_state', 'charged',
     'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded', 'percent', 100)));
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 -- A song conversion's part keys; none for a vocal one.
 create or replace function svc_private.conversion_part_keys(
@@ -127,4 +132,4 @@ create or replace function svc_private.conversion_part_keys(
     format('vc/users/%s/profiles/%s/conversions/%s/instrumental.wav',
            p_user_id, p_profile_id, p_job_id)]
   else '{}'::text[] end
-$$;  -- FROM 20261122000011_song_conversions.sql
+$$;

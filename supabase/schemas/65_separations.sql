@@ -1,3 +1,6 @@
+-- Separations: a ready full mix's vocal, written by a worker as a new dataset file derived
+-- from the mix (quota-free, charged to the GPU budget).
+
 set check_function_bodies = off;
 
 -- A separation that ends without succeeding leaves no derived file behind: a vocal row the
@@ -8,7 +11,7 @@ begin
   update public.dataset_files set status = 'deleted'
    where id = new.derived_file_id and status = 'pending';
   return null;
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 create trigger separation_jobs_drop_unfinished_vocal
   after update of status on public.separation_jobs
   for each row when (new.status in ('failed', 'canceled') and old.status <> new.status)
@@ -48,7 +51,7 @@ begin
   v_job := svc_private.update_job('separation', v_job,
                                   jsonb_build_object('worker_call_id', 'dispatching'));
   return jsonb_build_object('taken', true, 'job', v_job);
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 -- The mix a separation job reads, by job alone (what the worker login may read).
 create or replace function public.separation_source(p_job_id uuid)
@@ -64,7 +67,7 @@ begin
                                     jsonb_build_object('job_id', p_job_id));
   end if;
   return v_file;
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 -- The separation worker, before it uploads the vocal: registers it as a pending dataset
 -- file (derived from the mix) under the job's fixed id, so the upload's own event probes it
@@ -100,7 +103,7 @@ begin
   on conflict (id) do nothing;
   select * into v_file from public.dataset_files where id = (v_job ->> 'derived_file_id')::uuid;
   return to_jsonb(v_file);
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 create or replace function public.finish_separation(p_job_id uuid)
 returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -122,7 +125,7 @@ begin
   return svc_private.update_job('separation', v_job, jsonb_build_object(
     'status', 'succeeded', 'finished_at', now(),
     'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded', 'percent', 100)));
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 -- The person's "try again" on a failed or canceled separation: queued anew (taken and
 -- launched like the first time), with a fresh id for its vocal, while the song is still
@@ -155,4 +158,4 @@ begin
     'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
     'started_at', null, 'heartbeat_at', null, 'worker_call_id', null,
     'progress', jsonb_build_object('phase', 'queued')));
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;

@@ -1,3 +1,5 @@
+-- Storage events: dedupe, deleted objects, and what became of each event for operators.
+
 set check_function_bodies = off;
 
 -- Idempotency keys for at-least-once deliveries: true the first time a key is seen.
@@ -7,14 +9,16 @@ begin
   insert into public.processed_events (source, event_id) values (p_source, p_event_id)
   on conflict do nothing;
   return jsonb_build_object('new', found);
-end $$;  -- FROM 20261121000003_functions.sql
+end $$;
 
 create or replace function public.event_seen(p_source text, p_event_id text)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select jsonb_build_object('seen', exists (
     select 1 from public.processed_events where source = p_source and event_id = p_event_id))
-$$;  -- FROM 20261121000004_events.sql
+$$;
 
+-- An object deleted from the bucket: its row, if still live, becomes deleted, and its profile's
+-- singer check is refreshed.
 create or replace function public.mark_object_deleted(
   p_object_key text, p_min_similarity double precision
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -35,7 +39,7 @@ begin
     perform svc_private.refresh_singer_check(v_profile_id, p_min_similarity);
   end if;
   return jsonb_build_object('deleted', v_count);
-end $$;  -- FROM 20261122000008_singer_jobs.sql
+end $$;
 
 -- Counts one event outcome (the event handler and the reconciler call it).
 create or replace function public.record_event_outcome(
@@ -47,4 +51,4 @@ create or replace function public.record_event_outcome(
   on conflict (day, source, outcome, reason) do update
      set count = e.count + 1, last_key = excluded.last_key, last_at = excluded.last_at
   returning jsonb_build_object('count', e.count)
-$$;  -- FROM 20261122000007_operators.sql
+$$;

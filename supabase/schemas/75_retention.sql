@@ -1,3 +1,10 @@
+-- Retention and erasure. A voice is personal data: what is no longer needed leaves the bucket
+-- and, for deleted profiles and erased accounts, the database too.
+--
+-- The database decides what goes; the scheduled task (pipeline/retention.py) only deletes the
+-- object keys these functions queue in `object_deletions` and acknowledges them. Rows are
+-- purged in the same transaction that queues their keys, so no key is ever lost track of.
+
 set check_function_bodies = off;
 
 create or replace function svc_private.enqueue_deletions(
@@ -10,11 +17,11 @@ create or replace function svc_private.enqueue_deletions(
     returning 1
   )
   select count(*)::integer from ins
-$$;  -- FROM 20261122000004_retention.sql
+$$;
 
 -- Queues every object of the given profiles and deletes their rows (children first: model
 -- versions are referenced by conversions, trainings by model versions, the profile by all).
--- TODO sql, with a model version's preview (beside its weights) and a song conversion's parts queued too.
+-- A model version's preview (beside its weights) and a song conversion's parts are queued too.
 create or replace function svc_private.purge_profiles(p_profile_ids uuid[], p_reason text)
 returns jsonb language plpgsql as $$
 declare
@@ -61,7 +68,7 @@ begin
                                         'objects_queued', v_objects)
     into v_counts;
   return v_counts;
-end $$;  -- FROM 20261122000011_song_conversions.sql
+end $$;
 
 -- The scheduled rules, in one pass:
 --   * rejected or deleted dataset files of a live profile: their object goes at once (the
@@ -69,7 +76,7 @@ end $$;  -- FROM 20261122000011_song_conversions.sql
 --   * conversions: an abandoned one (canceled, which includes an expired upload ticket) loses
 --     its objects at once, any other finished one after p_conversion_retention_sec;
 --   * profiles deleted more than p_profile_grace_sec ago: every object and every row.
--- TODO sql, with a song conversion's parts queued with its input and output.
+-- A song conversion's parts are queued with its input and output.
 create or replace function public.apply_retention(
   p_conversion_retention_sec integer, p_profile_grace_sec integer
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -113,13 +120,13 @@ begin
   return jsonb_build_object('dataset_objects_queued', v_dataset,
                             'conversion_objects_queued', v_conversions,
                             'profiles_purged', v_purged);
-end $$;  -- FROM 20261122000011_song_conversions.sql
+end $$;
 
 -- `DELETE /me`: every profile (deleted ones in their grace period too), file, model and job
 -- of one user, with every key queued. Live jobs are canceled first, with their refunds, so
 -- the usage counters (kept, like quota overrides, until Supabase deletes the auth user)
 -- stay true. Returns the counts and the worker call ids to signal.
--- TODO sql. Live separations are canceled first too.
+-- Live separations are canceled first too.
 create or replace function public.erase_user_data(p_user_id uuid)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
@@ -155,7 +162,7 @@ begin
     from public.voice_profiles where user_id = p_user_id;
   v_result := svc_private.purge_profiles(v_profiles, 'account_erased');
   return v_result || jsonb_build_object('jobs_canceled', v_canceled, 'call_ids', v_calls);
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 -- The next keys to delete, oldest first; one user's only when p_user_id is given.
 create or replace function public.list_object_deletions(p_limit integer, p_user_id uuid default null)
@@ -164,7 +171,7 @@ returns jsonb language sql stable security definer set search_path = '' as $$
   from (select object_key, enqueued_at from public.object_deletions
          where p_user_id is null or user_id = p_user_id
          order by enqueued_at, object_key limit least(greatest(p_limit, 1), 10000)) d
-$$;  -- FROM 20261122000004_retention.sql
+$$;
 
 -- Keys (a JSON array) whose objects are gone from the bucket.
 create or replace function public.ack_object_deletions(p_keys jsonb)
@@ -173,13 +180,14 @@ returns jsonb language sql security definer set search_path = '' as $$
               where object_key in (select jsonb_array_elements_text(p_keys))
              returning 1)
   select jsonb_build_object('acked', count(*)) from d
-$$;  -- FROM 20261122000004_retention.sql
+$$;
 
 -- Of the given keys (a JSON array of objects found in the bucket), those no row needs: a dataset object of a
 -- row that is not pending or ready (or of no row at all, e.g. re-uploaded after a delete
 -- through a still-valid link), a model or conversion object that no row names. A running
 -- training's profile keeps its model prefix, since the worker uploads before it records.
--- TODO sql, with a model version claiming its whole prefix (weights, config, preview) and a live song conversion claiming its parts (the worker uploads them a moment before it records the job's output).
+-- A model version claims its whole prefix (weights, config, preview) and a live song conversion
+-- its parts (the worker uploads them a moment before it records the job's output).
 create or replace function public.unclaimed_object_keys(p_keys jsonb)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(k order by k), '[]'::jsonb)
@@ -201,4 +209,4 @@ returns jsonb language sql stable security definer set search_path = '' as $$
                      where t.status in ('queued', 'running')
                        and k like format('vc/users/%s/profiles/%s/models/%%',
                                          t.user_id, t.profile_id))
-$$;  -- FROM 20261122000011_song_conversions.sql
+$$;

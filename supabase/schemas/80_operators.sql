@@ -55,7 +55,7 @@ begin
   insert into ops.audit_log (actor, action, target_kind, target_id, reason, details)
   values (coalesce(nullif(btrim(p_by), ''), session_user::text), p_action, p_target_kind,
           p_target_id, btrim(p_reason), coalesce(p_details, '{}'::jsonb));
-end $$;  -- FROM 20261122000007_operators.sql
+end $$;
 
 -- The API's check on every signed-in request: one indexed lookup, raising USER_DISABLED.
 create or replace function public.require_enabled_user(p_user_id uuid)
@@ -70,7 +70,7 @@ begin
       jsonb_build_object('reason', v_reason));
   end if;
   return jsonb_build_object('enabled', true);
-end $$;  -- FROM 20261122000007_operators.sql
+end $$;
 
 create or replace function ops.disable_user(p_user_id uuid, p_reason text, p_by text default null)
 returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -85,7 +85,7 @@ begin
   on conflict (user_id) do update
      set reason = excluded.reason, disabled_by = excluded.disabled_by, disabled_at = now();
   return jsonb_build_object('user_id', p_user_id, 'disabled', true, 'reason', btrim(p_reason));
-end $$;  -- FROM 20261122000007_operators.sql
+end $$;
 
 create or replace function ops.enable_user(p_user_id uuid, p_reason text, p_by text default null)
 returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -97,7 +97,7 @@ begin
                                     jsonb_build_object('user_id', p_user_id));
   end if;
   return jsonb_build_object('user_id', p_user_id, 'disabled', false);
-end $$;  -- FROM 20261122000007_operators.sql
+end $$;
 
 create or replace function ops.disable_profile(
   p_profile_id uuid, p_reason text, p_by text default null
@@ -116,7 +116,7 @@ begin
       jsonb_build_object('profile_id', p_profile_id));
   end if;
   return to_jsonb(v_profile);
-end $$;  -- FROM 20261122000007_operators.sql
+end $$;
 
 -- Back to what the profile was: ready when it has an active model, else draft.
 create or replace function ops.enable_profile(
@@ -136,7 +136,7 @@ begin
                                     jsonb_build_object('profile_id', p_profile_id));
   end if;
   return to_jsonb(v_profile);
-end $$;  -- FROM 20261122000007_operators.sql
+end $$;
 
 -- A live job ends as failed with OPERATOR_FAILED and the reason, its reservation refunded
 -- exactly as any failure (svc_private.end_job); its worker stops at its next heartbeat. The
@@ -156,12 +156,13 @@ begin
   return svc_private.end_job(p_kind, v_job || jsonb_build_object('heartbeat_at', now()),
     'failed', 'OPERATOR_FAILED',
     format('Stopped by the service: %s Your quota was refunded.', btrim(p_reason)));
-end $$;  -- FROM 20261122000007_operators.sql
+end $$;
 
 -- failed → queued, once per job: a new reservation is taken in the current period (the
 -- failure refunded the old one; an operator's requeue is not held to the limit), the same
 -- one-live-job-per-user rule holds, and the cron launches it (take_requeued_jobs).
--- TODO sql. A failed separation is requeued without a counted quota (it takes none) while its mix is still ready; the others as before.
+-- A failed separation is requeued without a counted quota (it takes none) while its mix is still
+-- ready.
 create or replace function ops.requeue_job(
   p_kind text, p_job_id uuid, p_reason text, p_by text default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -219,7 +220,7 @@ begin
     'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
     'heartbeat_at', null, 'worker_call_id', 'requeued', 'quota_state', 'reserved',
     'progress', jsonb_build_object('phase', 'queued', 'requeued', true)));
-end $$;  -- FROM 20261122000012_dataset_separation.sql
+end $$;
 
 -- Adds p_extra units on top of the user's limit for the current period only.
 create or replace function ops.grant_quota(
@@ -248,7 +249,7 @@ begin
                                     'period_start', g.period_start, 'extra', g.extra)
             from public.quota_grants g
            where g.user_id = p_user_id and g.kind = p_kind and g.period_start = v_period);
-end $$;  -- FROM 20261122000007_operators.sql
+end $$;
 
 -- Operators' view (was: 20261122000007_operators.sql): separations are in flight too.
 create or replace view ops.jobs_in_flight as
@@ -272,10 +273,10 @@ select 'separation', j.id, j.user_id, u.email, j.profile_id, j.status,
        j.attempt, j.worker_call_id, j.created_at, j.started_at, j.heartbeat_at,
        now() - coalesce(j.heartbeat_at, j.started_at), now() - j.created_at
   from public.separation_jobs j left join auth.users u on u.id = j.user_id
- where j.status in ('queued', 'running');  -- FROM 20261122000012_dataset_separation.sql
+ where j.status in ('queued', 'running');
 
 -- Why do jobs fail and uploads get rejected, over the last day and week?
--- TODO sql. Now why separations end too.
+-- Separations included.
 create or replace view ops.failures as
 with ended as (
   select 'training'::text as source, status, error_code as code, error_message as message,
@@ -300,13 +301,13 @@ select source, status, coalesce(code, 'UNKNOWN') as code,
        count(*) as last_week, max(at) as last_at,
        (array_agg(message order by at desc))[1] as last_message
   from ended
- group by source, status, coalesce(code, 'UNKNOWN');  -- FROM 20261122000012_dataset_separation.sql
+ group by source, status, coalesce(code, 'UNKNOWN');
 
 -- Who uses what this period: counted units, limits set by operators, GPU seconds this month
 -- (read through to_jsonb, so the view works with or without the GPU budget's columns) and
 -- bytes stored. Periods are spelled out rather than taken from svc_private, which the
 -- service role reading the view may not execute.
--- TODO sql. The month's GPU seconds count separations too.
+-- The month's GPU seconds count separations too.
 create or replace view ops.usage_this_period as
 with t as (
   select user_id,
@@ -382,7 +383,7 @@ select u.id as user_id, u.email,
   left join q on q.user_id = u.id
   left join g on g.user_id = u.id
   left join public.quota_overrides o on o.user_id = u.id
-  left join ops.disabled_users du on du.user_id = u.id;  -- FROM 20261122000012_dataset_separation.sql
+  left join ops.disabled_users du on du.user_id = u.id;
 
 -- Are uploads waiting on events that never came? Pending uploads by age.
 create or replace view ops.pending_uploads as
@@ -395,14 +396,14 @@ select case
        count(*) as files, min(created_at) as oldest, count(distinct user_id) as users
   from public.dataset_files
  where status = 'pending'
- group by 1;  -- FROM 20261122000007_operators.sql
+ group by 1;
 
 -- Is the event path healthy? Handled, duplicate, ignored (with the reason and the last key)
 -- events and the reconciler's catches, per day for the last week.
 create or replace view ops.event_health as
 select day, source, outcome, nullif(reason, '') as reason, count, last_key, last_at
   from ops.event_outcomes
- where day > (now() at time zone 'UTC')::date - 7;  -- FROM 20261122000007_operators.sql
+ where day > (now() at time zone 'UTC')::date - 7;
 
 -- Which model versions does each profile have, which is active, and how good are they?
 create or replace view ops.model_versions as
@@ -413,7 +414,7 @@ select p.id as profile_id, p.name as profile_name, p.status as profile_status, p
   from public.model_versions m
   join public.voice_profiles p on p.id = m.profile_id
   left join public.training_jobs j on j.id = m.training_job_id
-  left join auth.users u on u.id = m.user_id;  -- FROM 20261122000007_operators.sql
+  left join auth.users u on u.id = m.user_id;
 
 -- Who is disabled right now, and why?
 create or replace view ops.disabled as
@@ -425,13 +426,13 @@ select 'profile', p.id, p.user_id, u.email, p.disabled_reason, p.updated_at,
        (select a.actor from ops.audit_log a
          where a.target_id = p.id and a.action = 'disable_profile' order by a.at desc limit 1)
   from public.voice_profiles p left join auth.users u on u.id = p.user_id
- where p.status = 'disabled' and p.deleted_at is null;  -- FROM 20261122000007_operators.sql
+ where p.status = 'disabled' and p.deleted_at is null;
 
 -- What have operators done lately?
 create or replace view ops.recent_actions as
 select a.at, a.actor, a.action, a.target_kind, a.target_id, a.reason, a.details
   from ops.audit_log a
- where a.at > now() - interval '30 days';  -- FROM 20261122000007_operators.sql
+ where a.at > now() - interval '30 days';
 
 -- The operators' tables and views: the service role reads them; nobody else. (The controls'
 -- execute grants are in 90_access.sql, with every other function's.)
