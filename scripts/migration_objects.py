@@ -32,10 +32,13 @@ PATTERNS = [
     ("view", "drop", rf"drop\s+view\s+{IF_EXISTS}{NAME}"),
     ("trigger", "drop", rf"drop\s+trigger\s+{IF_EXISTS}{NAME}\s+on\s+{NAME}"),
     ("policy", "drop", rf"drop\s+policy\s+{IF_EXISTS}{NAME}\s+on\s+{NAME}"),
-    ("grant", "grant", r"(?:grant|revoke)\s.*?\son\s+(?:table\s+|function\s+|schema\s+)?"
-     rf"{NAME}"),
-    ("grant", "restrict to service", r"select\s+svc_private\.restrict_to_service\((.*)\)"),
-    ("grant", "grant to worker", r"select\s+svc_private\.grant_to_worker\((.*)\)"),
+    (
+        "privileges",
+        "grant or revoke",
+        rf"(?:grant|revoke)\s.*?\son\s+(?:table\s+|function\s+|schema\s+)?{NAME}",
+    ),
+    ("privileges", "restrict to service", r"select\s+svc_private\.restrict_to_service\((.*)\)"),
+    ("privileges", "grant to worker", r"select\s+svc_private\.grant_to_worker\((.*)\)"),
     ("do block", "runs", r"do\s+\$"),
 ]
 
@@ -92,9 +95,7 @@ def _statement(sql: str, start: int, end: int) -> Statement:
         else:
             body_at = k
             break
-    line = sql.count("\n", 0, start) + chunk[: len(chunk) - len(chunk.lstrip("\n"))].count(
-        "\n"
-    )
+    line = sql.count("\n", 0, start) + chunk[: len(chunk) - len(chunk.lstrip("\n"))].count("\n")
     return Statement("\n".join(lines[body_at:]), "\n".join(comment), line + body_at + 1)
 
 
@@ -105,26 +106,24 @@ def describe(statement: Statement) -> tuple[str, str, str]:
     for kind, action, pattern in PATTERNS:
         m = re.match(pattern, head, re.S)
         if m:
-            if kind == "grant" and action != "grant":
+            if kind == "privileges" and action != "grant or revoke":
                 names = re.findall(r"'(\w+)'", m.group(1))
                 return kind, action, ", ".join(names) if names else "every definer function"
             if kind in ("index", "trigger", "policy") and m.lastindex == 2:
                 return kind, action, f"{m.group(1)} on {m.group(2)}"
-            return kind, action, m.group(1) if m.lastindex else head[:60]
-    return "statement", "runs", head[:60]
+            return kind, action, m.group(1) if m.lastindex else head[:60] + " …"
+    return "statement", "runs", head[:60] + " …"
 
 
 def where_defined(name: str, directory: Path = SCHEMAS) -> list[str]:
-    """The schema files that mention the object's name, the file that defines it first."""
+    """The schema files that create (or alter) the object, by its bare name."""
     bare = name.split(" on ")[0].split(".")[-1].strip('"')
-    pattern = re.compile(rf"\b{re.escape(bare)}\b")
-    hits = [p.name for p in schema_files(directory) if pattern.search(p.read_text())]
     defining = re.compile(
-        rf"(create|alter)\s+(or\s+replace\s+)?(unique\s+)?\w+\s+(if\s+not\s+exists\s+)?"
-        rf"[\w.]*\b{re.escape(bare)}\b",
-        re.I,
+        rf"^\s*(create|alter)\s+(or\s+replace\s+)?(unique\s+)?\w+\s+(if\s+not\s+exists\s+)?"
+        rf"([\w]+\.)?{re.escape(bare)}\b",
+        re.I | re.M,
     )
-    return sorted(hits, key=lambda h: not defining.search((directory / h).read_text()))
+    return [p.name for p in schema_files(directory) if defining.search(p.read_text())]
 
 
 def main(argv: list[str]) -> int:
@@ -139,7 +138,8 @@ def main(argv: list[str]) -> int:
             into = ""
             if kind in ("function", "view", "table", "index", "trigger", "policy", "schema"):
                 into = "  -> " + (", ".join(where_defined(name)) or "new")
-            print(f"  line {statement.line:>4}  {action} {kind} {name}{into}")
+            what = f"{kind}: {name}" if action == "runs" else f"{kind} {name}"
+            print(f"  line {statement.line:>4}  {action} {what}{into}")
     return 0
 
 

@@ -93,8 +93,14 @@ def catalog(conn: psycopg.Connection) -> dict[str, str]:
               from pg_class c join pg_namespace n on n.oid = c.relnamespace
              where {NS} and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')""",
     )
-    kinds = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "S": "sequence",
-             "f": "foreign table"}
+    kinds = {
+        "r": "table",
+        "p": "table",
+        "v": "view",
+        "m": "materialized view",
+        "S": "sequence",
+        "f": "foreign table",
+    }
     for oid, relkind, schema, name, owner, acl, rls, force, options, comment, viewdef in relations:
         lines = [f"owner {owner}", f"acl {_acl(acl)}", f"comment {comment}"]
         if relkind in ("r", "p"):
@@ -139,9 +145,8 @@ def catalog(conn: psycopg.Connection) -> dict[str, str]:
               from pg_constraint k join pg_class c on c.oid = k.conrelid
               join pg_namespace n on n.oid = c.relnamespace where {NS}""",
     ):
-        objects[f"constraint {schema}.{table}.{name}"] = (
-            f"{contype}: {definition}"
-            + (f" deferrable (initially deferred {deferred})" if deferrable else "")
+        objects[f"constraint {schema}.{table}.{name}"] = f"{contype}: {definition}" + (
+            f" deferrable (initially deferred {deferred})" if deferrable else ""
         )
 
     for schema, name, definition in _rows(
@@ -240,8 +245,12 @@ def drift(expected: dict[str, str], actual: dict[str, str], labels: tuple[str, s
             out.extend(
                 "    " + line
                 for line in difflib.unified_diff(
-                    expected[key].splitlines(), actual[key].splitlines(),
-                    labels[0], labels[1], lineterm="", n=2,
+                    expected[key].splitlines(),
+                    actual[key].splitlines(),
+                    labels[0],
+                    labels[1],
+                    lineterm="",
+                    n=2,
                 )
             )
     return "\n".join(out)

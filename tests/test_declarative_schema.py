@@ -1,0 +1,90 @@
+"""The schema files (`supabase/schemas/`) and the migrations build the same database, object
+for object, and each object is defined once in the schema files."""
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from pipeline.local.stack import LocalStack
+from scripts.migration_objects import describe, main, split
+from scripts.schema_catalog import SCHEMAS, compare, schema_files
+
+DEFINING = {
+    ("function", "create or replace"),
+    ("view", "create or replace"),
+    ("table", "create"),
+    ("index", "create"),
+    ("trigger", "create"),
+    ("policy", "create"),
+    ("schema", "create"),
+}
+
+
+def test_schema_files_build_the_database_the_migrations_build(stack: LocalStack) -> None:
+    report = compare(stack.database_url)
+    assert report == "", "the schema files and the migrations differ:\n" + report
+
+
+def test_a_drift_is_named_object_by_object(stack: LocalStack, tmp_path: Path) -> None:
+    """The comparison is not blind: a changed body, default, index or grant is reported by
+    the name of the object it changed."""
+    drifted = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, drifted)
+    edits = {
+        "30_job_machine.sql": ("'Unknown job kind.'", "'Unknown job kind!'"),
+        "10_tables.sql": (
+            "again boolean not null default false",
+            "again boolean not null default true",
+        ),
+        "80_operators.sql": (
+            "on ops.audit_log (target_id, at desc)",
+            "on ops.audit_log (target_id)",
+        ),
+        "90_access.sql": ("'take_separation', ", ""),
+    }
+    for name, (old, new) in edits.items():
+        text = (drifted / name).read_text()
+        assert old in text, (name, old)
+        (drifted / name).write_text(text.replace(old, new, 1))
+
+    report = compare(stack.database_url, drifted)
+
+    assert "differs: function svc_private.job_table(p_kind text)" in report
+    assert "+  perform svc_private.raise_error('INVALID_ARGUMENT', 'Unknown job kind!'," in report
+    assert "differs: table public.singer_checks" in report
+    assert "differs: index ops.audit_log_target_idx" in report
+    assert "differs: function public.take_separation(" in report
+    assert "svc_worker=X/postgres" in report
+
+
+def test_each_object_is_defined_once() -> None:
+    defined = Counter(
+        (kind, name)
+        for path in schema_files()
+        for statement in split(path.read_text())
+        for kind, action, name in [describe(statement)]
+        if (kind, action) in DEFINING
+    )
+    assert len(defined) > 150
+    assert [key for key, count in defined.items() if count > 1] == []
+
+
+def test_new_migrations_are_listed_with_the_schema_file_of_each_object(
+    tmp_path: Path, capsys
+) -> None:
+    migration = tmp_path / "20990101000001_example.sql"
+    migration.write_text(
+        "-- A comment about the function.\n"
+        "create or replace function public.claim_job(p_kind text, p_job_id uuid)\n"
+        "returns jsonb language plpgsql as $$ begin return '{}'; end $$;\n"
+        "alter table public.dataset_files add column if not exists note text;\n"
+        "create table if not exists public.instant_jobs (id uuid primary key);\n"
+        "select svc_private.grant_to_worker(array['claim_job']);\n"
+    )
+    assert main([str(migration)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "20990101000001_example.sql:"
+    assert "create or replace function public.claim_job  -> 30_job_machine.sql" in lines[1]
+    assert "alter table public.dataset_files  -> 10_tables.sql" in lines[2]
+    assert "create table public.instant_jobs  -> new" in lines[3]
+    assert "grant to worker privileges claim_job" in lines[4]
