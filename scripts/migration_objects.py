@@ -6,9 +6,13 @@ into which schema file (docs/architecture.md, "How to change the database"):
 
     python -m scripts.migration_objects supabase/migrations/20261204000001_x.sql ...
 
-Then `python -m scripts.schema_catalog` says whether the schema files caught up.
+With `--apply` it also puts each function and view that a schema file already defines in
+place, as the migrations last define it (the comment above it stays: read it again); new
+objects, table changes and grants are listed for you to place by hand. Then
+`python -m scripts.schema_catalog` says whether the schema files caught up.
 """
 
+import argparse
 import re
 import sys
 from dataclasses import dataclass
@@ -126,20 +130,44 @@ def where_defined(name: str, directory: Path = SCHEMAS) -> list[str]:
     return [p.name for p in schema_files(directory) if defining.search(p.read_text())]
 
 
+def replace_definition(name: str, kind: str, text: str, directory: Path = SCHEMAS) -> str | None:
+    """Puts `text` in place of the schema files' definition of the function or view `name`,
+    keeping the comment above it; returns the file's name, or None where none defines it."""
+    for path in schema_files(directory):
+        sql = path.read_text()
+        for statement in split(sql):
+            if describe(statement)[:1] + describe(statement)[2:] == (kind, name):
+                path.write_text(sql.replace(statement.text, text, 1))
+                return path.name
+    return None
+
+
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__)
-        return 2
-    for arg in argv:
-        path = Path(arg)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("migrations", nargs="+", type=Path)
+    parser.add_argument(
+        "--apply",
+        action="store_true",
+        help="replace each function and view the schema files already define with the "
+        "migrations' last definition (its comment there stays: read it again)",
+    )
+    parser.add_argument("--schemas", type=Path, default=SCHEMAS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for path in args.migrations:
         print(f"{path.name}:")
         for statement in split(path.read_text()):
             kind, action, name = describe(statement)
             into = ""
             if kind in ("function", "view", "table", "index", "trigger", "policy", "schema"):
-                into = "  -> " + (", ".join(where_defined(name)) or "new")
+                into = "  -> " + (", ".join(where_defined(name, args.schemas)) or "new")
+            if args.apply and kind in ("function", "view") and action != "drop":
+                done = replace_definition(name, kind, statement.text, args.schemas)
+                into = f"  replaced in {done}" if done else "  -> new: add it by hand"
             what = f"{kind}: {name}" if action == "runs" else f"{kind} {name}"
             print(f"  line {statement.line:>4}  {action} {what}{into}")
+            if args.apply and into.startswith("  replaced") and statement.comment:
+                # What the migration says changed: the schema file's comment may need it.
+                print("\n".join("          " + line for line in statement.comment.splitlines()))
     return 0
 
 

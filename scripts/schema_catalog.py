@@ -103,8 +103,9 @@ def catalog(conn: psycopg.Connection) -> dict[str, str]:
     }
     for oid, relkind, schema, name, owner, acl, rls, force, options, comment, viewdef in relations:
         lines = [f"owner {owner}", f"acl {_acl(acl)}", f"comment {comment}"]
+        lines.append(f"options {options}")
         if relkind in ("r", "p"):
-            lines += [f"row level security {rls}, forced {force}", f"options {options}"]
+            lines.append(f"row level security {rls}, forced {force}")
         for col in _rows(
             conn,
             f"""select a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,

@@ -88,3 +88,28 @@ def test_new_migrations_are_listed_with_the_schema_file_of_each_object(
     assert "alter table public.dataset_files  -> 10_tables.sql" in lines[2]
     assert "create table public.instant_jobs  -> new" in lines[3]
     assert "grant to worker privileges claim_job" in lines[4]
+
+
+def test_apply_puts_a_migrations_function_in_place_keeping_its_comment(
+    tmp_path: Path, capsys
+) -> None:
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, schemas)
+    before = (schemas / "30_job_machine.sql").read_text()
+    migration = tmp_path / "20990101000001_example.sql"
+    new = (
+        "create or replace function public.cancel_job(p_kind text, p_user_id uuid, "
+        "p_job_id uuid)\nreturns jsonb language sql security definer set search_path = '' "
+        "as $$ select '{}'::jsonb $$;"
+    )
+    migration.write_text("-- Was: somewhere. Now a stub.\n" + new + "\n")
+
+    assert main(["--apply", "--schemas", str(schemas), str(migration)]) == 0
+
+    after = (schemas / "30_job_machine.sql").read_text()
+    assert new in after and "Now a stub" not in after
+    assert after.count("function public.cancel_job(") == 1
+    assert len(after.splitlines()) < len(before.splitlines())
+    out = capsys.readouterr().out
+    assert "create or replace function public.cancel_job  replaced in 30_job_machine.sql" in out
+    assert "-- Was: somewhere. Now a stub." in out
