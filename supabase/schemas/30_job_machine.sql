@@ -35,7 +35,7 @@ begin
   return v_job;
 end $$;
 
--- Writes the lifecycle columns shared by both job tables from `p_job || p_patch`.
+-- Writes the lifecycle columns every job table shares from `p_job || p_patch`.
 create or replace function svc_private.update_job(p_kind text, p_job jsonb, p_patch jsonb)
 returns jsonb language plpgsql as $$
 declare
@@ -54,9 +54,9 @@ begin
   return v_job;
 end $$;
 
--- Ends a non-terminal job as failed or canceled and gives its reservation back.
--- It also charges the GPU time since the last heartbeat when a worker fails or a user cancels (a
--- reaped job's worker is gone: nothing more to charge).
+-- Ends a non-terminal job as failed or canceled and gives its reservation back. It charges the
+-- GPU time since the last heartbeat when a worker fails or a user cancels (a reaped job's worker
+-- is gone: nothing more to charge).
 create or replace function svc_private.end_job(
   p_kind text, p_job jsonb, p_status text, p_code text, p_message text
 ) returns jsonb language plpgsql as $$
@@ -226,10 +226,10 @@ begin
   return svc_private.end_job(p_kind, v_job, 'canceled', 'CANCELED', 'Canceled at your request.');
 end $$;
 
--- Fails jobs whose worker went silent or never started, cancels conversions whose upload
--- never came, and refunds each. Candidates are re-checked under the row lock, so a job that
--- moved on meanwhile is left alone.
--- Separations too: no quota to refund, so their message says how to try again instead.
+-- Fails jobs whose worker went silent or never started, cancels conversions whose upload never
+-- came, and refunds each. Candidates are re-checked under the row lock, so a job that moved on
+-- meanwhile is left alone. Separations too: no quota to refund, so their message says how to try
+-- again instead.
 create or replace function public.reap_stale_jobs(
   p_heartbeat_timeout_sec integer, p_queued_timeout_sec integer
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -277,9 +277,9 @@ begin
 end $$;
 
 -- Requeued jobs waiting for a worker: the cron takes each once (marking it so a second run
--- cannot take it again) and launches it as the API would.
--- It also hands out separations whose launch was lost (the probe recorded the job but its
--- follow-up never ran): queued, never taken, a minute old.
+-- cannot take it again) and launches it as the API would. It also hands out separations whose
+-- launch was lost (the probe recorded the job but its follow-up never ran): queued, never taken,
+-- a minute old.
 create or replace function public.take_requeued_jobs(p_limit integer default 50)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare

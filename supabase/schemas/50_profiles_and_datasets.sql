@@ -209,9 +209,9 @@ begin
 end $$;
 
 -- The probe's verdict. Only a pending file takes one, so a duplicated event cannot probe a
--- file twice; the profile lock keeps the dataset total exact under concurrent probes.
--- A full mix does not count toward the dataset's minutes (it never trains), and a ready one gets
--- its separation job, once: only a pending file takes a verdict, and the job's source is unique.
+-- file twice; the profile lock keeps the dataset total exact under concurrent probes. A full
+-- mix does not count toward the dataset's minutes (it never trains), and a ready one gets its
+-- separation job, once (the job's source is unique).
 create or replace function public.record_probe(
   p_file_id uuid, p_etag text, p_size_bytes bigint, p_probe jsonb, p_reject_code text,
   p_reject_message text, p_max_total_seconds double precision
@@ -273,9 +273,9 @@ begin
   return to_jsonb(v_file);
 end $$;
 
--- Pending uploads old enough that their event may have been lost.
--- A fair share: each user's oldest pending uploads first, taken round-robin across users, so one
--- user's many stuck rows cannot fill the batch.
+-- Pending uploads old enough that their event may have been lost. A fair share: each user's
+-- oldest pending uploads first, taken round-robin across users, so one user's many stuck rows
+-- cannot fill the batch.
 create or replace function public.list_stale_uploads(p_older_than_sec integer, p_limit integer)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(to_jsonb(f) - 'turn' order by f.turn, f.created_at), '[]'::jsonb)

@@ -89,8 +89,8 @@ returns jsonb language sql stable security definer set search_path = '' as $$
      and not exists (select 1 from public.dataset_file_embeddings e where e.file_id = f.id)
 $$;
 
--- A worker's speaker embedding (a JSON array) for one ready file, then the profile's check is recomputed
--- under the profile lock, so concurrent workers cannot leave a stale result behind.
+-- A worker's speaker embedding (a JSON array) for one ready file, then the profile's check is
+-- recomputed under the profile lock, so concurrent workers cannot leave a stale result behind.
 create or replace function public.record_singer_embedding(
   p_file_id uuid, p_embedding jsonb, p_min_similarity double precision
 ) returns jsonb language plpgsql security definer set search_path = '' as $$

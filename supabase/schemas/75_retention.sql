@@ -122,11 +122,10 @@ begin
                             'profiles_purged', v_purged);
 end $$;
 
--- `DELETE /me`: every profile (deleted ones in their grace period too), file, model and job
--- of one user, with every key queued. Live jobs are canceled first, with their refunds, so
--- the usage counters (kept, like quota overrides, until Supabase deletes the auth user)
--- stay true. Returns the counts and the worker call ids to signal.
--- Live separations are canceled first too.
+-- `DELETE /me`: every profile (deleted ones in their grace period too), file, model and job of
+-- one user, with every key queued. Live jobs are canceled first, with their refunds, so the
+-- usage counters (kept, like quota overrides, until Supabase deletes the auth user) stay true.
+-- Returns the counts and the worker call ids to signal. Live separations are canceled first too.
 create or replace function public.erase_user_data(p_user_id uuid)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
@@ -182,12 +181,12 @@ returns jsonb language sql security definer set search_path = '' as $$
   select jsonb_build_object('acked', count(*)) from d
 $$;
 
--- Of the given keys (a JSON array of objects found in the bucket), those no row needs: a dataset object of a
--- row that is not pending or ready (or of no row at all, e.g. re-uploaded after a delete
--- through a still-valid link), a model or conversion object that no row names. A running
--- training's profile keeps its model prefix, since the worker uploads before it records.
--- A model version claims its whole prefix (weights, config, preview) and a live song conversion
--- its parts (the worker uploads them a moment before it records the job's output).
+-- Of the given keys (a JSON array of objects found in the bucket), those no row needs: a dataset
+-- object of a row that is not pending or ready (or of no row at all, e.g. re-uploaded after a
+-- delete through a still-valid link), a model or conversion object that no row names. A running
+-- training's profile keeps its model prefix, since the worker uploads before it records. A model
+-- version claims its whole prefix (weights, config, preview) and a live song conversion its
+-- parts (the worker uploads them a moment before it records the job's output).
 create or replace function public.unclaimed_object_keys(p_keys jsonb)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(k order by k), '[]'::jsonb)

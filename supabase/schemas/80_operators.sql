@@ -44,6 +44,8 @@ create table ops.event_outcomes (
   primary key (day, source, outcome, reason)
 );
 
+-- Controls ---------------------------------------------------------------------------------
+
 create or replace function svc_private.audit(
   p_by text, p_action text, p_target_kind text, p_target_id uuid, p_reason text,
   p_details jsonb default '{}'::jsonb
@@ -160,9 +162,8 @@ end $$;
 
 -- failed → queued, once per job: a new reservation is taken in the current period (the
 -- failure refunded the old one; an operator's requeue is not held to the limit), the same
--- one-live-job-per-user rule holds, and the cron launches it (take_requeued_jobs).
--- A failed separation is requeued without a counted quota (it takes none) while its mix is still
--- ready.
+-- one-live-job-per-user rule holds, and the cron launches it (take_requeued_jobs). A failed
+-- separation is requeued without a counted quota (it takes none) while its mix is ready.
 create or replace function ops.requeue_job(
   p_kind text, p_job_id uuid, p_reason text, p_by text default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
@@ -251,7 +252,9 @@ begin
            where g.user_id = p_user_id and g.kind = p_kind and g.period_start = v_period);
 end $$;
 
--- Operators' view (was: 20261122000007_operators.sql): separations are in flight too.
+-- Views: one question each ------------------------------------------------------------------
+
+-- What is running or waiting right now, and how long since each worker was heard from?
 create or replace view ops.jobs_in_flight as
 select 'training'::text as kind, j.id, j.user_id, u.email, j.profile_id, j.status,
        j.progress ->> 'phase' as phase, (j.progress ->> 'percent')::double precision as percent,
@@ -275,8 +278,7 @@ select 'separation', j.id, j.user_id, u.email, j.profile_id, j.status,
   from public.separation_jobs j left join auth.users u on u.id = j.user_id
  where j.status in ('queued', 'running');
 
--- Why do jobs fail and uploads get rejected, over the last day and week?
--- Separations included.
+-- Why do jobs (of every kind) fail and uploads get rejected, over the last day and week?
 create or replace view ops.failures as
 with ended as (
   select 'training'::text as source, status, error_code as code, error_message as message,
@@ -306,8 +308,8 @@ select source, status, coalesce(code, 'UNKNOWN') as code,
 -- Who uses what this period: counted units, limits set by operators, GPU seconds this month
 -- (read through to_jsonb, so the view works with or without the GPU budget's columns) and
 -- bytes stored. Periods are spelled out rather than taken from svc_private, which the
--- service role reading the view may not execute.
--- The month's GPU seconds count separations too.
+-- service role reading the view may not execute. The month's GPU seconds count every job
+-- kind's.
 create or replace view ops.usage_this_period as
 with t as (
   select user_id,
