@@ -33,7 +33,7 @@ SCHEMAS = ROOT / "supabase" / "schemas"
 # Postgres's own schemas, and the one where the Supabase CLI records applied versions (its
 # rows differ by construction: the schema files are not versions).
 SKIP_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast', 'supabase_migrations')"
-NS = f"n.nspname not in {SKIP_SCHEMAS} and n.nspname not like 'pg\\_temp%%'"
+NS = f"n.nspname not in {SKIP_SCHEMAS} and n.nspname not like 'pg\\_temp%'"
 
 
 def schema_files(directory: Path = SCHEMAS) -> list[Path]:
