@@ -53,8 +53,7 @@ revoke all on all functions in schema ops from public, anon, authenticated;
 grant execute on all functions in schema ops to service_role;
 
 -- What the workers call (gpu/, pipeline/probe.py, pipeline/singer_check.py,
--- pipeline/separation.py), and nothing more;
--- tests/test_worker_role.py holds the same list.
+-- pipeline/separation.py), and nothing more; tests/test_worker_role.py holds the same list.
 select svc_private.grant_to_worker(array[
   -- every job kind: the job machine (30_job_machine.sql)
   'claim_job', 'heartbeat_job', 'fail_job', 'set_job_call_id',
