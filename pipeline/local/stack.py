@@ -31,7 +31,7 @@ from pipeline.webhooks import new_ed25519_keypair
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_EMAIL = "dev@localhost"
-WORKER_ROLE = "svc_worker"  # created by supabase/migrations/20261122000001_worker_role.sql
+WORKER_ROLE = "svc_worker"  # created in supabase/schemas/00_schemas_and_roles.sql
 
 
 @dataclass

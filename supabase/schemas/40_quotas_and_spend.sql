@@ -1,0 +1,228 @@
+-- Counted quotas (trainings a month, conversions a day) with operators' overrides and grants,
+-- the monthly GPU-seconds budget charged from heartbeats, and token-bucket rate limits.
+
+set check_function_bodies = off;
+
+create or replace function svc_private.period_start(p_kind text, p_at timestamptz)
+returns date language sql stable as $$
+  select case p_kind
+    when 'training' then date_trunc('month', p_at at time zone 'UTC')::date
+    else (p_at at time zone 'UTC')::date
+  end
+$$;
+
+create or replace function svc_private.period_end(p_kind text, p_start date)
+returns timestamptz language sql stable as $$
+  select (case p_kind when 'training' then p_start + interval '1 month'
+                      else p_start + interval '1 day' end) at time zone 'UTC'
+$$;
+
+-- A user's limit for a kind: their override or the default, plus an operator's grant for the
+-- current period.
+create or replace function svc_private.quota_limit(p_user_id uuid, p_kind text, p_default integer)
+returns integer language sql stable as $$
+  select coalesce(
+    (select case p_kind when 'training' then o.trainings_per_month else o.conversions_per_day end
+       from public.quota_overrides o where o.user_id = p_user_id),
+    p_default)
+  + coalesce((select g.extra from public.quota_grants g
+               where g.user_id = p_user_id and g.kind = p_kind
+                 and g.period_start = svc_private.period_start(p_kind, now())), 0)
+$$;
+
+create or replace function svc_private.quota_usage(p_user_id uuid, p_kind text, p_default integer)
+returns jsonb language sql stable as $$
+  with p as (
+    select svc_private.period_start(p_kind, now()) as start,
+           svc_private.quota_limit(p_user_id, p_kind, p_default) as lim
+  ), u as (
+    select coalesce((select c.used from public.usage_counters c, p
+                      where c.user_id = p_user_id and c.kind = p_kind
+                        and c.period_start >= p.start), 0) as used
+  )
+  select jsonb_build_object(
+    'kind', p_kind, 'used', u.used, 'limit', p.lim, 'remaining', greatest(p.lim - u.used, 0),
+    'period_start', p.start, 'resets_at', svc_private.period_end(p_kind, p.start))
+  from p, u
+$$;
+
+-- One conditional update takes a unit: it row-locks the counter, rolls a stale period itself
+-- (so a late cron can neither block nor over-grant) and succeeds only while a unit is left.
+create or replace function svc_private.reserve_quota(p_user_id uuid, p_kind text, p_default integer)
+returns date language plpgsql as $$
+declare
+  v_period date := svc_private.period_start(p_kind, now());
+  v_limit integer := svc_private.quota_limit(p_user_id, p_kind, p_default);
+  v_usage jsonb;
+begin
+  insert into public.usage_counters (user_id, kind, period_start, used)
+  values (p_user_id, p_kind, v_period, 0)
+  on conflict (user_id, kind) do nothing;
+
+  update public.usage_counters c
+     set used = case when c.period_start < v_period then 1 else c.used + 1 end,
+         period_start = greatest(c.period_start, v_period),
+         updated_at = now()
+   where c.user_id = p_user_id and c.kind = p_kind
+     and (case when c.period_start < v_period then 0 else c.used end) < v_limit;
+  if not found then
+    v_usage := svc_private.quota_usage(p_user_id, p_kind, p_default);
+    perform svc_private.raise_error('QUOTA_EXCEEDED',
+      format('You have used all %s %s %s. More become available at %s UTC.',
+             v_limit, p_kind || 's',
+             case p_kind when 'training' then 'this month' else 'today' end,
+             to_char(svc_private.period_end(p_kind, v_period) at time zone 'UTC',
+                     'YYYY-MM-DD HH24:MI')),
+      v_usage);
+  end if;
+  return v_period;
+end $$;
+
+-- Gives a unit back to the period it was taken from; a period that has rolled since is left
+-- alone, so a refund can never create credit in a new period.
+create or replace function svc_private.refund_quota(p_user_id uuid, p_kind text, p_period date)
+returns void language sql as $$
+  update public.usage_counters
+     set used = greatest(used - 1, 0), updated_at = now()
+   where user_id = p_user_id and kind = p_kind and period_start = p_period
+$$;
+
+create or replace function svc_private.gpu_limit(p_user_id uuid, p_default integer)
+returns integer language sql stable as $$
+  select coalesce((select o.gpu_seconds_per_month from public.quota_overrides o
+                    where o.user_id = p_user_id), p_default)
+$$;
+
+create or replace function svc_private.gpu_usage(p_user_id uuid, p_default integer)
+returns jsonb language sql stable as $$
+  with p as (
+    select svc_private.period_start('training', now()) as start,
+           svc_private.gpu_limit(p_user_id, p_default) as lim
+  ), u as (
+    select coalesce((select s.seconds from public.gpu_spend s, p
+                      where s.user_id = p_user_id and s.period_start >= p.start), 0) as used
+  )
+  select jsonb_build_object(
+    'used_seconds', round(u.used::numeric, 1), 'limit_seconds', p.lim,
+    'remaining_seconds', case when p.lim is null then null
+                              else round(greatest(p.lim - u.used, 0)::numeric, 1) end,
+    'period_start', p.start, 'resets_at', svc_private.period_end('training', p.start))
+  from p, u
+$$;
+
+-- Charges a running job for the time since its last heartbeat (a retried worker's claim
+-- resets the heartbeat, so time a dead worker was gone is never charged). Returns the seconds
+-- the user has spent this month.
+create or replace function svc_private.charge_gpu(p_kind text, p_job jsonb)
+returns double precision language plpgsql as $$
+declare
+  v_user uuid := (p_job ->> 'user_id')::uuid;
+  v_period date := svc_private.period_start('training', now());
+  v_delta double precision := 0;
+  v_spent double precision;
+begin
+  if p_job ->> 'status' = 'running' then
+    v_delta := greatest(extract(epoch from now() - coalesce(
+      (p_job ->> 'heartbeat_at')::timestamptz, (p_job ->> 'started_at')::timestamptz, now())), 0);
+  end if;
+  if v_delta > 0 then
+    execute format('update public.%I set gpu_seconds = gpu_seconds + $1 where id = $2',
+                   svc_private.job_table(p_kind))
+      using v_delta, (p_job ->> 'id')::uuid;
+  end if;
+  insert into public.gpu_spend as s (user_id, period_start, seconds)
+  values (v_user, v_period, v_delta)
+  on conflict (user_id) do update
+     set seconds = case when s.period_start < v_period then excluded.seconds
+                        else s.seconds + excluded.seconds end,
+         period_start = greatest(s.period_start, v_period),
+         updated_at = now()
+  returning seconds into v_spent;
+  return v_spent;
+end $$;
+
+create or replace function svc_private.require_gpu_budget(p_user_id uuid, p_default integer)
+returns void language plpgsql as $$
+declare
+  v_usage jsonb := svc_private.gpu_usage(p_user_id, p_default);
+begin
+  if v_usage ->> 'limit_seconds' is not null
+     and (v_usage ->> 'remaining_seconds')::double precision <= 0 then
+    perform svc_private.raise_error('GPU_BUDGET_EXHAUSTED',
+      format('You have used this month''s %s minutes of GPU time. More become available at %s UTC.',
+             round((v_usage ->> 'limit_seconds')::numeric / 60, 1),
+             to_char((v_usage ->> 'resets_at')::timestamptz at time zone 'UTC',
+                     'YYYY-MM-DD HH24:MI')),
+      v_usage);
+  end if;
+end $$;
+
+-- A user's counted quotas and, beside them, the GPU budget.
+create or replace function public.quota_status(
+  p_user_id uuid, p_trainings_per_month integer, p_conversions_per_day integer,
+  p_gpu_seconds_per_month integer default null
+) returns jsonb language sql stable security definer set search_path = '' as $$
+  select jsonb_build_object(
+    'training', svc_private.quota_usage(p_user_id, 'training', p_trainings_per_month),
+    'conversion', svc_private.quota_usage(p_user_id, 'conversion', p_conversions_per_day),
+    'gpu', svc_private.gpu_usage(p_user_id, p_gpu_seconds_per_month))
+$$;
+
+-- The cron's period reset. Counters only ever move forward, so a late or repeated run is
+-- harmless: reservations already taken in the new period are left as they are.
+create or replace function public.reset_quota_periods(p_now timestamptz default now())
+returns jsonb language sql security definer set search_path = '' as $$
+  with rolled as (
+    update public.usage_counters c
+       set used = 0, period_start = svc_private.period_start(c.kind, p_now), updated_at = now()
+     where c.period_start < svc_private.period_start(c.kind, p_now)
+    returning c.kind
+  )
+  select jsonb_build_object(
+    'training', count(*) filter (where kind = 'training'),
+    'conversion', count(*) filter (where kind = 'conversion'))
+  from rolled
+$$;
+
+-- Takes one token if the bucket (refilled at p_per_minute, holding at most p_burst) has one,
+-- in a single upsert, so concurrent API containers share the bucket exactly. Returns whether
+-- it was taken and, if not, how many seconds until one will be.
+create or replace function public.take_rate_token(
+  p_subject text, p_action text, p_burst integer, p_per_minute double precision
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_now timestamptz := clock_timestamp();
+  v_rate double precision := greatest(p_per_minute, 0) / 60.0;
+  v_tokens double precision;
+begin
+  insert into public.rate_buckets as b (subject, action, tokens, updated_at)
+  values (p_subject, p_action, p_burst - 1, v_now)
+  on conflict (subject, action) do update
+     set tokens = least(p_burst::double precision,
+                        b.tokens + extract(epoch from v_now - b.updated_at) * v_rate) - 1,
+         updated_at = v_now
+   where least(p_burst::double precision,
+               b.tokens + extract(epoch from v_now - b.updated_at) * v_rate) >= 1
+  returning tokens into v_tokens;
+  if found and p_burst >= 1 then
+    return jsonb_build_object('allowed', true, 'remaining', floor(v_tokens));
+  end if;
+  select least(p_burst::double precision,
+               b.tokens + extract(epoch from v_now - b.updated_at) * v_rate)
+    into v_tokens from public.rate_buckets b where b.subject = p_subject and b.action = p_action;
+  return jsonb_build_object(
+    'allowed', false, 'remaining', 0,
+    'retry_after', case when v_rate > 0 then ceil((1 - coalesce(v_tokens, 0)) / v_rate)
+                        else 3600 end);
+end $$;
+
+-- Buckets untouched for a day are full again; the cron may drop them.
+create or replace function public.prune_rate_buckets(p_older_than_sec integer default 86400)
+returns jsonb language sql security definer set search_path = '' as $$
+  with d as (
+    delete from public.rate_buckets
+     where updated_at < now() - make_interval(secs => p_older_than_sec)
+    returning 1
+  )
+  select jsonb_build_object('deleted', count(*)) from d
+$$;

@@ -1,0 +1,161 @@
+-- Separations: a ready full mix's vocal, written by a worker as a new dataset file derived
+-- from the mix (quota-free, charged to the GPU budget).
+
+set check_function_bodies = off;
+
+-- A separation that ends without succeeding leaves no derived file behind: a vocal row the
+-- worker registered before its upload is deleted with it (retention removes the object).
+create or replace function svc_private.drop_unfinished_vocal() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  update public.dataset_files set status = 'deleted'
+   where id = new.derived_file_id and status = 'pending';
+  return null;
+end $$;
+create trigger separation_jobs_drop_unfinished_vocal
+  after update of status on public.separation_jobs
+  for each row when (new.status in ('failed', 'canceled') and old.status <> new.status)
+  execute function svc_private.drop_unfinished_vocal();
+
+-- The probe's follow-up on a ready mix: hands its queued separation out for launching exactly
+-- once (a repeated probe delivery finds it taken). A user whose GPU budget is spent gets the
+-- job failed with GPU_BUDGET_EXHAUSTED instead, as a training would be refused. Returns
+-- {"taken": bool, "job": row or null}.
+create or replace function public.take_separation(
+  p_file_id uuid, p_gpu_seconds_per_month integer default null
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_id uuid;
+  v_job jsonb;
+  v_usage jsonb;
+begin
+  select id into v_id from public.separation_jobs where source_file_id = p_file_id;
+  if v_id is null then
+    return jsonb_build_object('taken', false, 'job', null);
+  end if;
+  v_job := svc_private.lock_job('separation', v_id);
+  if v_job ->> 'status' <> 'queued' or v_job ->> 'worker_call_id' is not null then
+    return jsonb_build_object('taken', false, 'job', v_job);
+  end if;
+  v_usage := svc_private.gpu_usage((v_job ->> 'user_id')::uuid, p_gpu_seconds_per_month);
+  if v_usage ->> 'limit_seconds' is not null
+     and (v_usage ->> 'remaining_seconds')::double precision <= 0 then
+    v_job := svc_private.end_job('separation', v_job, 'failed', 'GPU_BUDGET_EXHAUSTED',
+      format('This month''s %s minutes of GPU time are used up, so the song was not separated. '
+             'Try again after %s UTC.',
+             round((v_usage ->> 'limit_seconds')::numeric / 60, 1),
+             to_char((v_usage ->> 'resets_at')::timestamptz at time zone 'UTC',
+                     'YYYY-MM-DD HH24:MI')));
+    return jsonb_build_object('taken', false, 'job', v_job);
+  end if;
+  v_job := svc_private.update_job('separation', v_job,
+                                  jsonb_build_object('worker_call_id', 'dispatching'));
+  return jsonb_build_object('taken', true, 'job', v_job);
+end $$;
+
+-- The mix a separation job reads, by job alone (what the worker login may read).
+create or replace function public.separation_source(p_job_id uuid)
+returns jsonb language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_file jsonb;
+begin
+  select to_jsonb(f) into v_file
+    from public.separation_jobs j join public.dataset_files f on f.id = j.source_file_id
+   where j.id = p_job_id;
+  if v_file is null then
+    perform svc_private.raise_error('NOT_FOUND', 'That dataset file does not exist.',
+                                    jsonb_build_object('job_id', p_job_id));
+  end if;
+  return v_file;
+end $$;
+
+-- The separation worker, before it uploads the vocal: registers it as a pending dataset
+-- file (derived from the mix) under the job's fixed id, so the upload's own event probes it
+-- like any upload. A repeat returns the same row; a job that is no longer running, or whose
+-- mix was deleted meanwhile, registers nothing (null).
+create or replace function public.register_separated_vocal(
+  p_job_id uuid, p_object_key text, p_filename text, p_size_bytes bigint
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_job jsonb := svc_private.lock_job('separation', p_job_id);
+  v_source public.dataset_files;
+  v_file public.dataset_files;
+begin
+  if v_job ->> 'status' <> 'running' then
+    return null;
+  end if;
+  select * into v_source from public.dataset_files
+   where id = (v_job ->> 'source_file_id')::uuid;
+  if v_source.status <> 'ready' then
+    perform svc_private.end_job('separation', v_job, 'canceled', 'CANCELED',
+                                'Canceled because its song was deleted.');
+    return null;
+  end if;
+  if p_object_key not like format('vc/users/%s/profiles/%s/dataset/%s/%%', v_job ->> 'user_id',
+                                  v_job ->> 'profile_id', v_job ->> 'derived_file_id') then
+    perform svc_private.raise_error('INVALID_ARGUMENT', 'The object key does not match the job.',
+                                    jsonb_build_object('object_key', p_object_key));
+  end if;
+  insert into public.dataset_files
+    (id, profile_id, user_id, object_key, filename, content_type, size_bytes, derived_from)
+  values ((v_job ->> 'derived_file_id')::uuid, v_source.profile_id, v_source.user_id,
+          p_object_key, p_filename, 'audio/wav', p_size_bytes, v_source.id)
+  on conflict (id) do nothing;
+  select * into v_file from public.dataset_files where id = (v_job ->> 'derived_file_id')::uuid;
+  return to_jsonb(v_file);
+end $$;
+
+create or replace function public.finish_separation(p_job_id uuid)
+returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_job jsonb := svc_private.lock_job('separation', p_job_id);
+begin
+  if svc_private.is_terminal(v_job ->> 'status') then
+    return v_job;
+  end if;
+  if v_job ->> 'status' <> 'running' then
+    perform svc_private.invalid_transition('separation', v_job, 'succeeded');
+  end if;
+  if not exists (select 1 from public.dataset_files
+                  where id = (v_job ->> 'derived_file_id')::uuid and status <> 'deleted') then
+    perform svc_private.raise_error('INVALID_TRANSITION', 'The separated vocal was not registered.',
+                                    jsonb_build_object('id', p_job_id));
+  end if;
+  perform svc_private.charge_gpu('separation', v_job);
+  return svc_private.update_job('separation', v_job, jsonb_build_object(
+    'status', 'succeeded', 'finished_at', now(),
+    'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded', 'percent', 100)));
+end $$;
+
+-- The person's "try again" on a failed or canceled separation: queued anew (taken and
+-- launched like the first time), with a fresh id for its vocal, while the song is still
+-- ready and the GPU budget is not spent. A job still queued or running is returned as it is.
+create or replace function public.retry_separation(
+  p_user_id uuid, p_job_id uuid, p_gpu_seconds_per_month integer default null
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_job jsonb := svc_private.lock_job('separation', p_job_id);
+begin
+  if v_job ->> 'user_id' <> p_user_id::text then
+    perform svc_private.raise_error('NOT_FOUND', 'That job does not exist.',
+                                    jsonb_build_object('kind', 'separation', 'id', p_job_id));
+  end if;
+  if v_job ->> 'status' in ('queued', 'running') then
+    return v_job;
+  end if;
+  if v_job ->> 'status' = 'succeeded' then
+    perform svc_private.invalid_transition('separation', v_job, 'queued');
+  end if;
+  perform svc_private.owned_profile(p_user_id, (v_job ->> 'profile_id')::uuid);
+  if not exists (select 1 from public.dataset_files
+                  where id = (v_job ->> 'source_file_id')::uuid and status = 'ready') then
+    perform svc_private.raise_error('NOT_READY', 'That song is no longer in the dataset.',
+                                    jsonb_build_object('id', p_job_id));
+  end if;
+  perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
+  update public.separation_jobs set derived_file_id = gen_random_uuid() where id = p_job_id;
+  return svc_private.update_job('separation', v_job, jsonb_build_object(
+    'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
+    'started_at', null, 'heartbeat_at', null, 'worker_call_id', null,
+    'progress', jsonb_build_object('phase', 'queued')));
+end $$;

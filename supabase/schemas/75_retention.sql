@@ -1,0 +1,211 @@
+-- Retention and erasure. A voice is personal data: what is no longer needed leaves the bucket
+-- and, for deleted profiles and erased accounts, the database too.
+--
+-- The database decides what goes; the scheduled task (pipeline/retention.py) only deletes the
+-- object keys these functions queue in `object_deletions` and acknowledges them. Rows are
+-- purged in the same transaction that queues their keys, so no key is ever lost track of.
+
+set check_function_bodies = off;
+
+create or replace function svc_private.enqueue_deletions(
+  p_user_id uuid, p_keys text[], p_reason text
+) returns integer language sql as $$
+  with ins as (
+    insert into public.object_deletions (object_key, user_id, reason)
+    select distinct k, p_user_id, p_reason from unnest(p_keys) k where k is not null
+    on conflict (object_key) do nothing
+    returning 1
+  )
+  select count(*)::integer from ins
+$$;
+
+-- Queues every object of the given profiles and deletes their rows (children first: model
+-- versions are referenced by conversions, trainings by model versions, the profile by all).
+-- A model version's preview (beside its weights) and a song conversion's parts are queued too.
+create or replace function svc_private.purge_profiles(p_profile_ids uuid[], p_reason text)
+returns jsonb language plpgsql as $$
+declare
+  v_objects integer := 0;
+  v_counts jsonb;
+  r record;
+begin
+  for r in select id, user_id from public.voice_profiles where id = any (p_profile_ids) loop
+    v_objects := v_objects + svc_private.enqueue_deletions(r.user_id, array(
+      select object_key from public.dataset_files where profile_id = r.id
+      union all
+      select unnest(array[
+          model_key, config_key,
+          format('vc/users/%s/profiles/%s/models/%s/preview-original.wav',
+                 user_id, profile_id, id),
+          format('vc/users/%s/profiles/%s/models/%s/preview-converted.wav',
+                 user_id, profile_id, id)])
+        from public.model_versions
+       where profile_id = r.id
+      union all
+      select unnest(array[input_key, output_key]
+                    || svc_private.conversion_part_keys(user_id, profile_id, id, params))
+        from public.conversion_jobs
+       where profile_id = r.id and files_removed_at is null), p_reason);
+  end loop;
+  update public.voice_profiles set active_model_version_id = null
+   where id = any (p_profile_ids) and active_model_version_id is not null;
+  with c as (delete from public.conversion_jobs where profile_id = any (p_profile_ids)
+             returning 1),
+       m as (delete from public.model_versions where profile_id = any (p_profile_ids)
+             returning 1)
+  select jsonb_build_object('conversion_jobs', (select count(*) from c),
+                            'model_versions', (select count(*) from m))
+    into v_counts;
+  with t as (delete from public.training_jobs where profile_id = any (p_profile_ids)
+             returning 1),
+       f as (delete from public.dataset_files where profile_id = any (p_profile_ids)
+             returning 1)
+  select v_counts || jsonb_build_object('training_jobs', (select count(*) from t),
+                                        'dataset_files', (select count(*) from f))
+    into v_counts;
+  with p as (delete from public.voice_profiles where id = any (p_profile_ids) returning 1)
+  select v_counts || jsonb_build_object('profiles', (select count(*) from p),
+                                        'objects_queued', v_objects)
+    into v_counts;
+  return v_counts;
+end $$;
+
+-- The scheduled rules, in one pass:
+--   * rejected or deleted dataset files of a live profile: their object goes at once (the
+--     row stays, so the person still sees why a file was refused);
+--   * conversions: an abandoned one (canceled, which includes an expired upload ticket) loses
+--     its objects at once, any other finished one after p_conversion_retention_sec;
+--   * profiles deleted more than p_profile_grace_sec ago: every object and every row.
+-- A song conversion's parts are queued with its input and output.
+create or replace function public.apply_retention(
+  p_conversion_retention_sec integer, p_profile_grace_sec integer
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_dataset integer := 0;
+  v_conversions integer := 0;
+  v_profiles uuid[];
+  v_purged jsonb;
+  r record;
+begin
+  for r in
+    update public.dataset_files f set object_removed_at = now()
+     where f.status in ('rejected', 'deleted') and f.object_removed_at is null
+       and exists (select 1 from public.voice_profiles p
+                    where p.id = f.profile_id and p.deleted_at is null)
+    returning f.user_id, f.object_key
+  loop
+    v_dataset := v_dataset + svc_private.enqueue_deletions(r.user_id, array[r.object_key],
+                                                           'dataset_file_unused');
+  end loop;
+
+  for r in
+    update public.conversion_jobs c set files_removed_at = now()
+     where c.files_removed_at is null and svc_private.is_terminal(c.status)
+       and (c.status = 'canceled'
+            or coalesce(c.finished_at, c.created_at)
+               < now() - make_interval(secs => p_conversion_retention_sec))
+    returning c.user_id, c.input_key, c.output_key, c.status,
+              svc_private.conversion_part_keys(c.user_id, c.profile_id, c.id, c.params) as parts
+  loop
+    v_conversions := v_conversions + svc_private.enqueue_deletions(r.user_id,
+      array[r.input_key, r.output_key] || r.parts,
+      case when r.status = 'canceled' then 'conversion_abandoned' else 'conversion_expired' end);
+  end loop;
+
+  select coalesce(array_agg(id), '{}') into v_profiles from public.voice_profiles
+   where deleted_at is not null
+     and deleted_at < now() - make_interval(secs => p_profile_grace_sec);
+  v_purged := svc_private.purge_profiles(v_profiles, 'profile_deleted');
+
+  return jsonb_build_object('dataset_objects_queued', v_dataset,
+                            'conversion_objects_queued', v_conversions,
+                            'profiles_purged', v_purged);
+end $$;
+
+-- `DELETE /me`: every profile (deleted ones in their grace period too), file, model and job of
+-- one user, with every key queued. Live jobs are canceled first, with their refunds, so the
+-- usage counters (kept, like quota overrides, until Supabase deletes the auth user) stay true.
+-- Returns the counts and the worker call ids to signal. Live separations are canceled first too.
+create or replace function public.erase_user_data(p_user_id uuid)
+returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  r record;
+  v_job jsonb;
+  v_calls jsonb := '[]'::jsonb;
+  v_canceled integer := 0;
+  v_profiles uuid[];
+  v_result jsonb;
+begin
+  perform pg_advisory_xact_lock(hashtextextended('svc:profiles:' || p_user_id::text, 0));
+  for r in
+    select 'training' as kind, id from public.training_jobs
+     where user_id = p_user_id and status in ('queued', 'running')
+    union all
+    select 'conversion', id from public.conversion_jobs
+     where user_id = p_user_id and status in ('awaiting_upload', 'queued', 'running')
+    union all
+    select 'separation', id from public.separation_jobs
+     where user_id = p_user_id and status in ('queued', 'running')
+  loop
+    v_job := svc_private.lock_job(r.kind, r.id);
+    if not svc_private.is_terminal(v_job ->> 'status') then
+      v_job := svc_private.end_job(r.kind, v_job, 'canceled', 'CANCELED',
+                                   'Canceled because the account data was erased.');
+      v_canceled := v_canceled + 1;
+      if v_job ->> 'worker_call_id' is not null then
+        v_calls := v_calls || to_jsonb(v_job ->> 'worker_call_id');
+      end if;
+    end if;
+  end loop;
+  select coalesce(array_agg(id), '{}') into v_profiles
+    from public.voice_profiles where user_id = p_user_id;
+  v_result := svc_private.purge_profiles(v_profiles, 'account_erased');
+  return v_result || jsonb_build_object('jobs_canceled', v_canceled, 'call_ids', v_calls);
+end $$;
+
+-- The next keys to delete, oldest first; one user's only when p_user_id is given.
+create or replace function public.list_object_deletions(p_limit integer, p_user_id uuid default null)
+returns jsonb language sql stable security definer set search_path = '' as $$
+  select coalesce(jsonb_agg(d.object_key order by d.enqueued_at, d.object_key), '[]'::jsonb)
+  from (select object_key, enqueued_at from public.object_deletions
+         where p_user_id is null or user_id = p_user_id
+         order by enqueued_at, object_key limit least(greatest(p_limit, 1), 10000)) d
+$$;
+
+-- Keys (a JSON array) whose objects are gone from the bucket.
+create or replace function public.ack_object_deletions(p_keys jsonb)
+returns jsonb language sql security definer set search_path = '' as $$
+  with d as (delete from public.object_deletions
+              where object_key in (select jsonb_array_elements_text(p_keys))
+             returning 1)
+  select jsonb_build_object('acked', count(*)) from d
+$$;
+
+-- Of the given keys (a JSON array of objects found in the bucket), those no row needs: a dataset
+-- object of a row that is not pending or ready (or of no row at all, e.g. re-uploaded after a
+-- delete through a still-valid link), a model or conversion object that no row names. A running
+-- training's profile keeps its model prefix, since the worker uploads before it records. A model
+-- version claims its whole prefix (weights, config, preview) and a live song conversion its
+-- parts (the worker uploads them a moment before it records the job's output).
+create or replace function public.unclaimed_object_keys(p_keys jsonb)
+returns jsonb language sql stable security definer set search_path = '' as $$
+  select coalesce(jsonb_agg(k order by k), '[]'::jsonb)
+  from jsonb_array_elements_text(p_keys) k
+  where not exists (select 1 from public.dataset_files f
+                     where f.object_key = k and f.status in ('pending', 'ready'))
+    and not exists (select 1 from public.model_versions m
+                     where k in (m.model_key, m.config_key)
+                        or k like format('vc/users/%s/profiles/%s/models/%s/%%',
+                                         m.user_id, m.profile_id, m.id))
+    and not exists (select 1 from public.conversion_jobs c
+                     where c.files_removed_at is null
+                       and (k in (c.input_key, coalesce(c.output_key, format(
+                              'vc/users/%s/profiles/%s/conversions/%s/output.wav',
+                              c.user_id, c.profile_id, c.id)))
+                            or k = any (svc_private.conversion_part_keys(
+                              c.user_id, c.profile_id, c.id, c.params))))
+    and not exists (select 1 from public.training_jobs t
+                     where t.status in ('queued', 'running')
+                       and k like format('vc/users/%s/profiles/%s/models/%%',
+                                         t.user_id, t.profile_id))
+$$;
