@@ -154,7 +154,10 @@ create table public.training_jobs (
   -- GPU seconds charged from heartbeats (svc_private.charge_gpu).
   gpu_seconds double precision not null default 0,
   -- The F0 of the audio it trained on (median, 5-95 %), which its model version takes over.
-  pitch_range jsonb
+  pitch_range jsonb,
+  -- When it last entered `queued` (a trigger sets it, 30_job_machine.sql): the reaper
+  -- measures a queued job's wait from here, so a requeued or retried job starts afresh.
+  queued_at timestamptz not null default now()
 );
 create index training_jobs_user_idx on public.training_jobs (user_id, created_at desc);
 create index training_jobs_profile_idx
@@ -224,7 +227,10 @@ create table public.conversion_jobs (
   -- When retention removed its input and results from the bucket.
   files_removed_at timestamptz,
   -- The input's measured pitch range beside the voice's and the suggested shift.
-  pitch jsonb
+  pitch jsonb,
+  -- When it last entered `queued` (a trigger sets it, 30_job_machine.sql): the reaper
+  -- measures a queued job's wait from here, so a requeued or retried job starts afresh.
+  queued_at timestamptz not null default now()
 );
 create index conversion_jobs_user_idx
   on public.conversion_jobs (user_id, created_at desc);
@@ -259,7 +265,10 @@ create table public.separation_jobs (
   gpu_seconds double precision not null default 0,
   created_at timestamptz not null default now(),
   started_at timestamptz,
-  finished_at timestamptz
+  finished_at timestamptz,
+  -- When it last entered `queued` (a trigger sets it, 30_job_machine.sql): the reaper
+  -- measures a queued job's wait from here, so a requeued or retried job starts afresh.
+  queued_at timestamptz not null default now()
 );
 create index separation_jobs_user_idx
   on public.separation_jobs (user_id, created_at desc);

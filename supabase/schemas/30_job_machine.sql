@@ -92,7 +92,10 @@ create or replace function svc_private.stale_reason(
     when p_job ->> 'status' = 'awaiting_upload'
          and (p_job ->> 'upload_expires_at')::timestamptz < now() then 'UPLOAD_EXPIRED'
     when p_job ->> 'status' = 'queued'
-         and (p_job ->> 'created_at')::timestamptz
+         -- a separation never handed out is in line for a slot (only separations have
+         -- `derived_file_id`); the cron launches it, so it is not lost
+         and not (p_job ? 'derived_file_id' and p_job ->> 'worker_call_id' is null)
+         and coalesce(p_job ->> 'queued_at', p_job ->> 'created_at')::timestamptz
              < now() - make_interval(secs => p_queued_timeout_sec) then 'NOT_STARTED'
     when p_job ->> 'status' = 'running'
          and coalesce(p_job ->> 'heartbeat_at', p_job ->> 'started_at')::timestamptz
@@ -284,6 +287,7 @@ create or replace function public.take_requeued_jobs(p_limit integer default 50)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_taken jsonb := '[]'::jsonb;
+  v_rows integer;
   r record;
 begin
   for r in
@@ -294,24 +298,50 @@ begin
      where status = 'queued' and worker_call_id = 'requeued'
     union all
     select 'separation', id from public.separation_jobs
-     where status = 'queued' and (worker_call_id = 'requeued'
-           or (worker_call_id is null and created_at < now() - interval '1 minute'))
+     where status = 'queued' and worker_call_id = 'requeued'
     limit least(greatest(p_limit, 1), 500)
   loop
-    if r.kind = 'training' then
-      update public.training_jobs set worker_call_id = 'dispatching'
-       where id = r.id and status = 'queued' and worker_call_id = 'requeued';
-    elsif r.kind = 'conversion' then
-      update public.conversion_jobs set worker_call_id = 'dispatching'
-       where id = r.id and status = 'queued' and worker_call_id = 'requeued';
-    else
-      update public.separation_jobs set worker_call_id = 'dispatching'
-       where id = r.id and status = 'queued'
-         and (worker_call_id = 'requeued' or worker_call_id is null);
-    end if;
-    if found then
+    execute format('update public.%I set worker_call_id = ''dispatching''
+                     where id = $1 and status = ''queued'' and worker_call_id = ''requeued''',
+                   svc_private.job_table(r.kind)) using r.id;
+    get diagnostics v_rows = row_count;  -- `execute` leaves FOUND as it was
+    if v_rows > 0 then
       v_taken := v_taken || jsonb_build_object('kind', r.kind, 'id', r.id);
     end if;
   end loop;
   return v_taken;
+end $$;
+
+-- Each job row keeps when it last entered `queued` (`queued_at`), set here so every path into
+-- the state (create, queue_conversion, retry_separation, ops.requeue_job) sets it once; the
+-- reaper measures a queued job's wait from it (`stale_reason`).
+create or replace function svc_private.stamp_queued_at()
+returns trigger language plpgsql as $$
+begin
+  if new.status = 'queued' and (tg_op = 'INSERT' or old.status is distinct from 'queued') then
+    new.queued_at := now();
+  end if;
+  return new;
+end $$;
+
+create trigger stamp_queued_at before insert or update of status on public.training_jobs
+  for each row execute function svc_private.stamp_queued_at();
+create trigger stamp_queued_at before insert or update of status on public.conversion_jobs
+  for each row execute function svc_private.stamp_queued_at();
+create trigger stamp_queued_at before insert or update of status on public.separation_jobs
+  for each row execute function svc_private.stamp_queued_at();
+
+-- Every live job of a user (or of one profile), locked by id before any is ended.
+create or replace function svc_private.lock_live_jobs(p_user_id uuid, p_profile_id uuid)
+returns void language plpgsql as $$
+begin
+  perform 1 from public.training_jobs
+   where user_id = p_user_id and (p_profile_id is null or profile_id = p_profile_id)
+     and status in ('queued', 'running') order by id for update;
+  perform 1 from public.conversion_jobs
+   where user_id = p_user_id and (p_profile_id is null or profile_id = p_profile_id)
+     and status in ('awaiting_upload', 'queued', 'running') order by id for update;
+  perform 1 from public.separation_jobs
+   where user_id = p_user_id and (p_profile_id is null or profile_id = p_profile_id)
+     and status in ('queued', 'running') order by id for update;
 end $$;

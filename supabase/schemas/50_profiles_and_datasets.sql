@@ -75,6 +75,7 @@ begin
       'This profile has a training or conversion in progress. Cancel it first.',
       jsonb_build_object('profile_id', p_profile_id));
   end if;
+  perform svc_private.lock_live_jobs(p_user_id, p_profile_id);
   for r in select id from public.separation_jobs
             where profile_id = p_profile_id and status in ('queued', 'running') loop
     perform svc_private.end_job('separation', svc_private.lock_job('separation', r.id),

@@ -82,8 +82,10 @@ end $$;
 -- A mix is not one singer's voice: never embedded.
 create or replace function public.singer_check_files(p_profile_id uuid)
 returns jsonb language sql stable security definer set search_path = '' as $$
-  select coalesce(jsonb_agg(jsonb_build_object('id', f.id, 'object_key', f.object_key)
-                            order by f.created_at, f.id), '[]'::jsonb)
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', f.id, 'object_key', f.object_key, 'etag', f.etag, 'size_bytes', f.size_bytes,
+           'sample_rate', f.sample_rate, 'channels', f.channels, 'duration_sec', f.duration_sec)
+         order by f.created_at, f.id), '[]'::jsonb)
     from public.dataset_files f
    where f.profile_id = p_profile_id and f.status = 'ready' and not f.full_mix
      and not exists (select 1 from public.dataset_file_embeddings e where e.file_id = f.id)

@@ -82,9 +82,13 @@ create or replace function public.finish_training(
   p_size_bytes bigint, p_metrics jsonb
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.lock_job('training', p_job_id);
+  v_job jsonb;
   v_prefix text;
 begin
+  -- the profile (made active below) before the job: the one lock order (20261204000004)
+  perform 1 from public.voice_profiles
+   where id = (select profile_id from public.training_jobs where id = p_job_id) for update;
+  v_job := svc_private.lock_job('training', p_job_id);
   if svc_private.is_terminal(v_job ->> 'status') then
     return v_job;
   end if;
@@ -105,6 +109,7 @@ begin
      set active_model_version_id = p_model_version_id, updated_at = now(),
          status = case when status = 'draft' then 'ready' else status end
    where id = (v_job ->> 'profile_id')::uuid;
+  perform svc_private.charge_gpu('training', v_job);
   return svc_private.update_job('training', v_job, jsonb_build_object(
     'status', 'succeeded', 'finished_at', now(), 'quota_state', 'charged',
     'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded')));
@@ -174,3 +179,19 @@ begin
    where id = p_profile_id returning * into v_profile;
   return svc_private.profile_json(v_profile);
 end $$;
+
+-- The training work volume holds a person's raw recordings, pieces, features and checkpoints
+-- while a training runs. Which of its directories may stay is the database's call: a live
+-- training's (it may resume there), and a budget-stopped one's for a grace period (requeued
+-- after the budget resets, it resumes from its checkpoints). Everything else — finished,
+-- canceled, failed, reaped, or a job erased with its person — goes at the next sweep
+-- (`pipeline/work_dirs.py`, run by the retention cron and after every erasure).
+create or replace function public.training_work_to_keep(
+  p_job_ids jsonb, p_grace_seconds integer
+) returns jsonb language sql stable security definer set search_path = '' as $$
+  select coalesce(jsonb_agg(id), '[]'::jsonb) from public.training_jobs
+   where id in (select jsonb_array_elements_text(p_job_ids)::uuid)
+     and (status in ('queued', 'running')
+          or (status = 'failed' and error_code = 'GPU_BUDGET_EXHAUSTED'
+              and finished_at > now() - make_interval(secs => p_grace_seconds)))
+$$;

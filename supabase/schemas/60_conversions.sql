@@ -118,6 +118,7 @@ begin
   update public.conversion_jobs
      set output_key = p_output_key, input_duration_sec = p_input_duration_sec
    where id = p_job_id;
+  perform svc_private.charge_gpu('conversion', v_job);
   return svc_private.update_job('conversion', v_job, jsonb_build_object(
     'status', 'succeeded', 'finished_at', now(), 'quota_state', 'charged',
     'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded', 'percent', 100)));

@@ -22,7 +22,7 @@ create trigger separation_jobs_drop_unfinished_vocal
 -- job failed with GPU_BUDGET_EXHAUSTED instead, as a training would be refused. Returns
 -- {"taken": bool, "job": row or null}.
 create or replace function public.take_separation(
-  p_file_id uuid, p_gpu_seconds_per_month integer default null
+  p_file_id uuid, p_gpu_seconds_per_month integer default null, p_max_active integer default 2
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_id uuid;
@@ -46,6 +46,12 @@ begin
              round((v_usage ->> 'limit_seconds')::numeric / 60, 1),
              to_char((v_usage ->> 'resets_at')::timestamptz at time zone 'UTC',
                      'YYYY-MM-DD HH24:MI')));
+    return jsonb_build_object('taken', false, 'job', v_job);
+  end if;
+  -- one taker at a time per person, so two deliveries cannot both see a free slot
+  perform pg_advisory_xact_lock(hashtextextended('svc:separations:' || (v_job ->> 'user_id'), 0));
+  if svc_private.active_separations((v_job ->> 'user_id')::uuid, v_id)
+     >= greatest(p_max_active, 1) then
     return jsonb_build_object('taken', false, 'job', v_job);
   end if;
   v_job := svc_private.update_job('separation', v_job,
@@ -77,10 +83,13 @@ create or replace function public.register_separated_vocal(
   p_job_id uuid, p_object_key text, p_filename text, p_size_bytes bigint
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.lock_job('separation', p_job_id);
+  v_job jsonb;
   v_source public.dataset_files;
   v_file public.dataset_files;
 begin
+  perform 1 from public.voice_profiles
+   where id = (select profile_id from public.separation_jobs where id = p_job_id) for update;
+  v_job := svc_private.lock_job('separation', p_job_id);
   if v_job ->> 'status' <> 'running' then
     return null;
   end if;
@@ -131,7 +140,8 @@ end $$;
 -- launched like the first time), with a fresh id for its vocal, while the song is still
 -- ready and the GPU budget is not spent. A job still queued or running is returned as it is.
 create or replace function public.retry_separation(
-  p_user_id uuid, p_job_id uuid, p_gpu_seconds_per_month integer default null
+  p_user_id uuid, p_job_id uuid, p_gpu_seconds_per_month integer default null,
+  p_max_active integer default 2
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_job jsonb := svc_private.lock_job('separation', p_job_id);
@@ -153,9 +163,37 @@ begin
                                     jsonb_build_object('id', p_job_id));
   end if;
   perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
+  perform pg_advisory_xact_lock(hashtextextended('svc:separations:' || p_user_id::text, 0));
+  if svc_private.active_separations(p_user_id, p_job_id) >= greatest(p_max_active, 1) then
+    perform svc_private.raise_error('SEPARATION_IN_PROGRESS',
+      format('%s of your songs are being separated; try again when one has finished.',
+             greatest(p_max_active, 1)),
+      jsonb_build_object('max_active', greatest(p_max_active, 1)));
+  end if;
   update public.separation_jobs set derived_file_id = gen_random_uuid() where id = p_job_id;
   return svc_private.update_job('separation', v_job, jsonb_build_object(
     'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
     'started_at', null, 'heartbeat_at', null, 'worker_call_id', null,
     'progress', jsonb_build_object('phase', 'queued')));
 end $$;
+
+-- Separations a person has dispatched or running: at most VC_MAX_ACTIVE_SEPARATIONS.
+create or replace function svc_private.active_separations(p_user_id uuid, p_except uuid)
+returns integer language sql stable as $$
+  select count(*)::integer from public.separation_jobs
+   where user_id = p_user_id and id is distinct from p_except
+     and (status = 'running' or (status = 'queued' and worker_call_id is not null))
+$$;
+
+
+-- The mixes whose separations wait in line (queued, never handed out) for a minute or more,
+-- oldest first: the cron offers each to `take_separation`, which launches those with a slot.
+-- A minute's grace leaves a fresh one to the probe that queued it.
+create or replace function public.waiting_separations(p_limit integer default 50)
+returns jsonb language sql stable security definer set search_path = '' as $$
+  select coalesce(jsonb_agg(source_file_id order by queued_at), '[]'::jsonb)
+    from (select source_file_id, queued_at from public.separation_jobs
+           where status = 'queued' and worker_call_id is null
+             and queued_at < now() - interval '1 minute'
+           order by queued_at limit least(greatest(p_limit, 1), 500)) w
+$$;

@@ -137,6 +137,9 @@ declare
   v_result jsonb;
 begin
   perform pg_advisory_xact_lock(hashtextextended('svc:profiles:' || p_user_id::text, 0));
+  select coalesce(array_agg(id order by id), '{}') into v_profiles
+    from (select id from public.voice_profiles where user_id = p_user_id order by id for update) p;
+  perform svc_private.lock_live_jobs(p_user_id, null);
   for r in
     select 'training' as kind, id from public.training_jobs
      where user_id = p_user_id and status in ('queued', 'running')
@@ -157,8 +160,6 @@ begin
       end if;
     end if;
   end loop;
-  select coalesce(array_agg(id), '{}') into v_profiles
-    from public.voice_profiles where user_id = p_user_id;
   v_result := svc_private.purge_profiles(v_profiles, 'account_erased');
   return v_result || jsonb_build_object('jobs_canceled', v_canceled, 'call_ids', v_calls);
 end $$;
@@ -189,23 +190,65 @@ $$;
 -- parts (the worker uploads them a moment before it records the job's output).
 create or replace function public.unclaimed_object_keys(p_keys jsonb)
 returns jsonb language sql stable security definer set search_path = '' as $$
+  with keyed as (
+    select k, regexp_match(k,
+      '^vc/users/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/profiles/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/(models|conversions)/(?:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/)?'
+    ) as m
+    from jsonb_array_elements_text(p_keys) k
+  ), parsed as (  -- a key outside the layout has no area: only exact keys can claim it
+    select k, m[1]::uuid as user_id, m[2]::uuid as profile_id, coalesce(m[3], '') as area,
+           m[4]::uuid as id
+      from keyed
+  )
   select coalesce(jsonb_agg(k order by k), '[]'::jsonb)
-  from jsonb_array_elements_text(p_keys) k
+  from parsed p
   where not exists (select 1 from public.dataset_files f
-                     where f.object_key = k and f.status in ('pending', 'ready'))
-    and not exists (select 1 from public.model_versions m
-                     where k in (m.model_key, m.config_key)
-                        or k like format('vc/users/%s/profiles/%s/models/%s/%%',
-                                         m.user_id, m.profile_id, m.id))
+                     where f.object_key = p.k and f.status in ('pending', 'ready'))
+    and not (p.area = 'models' and exists (
+               select 1 from public.model_versions m
+                where m.id = p.id and m.user_id = p.user_id and m.profile_id = p.profile_id))
     and not exists (select 1 from public.conversion_jobs c
                      where c.files_removed_at is null
-                       and (k in (c.input_key, coalesce(c.output_key, format(
-                              'vc/users/%s/profiles/%s/conversions/%s/output.wav',
-                              c.user_id, c.profile_id, c.id)))
-                            or k = any (svc_private.conversion_part_keys(
-                              c.user_id, c.profile_id, c.id, c.params))))
-    and not exists (select 1 from public.training_jobs t
-                     where t.status in ('queued', 'running')
-                       and k like format('vc/users/%s/profiles/%s/models/%%',
-                                         t.user_id, t.profile_id))
+                       and (c.input_key = p.k or c.output_key = p.k))
+    and not (p.area = 'conversions' and exists (
+               select 1 from public.conversion_jobs c
+                where c.id = p.id and c.files_removed_at is null
+                  and (p.k = format('vc/users/%s/profiles/%s/conversions/%s/output.wav',
+                                    c.user_id, c.profile_id, c.id)
+                       or p.k = any (svc_private.conversion_part_keys(
+                                       c.user_id, c.profile_id, c.id, c.params)))))
+    and not (p.area = 'models' and exists (
+               select 1 from public.training_jobs t
+                where t.profile_id = p.profile_id and t.user_id = p.user_id
+                  and t.status in ('queued', 'running')))
 $$;
+
+-- Erasure leaves nothing naming the person (issue 23): `erase_user_data` removes their rows
+-- and queues their objects as before; once the objects are gone, `delete_account` (the last
+-- step of DELETE /me) removes what still names them outside their own rows — idempotency
+-- keys and the operators' event log hold object keys with the user id, rate buckets are
+-- keyed by it, operator actions on the account are logged under it — and then the account
+-- itself, whose cascade takes usage counters, overrides, grants, the GPU spend and a
+-- disabled-account record. It runs last so that an erasure interrupted by a storage outage
+-- can be finished by the person's retry (the account still signs in until then).
+create or replace function public.delete_account(p_user_id uuid)
+returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_pattern text := '%' || p_user_id::text || '%';
+  v_events integer;
+  v_deleted integer;
+begin
+  if exists (select 1 from public.voice_profiles where user_id = p_user_id) then
+    perform svc_private.raise_error('INVALID_TRANSITION',
+      'The account still has data; erase it first.', jsonb_build_object('user_id', p_user_id));
+  end if;
+  delete from public.processed_events where event_id like v_pattern;
+  get diagnostics v_events = row_count;
+  update ops.event_outcomes set last_key = null where last_key like v_pattern;
+  delete from public.rate_buckets where subject = 'user:' || p_user_id::text;
+  delete from public.object_deletions where user_id = p_user_id;
+  delete from ops.audit_log where target_kind = 'user' and target_id = p_user_id;
+  delete from auth.users where id = p_user_id;
+  get diagnostics v_deleted = row_count;
+  return jsonb_build_object('account_deleted', v_deleted > 0, 'events_forgotten', v_events);
+end $$;

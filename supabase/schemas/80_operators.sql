@@ -65,6 +65,10 @@ returns jsonb language plpgsql stable security definer set search_path = '' as $
 declare
   v_reason text;
 begin
+  if not exists (select 1 from auth.users where id = p_user_id) then
+    perform svc_private.raise_error('ACCOUNT_DELETED',
+      'This account was deleted. Sign in again to start afresh.');
+  end if;
   select reason into v_reason from ops.disabled_users where user_id = p_user_id;
   if found then
     perform svc_private.raise_error('USER_DISABLED',
