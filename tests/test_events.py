@@ -198,6 +198,35 @@ def test_local_relay_makes_uploads_event_driven(stack, api_url, repo, alice, ser
         relay.stop()
 
 
+def test_a_killed_relay_tail_is_restarted_and_misses_nothing(
+    stack, api_url, repo, alice, services, caplog
+) -> None:
+    """The tail exits when it loses the filer (its gRPC port taken, the filer restarted):
+    the relay logs why, starts it again, and an upload made meanwhile is still probed at once
+    rather than minutes later by the reconciler."""
+    secret, _ = stack.relay_keys()
+    relay = LocalRelay(
+        f"127.0.0.1:{stack.s3.ports.filer}", services.settings.s3_bucket, api_url, secret
+    ).start()
+    try:
+        time.sleep(1.0)  # the tail subscribes from "now"
+        profile = alice.client.post("/profiles", json={"name": "relay restart"}).json()
+        first = relay.process
+        first.kill()
+        first.wait(5)
+        started = time.monotonic()
+        t = _upload(alice, profile["id"], encode(voice(4.0), 44100, "wav"), "a.wav", "audio/wav")
+        while repo.get_dataset_file(t["file_id"]).status == "pending":
+            assert time.monotonic() - started < 15, "not probed within 15 s of a killed tail"
+            time.sleep(0.2)
+        assert repo.get_dataset_file(t["file_id"]).status == "ready"
+        assert relay.process is not first and relay.process.poll() is None
+        assert any("relay tail exited" in r.getMessage() for r in caplog.records)
+    finally:
+        relay.stop()
+    assert relay.process.poll() is not None  # stopping stops the supervisor too
+
+
 def test_services_build_the_repository_and_the_handler_once(services) -> None:
     """One process, one of each: the handler keeps its dispatcher and repository for good."""
     assert services.repo is services.repo
