@@ -3,6 +3,7 @@ and a second start reuses the data."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
-from pipeline.local.seaweed import find_free_base, free_port
+from pipeline.local.seaweed import GRPC_OFFSET, SeaweedPorts, find_free_base, free_port
 
 
 def _up(root: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
@@ -78,3 +80,30 @@ def test_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     names = [p["name"] for p in httpx.get(f"{api}/profiles", headers=auth).json()]
     assert names == ["kept"]
     _stop(second)
+
+
+@pytest.mark.parametrize("which", ["filer gRPC", "api"])
+def test_up_refuses_to_start_when_a_port_is_taken(tmp_path: Path, which: str) -> None:
+    """A port held by another program (the filer's gRPC port, which only the relay's tail
+    uses, went unnoticed) stops `svc-local up` before anything starts, naming the port."""
+    ports = {
+        "api-port": free_port(),
+        "web-port": free_port(),
+        "auth-port": free_port(),
+        "s3-base-port": find_free_base(30000),
+    }
+    filer = SeaweedPorts.from_base(ports["s3-base-port"]).filer
+    held = filer + GRPC_OFFSET if which == "filer gRPC" else ports["api-port"]
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", held))
+        other_program.listen()
+        proc = _up(tmp_path, ports)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            raise AssertionError(f"started with port {held} taken") from None
+    assert proc.returncode != 0, out
+    assert str(held) in out and "in use" in out, out
+    assert which in out if which == "filer gRPC" else "--api-port" in out, out
+    assert not (tmp_path / "pg").exists()  # refused before anything started

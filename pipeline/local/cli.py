@@ -1,5 +1,6 @@
 """`svc-local`: run the whole pipeline on this machine (`make dev` calls `svc-local up`)."""
 
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.local.realtime import WEBSOCKET_PATH
-from pipeline.local.stack import DEV_EMAIL, LocalStack, StackConfig
+from pipeline.local.stack import DEV_EMAIL, LocalStack, PortTaken, StackConfig
 
 app = typer.Typer(add_completion=False, help="The svc-pipeline local stack.")
 console = Console()
@@ -50,6 +51,13 @@ def up(
     config = StackConfig(data_dir.resolve(), api_port, auth_port, web_port, s3_base_port)
     stack = LocalStack(config)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # The pieces' warnings (the relay's tail, for one) show in this terminal.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        stack.check_ports()
+    except PortTaken as exc:
+        console.print(f"[red]Cannot start the local stack.[/red] {exc}", soft_wrap=True)
+        sys.exit(1)
     try:
         with console.status("Starting the local stack…"):
             stack.start()

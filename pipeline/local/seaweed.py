@@ -30,8 +30,20 @@ class SeaweedPorts:
         return cls(master=base, volume=base + 1, filer=base + 2, s3=base + 3, admin=base + 4)
 
     def all(self) -> list[int]:
-        ports = [self.master, self.volume, self.filer, self.s3, self.admin]
-        return ports + [p + GRPC_OFFSET for p in ports]
+        return list(self.named())
+
+    def named(self) -> dict[int, str]:
+        """Every port `weed mini` binds, with what binds it: each server's HTTP port and its
+        gRPC port (+10000). The relay's tail talks to the filer's gRPC port, so a program
+        holding that one alone leaves uploads unrelayed."""
+        ports = {
+            self.master: "master",
+            self.volume: "volume",
+            self.filer: "filer",
+            self.s3: "S3",
+            self.admin: "admin",
+        }
+        return ports | {p + GRPC_OFFSET: f"{name} gRPC" for p, name in ports.items()}
 
 
 def port_free(port: int) -> bool:

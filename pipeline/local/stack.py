@@ -23,7 +23,7 @@ from pipeline.local.postgres import start_postgres
 from pipeline.local.processes import stop_process
 from pipeline.local.realtime import RealtimeStandIn, apply_realtime_feed
 from pipeline.local.relay import LocalRelay
-from pipeline.local.seaweed import SeaweedPorts, SeaweedS3
+from pipeline.local.seaweed import SeaweedPorts, SeaweedS3, port_free
 from pipeline.local.web import page_config, web_app
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -32,6 +32,10 @@ from pipeline.webhooks import new_ed25519_keypair
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_EMAIL = "dev@localhost"
 WORKER_ROLE = "svc_worker"  # created in supabase/schemas/00_schemas_and_roles.sql
+
+
+class PortTaken(RuntimeError):
+    """A port the stack needs is held by another program."""
 
 
 @dataclass
@@ -132,7 +136,29 @@ class LocalStack:
             subprocess.run(args, env=os.environ | self.env(), cwd=REPO_ROOT, check=True)
         return True
 
+    def ports(self) -> dict[int, str]:
+        """Every TCP port the stack listens on, with what listens there."""
+        seaweed = SeaweedPorts.from_base(self.config.s3_base_port).named()
+        return {
+            self.config.api_port: "the API (--api-port)",
+            self.config.web_port: "the web page (--web-port)",
+            self.config.auth_port: "the auth stand-in (--auth-port)",
+        } | {port: f"SeaweedFS {name} (--s3-base-port)" for port, name in seaweed.items()}
+
+    def check_ports(self) -> None:
+        """Refuses to start when a port is taken: a piece that cannot bind its port (the
+        filer's gRPC port, seen when another program held it) would otherwise fail quietly
+        while the stack reports itself ready."""
+        taken = [(port, what) for port, what in self.ports().items() if not port_free(port)]
+        if taken:
+            listed = ", ".join(f"{port} ({what})" for port, what in sorted(taken))
+            raise PortTaken(
+                f"Port(s) already in use by another program: {listed}. Stop that program or "
+                "choose other ports with the options named."
+            )
+
     def start(self) -> None:
+        self.check_ports()
         self.config.root.mkdir(parents=True, exist_ok=True)
         self.start_database()
         self.start_storage()
