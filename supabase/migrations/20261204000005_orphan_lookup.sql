@@ -39,3 +39,8 @@ returns jsonb language sql stable security definer set search_path = '' as $$
                 where t.profile_id = p.profile_id and t.user_id = p.user_id
                   and t.status in ('queued', 'running')))
 $$;
+
+-- A key under `models/` is claimed while its profile trains: the live trainings of a profile
+-- are found without reading every training it ever ran.
+create index if not exists training_jobs_profile_active_idx
+  on public.training_jobs (profile_id) where status in ('queued', 'running');

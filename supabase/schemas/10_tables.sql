@@ -162,6 +162,9 @@ create table public.training_jobs (
 create index training_jobs_user_idx on public.training_jobs (user_id, created_at desc);
 create index training_jobs_profile_idx
   on public.training_jobs (profile_id, created_at desc);
+-- A key under `models/` is claimed while its profile trains (unclaimed_object_keys).
+create index training_jobs_profile_active_idx
+  on public.training_jobs (profile_id) where status in ('queued', 'running');
 create index training_jobs_active_idx
   on public.training_jobs (status, heartbeat_at) where status in ('queued', 'running');
 alter table public.training_jobs enable row level security;
