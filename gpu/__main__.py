@@ -3,6 +3,7 @@
 `python -m gpu models`. The local dispatcher runs
 these as child processes; the Modal functions call the same code."""
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,19 @@ from gpu import logs
 
 logs.setup()
 app = typer.Typer(add_completion=False, help="svc-pipeline GPU worker")
+
+
+class Terminated(BaseException):
+    """SIGTERM, the local dispatcher's cancel (pipeline/dispatch.py), raised where the worker
+    is, as Modal raises `InputCancellation` in a container: the job's exit path runs, so a
+    canceled training's work dir goes (gpu/train_job.py) instead of dying with the process."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+signal.signal(signal.SIGTERM, _terminate)
 
 
 @app.command()
@@ -82,4 +96,7 @@ def models(
 
 
 if __name__ == "__main__":
-    app()
+    try:
+        app()
+    except Terminated:
+        sys.exit(128 + signal.SIGTERM)

@@ -135,3 +135,25 @@ def test_the_sweep_keeps_live_and_recently_budget_stopped_trainings_only(
     assert left == {"running", "recent"}
     assert stray.exists(), "a name that is not a job's is left alone"
     stray.rmdir()
+
+
+@pytest.mark.slow
+def test_a_local_cancel_interrupts_the_worker_process_which_removes_its_dir(
+    services, repo, alice, api_url, relay_secret_key, worker_env
+) -> None:
+    """Locally a cancel is SIGTERM to the `python -m gpu train` process: the worker turns it
+    into an interruption (`Terminated`), as Modal raises `InputCancellation`, and cleans up."""
+    import signal
+    from uuid import UUID
+
+    from tests.test_training import _profile_with_clips, _wait, _worker
+
+    pid = UUID(_profile_with_clips(alice, services, api_url, relay_secret_key, "local cancel"))
+    job = repo.start_training(alice.id, pid, {"preset": "tiny", "max_steps": 200})
+    work = training_work_dir(services.settings.work_dir, job.id)
+    worker = _worker(worker_env, job.id)
+    _wait(lambda: any(work.rglob("*.wav")) or worker.poll() is not None, 600, "the recordings")
+    repo.cancel_job("training", alice.id, job.id)
+    worker.send_signal(signal.SIGTERM)  # what SubprocessDispatcher.cancel sends
+    assert worker.wait(120) == 128 + signal.SIGTERM
+    assert not work.exists(), "a locally canceled training's recordings stay on disk"
