@@ -515,3 +515,56 @@ def test_try_again_is_refused_while_the_gpu_budget_is_spent(services, repo, sql,
     _budget(sql, alice.id, 1000)
     gone = alice.client.post(f"/separations/{job_id}/retry")
     assert gone.status_code == 409 and gone.json()["error"]["code"] == "NOT_READY"
+
+
+def test_a_retry_refuses_a_live_vocal_up_front_and_replaces_a_rejected_one(
+    services, repo, sql, alice, gpu
+) -> None:
+    """A failed run whose vocal was already probed ready left that vocal in the dataset: a
+    retry would run (and charge) the whole separation, then hit the one-live-vocal-per-mix
+    index. It is refused at once instead. A vocal the probe rejected does not block: the
+    retry drops it, even after a success, and the new run registers its own."""
+    vocal, music = song(6.0)
+    profile = repo.create_profile(alice.id, "vocal kept")
+    mix_id = put_mix(repo, services, alice.id, profile.id, encode(vocal + music, RATE, "wav"))
+    services.runners()["probe"](mix_id)
+    [(job_id, _)] = separation_rows(sql, mix_id)
+    job = repo.claim_job("separation", job_id)
+    key = keys.separated_vocal_key(alice.id, profile.id, job.derived_file_id, "song.wav")
+    repo.register_separated_vocal(job_id, key, "song (vocals).wav", 1000)
+    probe = {"duration_sec": 6.0, "format": "wav"}
+    repo.record_probe(job.derived_file_id, etag="e", size_bytes=1000, probe=probe)
+    repo.fail_job("separation", job_id, "WORKER_LOST", "The worker stopped responding.")
+    assert repo.get_dataset_file(job.derived_file_id).status == "ready"
+
+    refused = alice.client.post(f"/separations/{job_id}/retry")
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "INVALID_TRANSITION" and "already in the dataset" in error["message"]
+    assert error["details"]["vocal_file_id"] == str(job.derived_file_id)
+    assert repo.get_job("separation", alice.id, job_id).status == "failed"
+    assert gpu.spawned == [("separate", job_id)]  # nothing ran again
+
+    # The probe rejects the vocal: now the retry runs, and the new run's vocal registers.
+    sql.execute(
+        "update public.dataset_files set status = 'rejected', reject_code = 'TOO_QUIET' "
+        "where id = %s",
+        (job.derived_file_id,),
+    )
+    retried = alice.client.post(f"/separations/{job_id}/retry")
+    assert retried.status_code == 200, retried.text
+    assert repo.get_dataset_file(job.derived_file_id).status == "deleted"
+    assert run_worker(services, job_id, oracle(vocal, music)) == "succeeded"
+    new_vocal = UUID(retried.json()["derived_file_id"])
+    assert repo.get_dataset_file(new_vocal).status == "pending"
+
+    # A success whose vocal the probe rejected can be tried again too.
+    repo.record_probe(
+        new_vocal, etag="e2", size_bytes=1000, probe=probe, reject_code="TOO_QUIET",
+        reject_message="The vocal is too quiet.",
+    )  # fmt: skip
+    again = alice.client.post(f"/separations/{job_id}/retry")
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "queued"
+    assert repo.get_dataset_file(new_vocal).status == "deleted"
+    assert run_worker(services, job_id, oracle(vocal, music)) == "succeeded"

@@ -232,18 +232,48 @@ begin
   return v_taken;
 end $$;
 
+-- A retry meets the song's earlier vocal: one the probe rejected is dropped and the song is
+-- separated again (also after a success: the person asked for another try); one that is in
+-- the dataset refuses the retry up front (409), where it used to run a whole charged Demucs
+-- pass and then fail INTERNAL on the one-live-vocal index.
+create or replace function svc_private.clear_separation_vocal(p_job jsonb)
+returns void language plpgsql as $$
+declare
+  v_vocal public.dataset_files;
+begin
+  select * into v_vocal from public.dataset_files
+   where derived_from = (p_job ->> 'source_file_id')::uuid and status <> 'deleted'
+   for update;
+  if not found then
+    return;
+  end if;
+  if v_vocal.status <> 'rejected' then
+    perform svc_private.raise_error('INVALID_TRANSITION',
+      'This song''s vocal is already in the dataset. Delete it to separate the song again.',
+      jsonb_build_object('kind', 'separation', 'id', p_job -> 'id',
+                         'vocal_file_id', v_vocal.id));
+  end if;
+  update public.dataset_files set status = 'deleted' where id = v_vocal.id;
+end $$;
+
 drop function if exists public.retry_separation(uuid, uuid, integer);
--- Was: 20261122000012_dataset_separation.sql. The person's "try again" on a failed or
--- canceled separation: queued anew (taken and launched like the first time), with a fresh id
--- for its vocal, while the song is still ready, the GPU budget is not spent and the person
--- has a free separation slot (409 SEPARATION_IN_PROGRESS otherwise, like the other kinds).
+-- Was: 20261122000012_dataset_separation.sql. The person's "try again" on a separation that
+-- failed, was canceled, or succeeded with a vocal the probe rejected: queued anew (taken and
+-- launched like the first time), with a fresh id for its vocal, while the song is still
+-- ready, the GPU budget is not spent and the person has a free separation slot (409
+-- SEPARATION_IN_PROGRESS otherwise, like the other kinds). The profile is locked before the
+-- job (the one lock order, 20261204000004).
 create or replace function public.retry_separation(
   p_user_id uuid, p_job_id uuid, p_gpu_seconds_per_month integer default null,
   p_max_active integer default 2
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.lock_job('separation', p_job_id);
+  v_job jsonb;
 begin
+  perform 1 from public.voice_profiles
+   where id = (select profile_id from public.separation_jobs
+                where id = p_job_id and user_id = p_user_id) for update;
+  v_job := svc_private.lock_job('separation', p_job_id);
   if v_job ->> 'user_id' <> p_user_id::text then
     perform svc_private.raise_error('NOT_FOUND', 'That job does not exist.',
                                     jsonb_build_object('kind', 'separation', 'id', p_job_id));
@@ -251,15 +281,13 @@ begin
   if v_job ->> 'status' in ('queued', 'running') then
     return v_job;
   end if;
-  if v_job ->> 'status' = 'succeeded' then
-    perform svc_private.invalid_transition('separation', v_job, 'queued');
-  end if;
   perform svc_private.owned_profile(p_user_id, (v_job ->> 'profile_id')::uuid);
   if not exists (select 1 from public.dataset_files
                   where id = (v_job ->> 'source_file_id')::uuid and status = 'ready') then
     perform svc_private.raise_error('NOT_READY', 'That song is no longer in the dataset.',
                                     jsonb_build_object('id', p_job_id));
   end if;
+  perform svc_private.clear_separation_vocal(v_job);
   perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
   perform pg_advisory_xact_lock(hashtextextended('svc:separations:' || p_user_id::text, 0));
   if svc_private.active_separations(p_user_id, p_job_id) >= greatest(p_max_active, 1) then
