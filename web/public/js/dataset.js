@@ -216,11 +216,17 @@ export class DatasetPanel {
     if (ACTIVE_SEPARATION.has(job.status)) {
       parts.push(el("button", { type: "button", class: "secondary", "aria-label": `Stop separating ${file.filename}`,
         onclick: guarded(() => this.cancelSeparation(job, file)) }, "Stop"));
-    } else if (job.status === "failed" || job.status === "canceled") {
+    } else if (job.status === "failed" || job.status === "canceled" || this.vocalRejected(job)) {
       parts.push(el("button", { type: "button", class: "secondary", "aria-label": `Separate ${file.filename} again`,
         onclick: guarded(() => this.retrySeparation(job, file)) }, "Try again"));
     }
     return el("div", { class: "note separation", dataset: { separation: job.status } }, ...parts);
+  }
+
+  /** A separation that succeeded but whose vocal the probe rejected may be run again. */
+  vocalRejected(job) {
+    if (job.status !== "succeeded") return false;
+    return this.files.find((f) => f.id === job.derived_file_id)?.status === "rejected";
   }
 
   async cancelSeparation(job, file) {
