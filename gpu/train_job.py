@@ -13,7 +13,14 @@ from uuid import UUID, uuid5
 import torch
 
 from gpu import f0, pitch_range
-from gpu.errors import KEEPS_CHECKPOINTS, Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.errors import (
+    KEEPS_CHECKPOINTS,
+    STALE_ATTEMPT,
+    Heartbeat,
+    JobCanceled,
+    JobFailure,
+    describe_failure,
+)
 from gpu.evaluate import Evaluation, measure
 from gpu.prepare import SAMPLE_RATE, prepare, read_held_out
 from gpu.presets import PRESETS, Preset
@@ -47,7 +54,7 @@ class TrainingRun:
         self.heartbeat.require(phase=name)
 
     def run(self) -> str:
-        job = self.repo.claim_job("training", self.job_id)
+        job = self.heartbeat.claim()
         if job.status != "running":
             log.info("training %s is %s; nothing to do", self.job_id, job.status)
             return job.status
@@ -58,6 +65,8 @@ class TrainingRun:
         except JobCanceled:
             code = self.heartbeat.stop_code
             log.info("training %s stopped: %s", self.job_id, code or "canceled")
+            if code == STALE_ATTEMPT:
+                return "canceled"  # a newer attempt owns the job and resumes from the dir
             if code in KEEPS_CHECKPOINTS:
                 return "failed"  # the checkpoints stay in the work dir
             shutil.rmtree(self.work, ignore_errors=True)
@@ -65,7 +74,9 @@ class TrainingRun:
         except Exception as exc:  # every failure ends the job with a readable code
             code, message = describe_failure(exc, "Training")
             log.exception("training %s failed: %s", self.job_id, code)
-            self.repo.fail_job("training", self.job_id, code, message)
+            self.heartbeat.fail(code, message)
+            if self.heartbeat.stop_code == STALE_ATTEMPT:
+                return "canceled"  # the work dir is the newer attempt's
             shutil.rmtree(self.work, ignore_errors=True)
             return "failed"
 
@@ -128,7 +139,10 @@ class TrainingRun:
                 **result.summary(),
             }
         )
-        self.repo.finish_training(self.job_id, version, model_key, config_key, size, metrics)
+        with self.heartbeat.fenced():
+            self.repo.finish_training(
+                self.job_id, version, model_key, config_key, size, metrics, self.heartbeat.attempt
+            )
 
     def _evaluate(
         self,
