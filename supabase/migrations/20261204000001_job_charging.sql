@@ -101,10 +101,12 @@ begin
 end $$;
 
 -- Was: 20261122000003_spend_and_abuse.sql. The budget is the server's (no worker argument);
--- the report carries the worker's attempt.
+-- the report carries the worker's attempt (null: unfenced). The attempt comes before the
+-- progress so the signature differs from the old one's, which re-running the old migration
+-- re-creates (a `create or replace` of the same types cannot rename a parameter).
 drop function if exists public.heartbeat_job(text, uuid, jsonb, integer);
 create or replace function public.heartbeat_job(
-  p_kind text, p_job_id uuid, p_progress jsonb, p_attempt integer default null
+  p_kind text, p_job_id uuid, p_attempt integer, p_progress jsonb
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_job jsonb := svc_private.worker_job(p_kind, p_job_id, p_attempt);
