@@ -148,7 +148,8 @@ class ConversionRun:
         """The input's range next to the voice's and the transpose that would fit them; the
         page offers it, the person decides (this job converts with the transpose it asked)."""
         self.beat(phase="pitch", percent=0)
-        found = pitch_range.of_file(mono, params.f0_method)
+        with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):  # silent on long inputs
+            found = pitch_range.of_file(mono, params.f0_method)
         if found is None:
             return
         advice = suggest(found, version.pitch_range)

@@ -1,5 +1,7 @@
 """Job failures with the code and message a person sees, and the heartbeat both workers use."""
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -8,6 +10,8 @@ from uuid import UUID
 from pipeline.errors import PipelineError
 from pipeline.repository import Repository
 from schemas.jobs import JobKind, JobRow, Progress
+
+log = logging.getLogger(__name__)
 
 
 class JobFailure(Exception):
@@ -52,6 +56,7 @@ class Heartbeat:
         self.progress: dict[str, Any] = {}
         self.stop_code: str | None = None
         self.attempt: int | None = None
+        self._lock = threading.Lock()  # the keep-alive thread beats beside the main one
 
     def claim(self) -> JobRow:
         """`claim_job`, remembering the attempt it counted for this worker's reports."""
@@ -79,7 +84,39 @@ class Heartbeat:
                 raise
             self.stop_code = STALE_ATTEMPT
 
+    @contextmanager
+    def kept_alive(self, every: float) -> Iterator[None]:
+        """Heartbeats from a thread every `every` seconds while a step that reports nothing
+        runs (feature extraction, the pitch range of a long input). Without them the reaper
+        takes the silent worker for a dead one (WORKER_LOST) after
+        `VC_HEARTBEAT_TIMEOUT_SECONDS`, on every retry alike, and the silent time goes
+        uncharged. The step cannot be interrupted: a stop a beat reports is raised
+        (`JobCanceled`) once it returns."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(every):
+                try:
+                    if not self.send({}):
+                        return
+                except Exception:  # a missed beat is retried at the next tick
+                    log.warning("keep-alive heartbeat of %s failed", self.job_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{self.job_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+        if self.stop_code is not None:
+            raise JobCanceled
+
     def send(self, progress: dict[str, Any]) -> bool:
+        with self._lock:
+            return self._send(progress)
+
+    def _send(self, progress: dict[str, Any]) -> bool:
         merged = self.progress | progress
         Progress.model_validate(merged)  # refuses what the page cannot read, e.g. a new phase
         self.progress = merged

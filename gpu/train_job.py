@@ -89,18 +89,20 @@ class TrainingRun:
             raise JobFailure("DATASET_TOO_SHORT", "The dataset no longer has enough ready audio.")
         total = preset.total_steps(seconds, params.max_steps)
         f0.install(self.settings.model_cache_dir)
-        config = prepare(
-            self.storage,
-            inputs,
-            self.work,
-            preset,
-            total,
-            params.f0_method,
-            self.phase,
-            check=input_check(self.settings),
-            seed=str(self.job_id),
-        )
-        self._record_pitch(config, params.f0_method)
+        # Feature extraction and the pitch range report no progress of their own.
+        with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):
+            config = prepare(
+                self.storage,
+                inputs,
+                self.work,
+                preset,
+                total,
+                params.f0_method,
+                self.phase,
+                check=input_check(self.settings),
+                seed=str(self.job_id),
+            )
+            self._record_pitch(config, params.f0_method)
         self._place_pretrained(preset)
         held_out = read_held_out(self.work)
         if held_out is not None:  # on the job row from here on, retries included

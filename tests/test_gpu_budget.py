@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from gpu.errors import Heartbeat
+from gpu.errors import Heartbeat, JobCanceled
 from gpu.presets import PRESETS
 from pipeline import cron, keys
 from pipeline.errors import PipelineError
@@ -269,3 +269,25 @@ def test_the_heartbeat_applies_the_default_the_service_published(repo, sql, serv
         cron.reap(services)  # publishes the service's own default again
     stored = sql.execute("select seconds_per_month from svc_private.gpu_budget").fetchone()
     assert stored == (services.settings.gpu_seconds_per_month,)
+
+
+def test_a_step_that_reports_nothing_is_kept_alive(repo, sql, alice) -> None:
+    """Feature extraction or a long input's pitch range report no progress: the worker's
+    keep-alive beats for them, so the reaper does not take the worker for a dead one (which
+    failed the job as WORKER_LOST on every retry alike), the time is charged as it runs, and
+    a cancel meanwhile stops the worker once the step returns."""
+    job_id = _running_job(repo, alice.id, "kept alive")
+    heartbeat = Heartbeat(repo, "training", job_id)
+    heartbeat.attempt = 1
+    quick = Repository(repo.db, repo.settings.model_copy(update={"heartbeat_timeout_seconds": 3}))
+    with heartbeat.kept_alive(0.3):
+        time.sleep(5)  # longer than the heartbeat timeout, reporting nothing itself
+        assert all(r["id"] != str(job_id) for r in quick.reap_stale_jobs())
+    job = repo.get_job("training", alice.id, job_id)
+    assert job.status == "running"
+    assert job.gpu_seconds > 4
+
+    with pytest.raises(JobCanceled), heartbeat.kept_alive(0.3):
+        repo.cancel_job("training", alice.id, job_id)
+        time.sleep(1)
+    assert heartbeat.stop_code == "CANCELED"
