@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from gpu import f0, pitch_range
-from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.inference import convert
 from gpu.model_cache import ModelCache
 from gpu.separate import Separator, separate
@@ -89,7 +89,7 @@ class ConversionRun:
         f0.install(settings.model_cache_dir)
 
     def run(self) -> str:
-        job = self.repo.claim_job("conversion", self.job_id)
+        job = self.heartbeat.claim()
         if job.status != "running":
             return job.status
         try:
@@ -101,8 +101,8 @@ class ConversionRun:
         except Exception as exc:
             code, message = describe_failure(exc, "The conversion")
             log.exception("conversion %s failed: %s", self.job_id, code)
-            self.repo.fail_job("conversion", self.job_id, code, message)
-            return "failed"
+            self.heartbeat.fail(code, message)
+            return "canceled" if self.heartbeat.stop_code == STALE_ATTEMPT else "failed"
 
     def _convert(self, job: ConversionJobRow, tmp: Path) -> None:
         params = ConversionParams.model_validate(job.params)
@@ -121,7 +121,10 @@ class ConversionRun:
         self.beat(phase="upload", percent=100)
         output_key = keys.conversion_output_key(job.user_id, job.profile_id, self.job_id)
         self.storage.upload_file(out_path, output_key, "audio/wav")
-        self.repo.finish_conversion(self.job_id, output_key, frames / svc.target_sample)
+        with self.heartbeat.fenced():
+            self.repo.finish_conversion(
+                self.job_id, output_key, frames / svc.target_sample, self.heartbeat.attempt
+            )
 
     def _fetch_input(self, job: ConversionJobRow, tmp: Path) -> Path:
         info = self.storage.head(job.input_key)
@@ -145,7 +148,8 @@ class ConversionRun:
         """The input's range next to the voice's and the transpose that would fit them; the
         page offers it, the person decides (this job converts with the transpose it asked)."""
         self.beat(phase="pitch", percent=0)
-        found = pitch_range.of_file(mono, params.f0_method)
+        with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):  # silent on long inputs
+            found = pitch_range.of_file(mono, params.f0_method)
         if found is None:
             return
         advice = suggest(found, version.pitch_range)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from uuid import UUID
 
-from gpu.errors import Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.sealed import CHANGED_MESSAGE
 from gpu.separate import Separator
 from pipeline import keys
@@ -51,7 +51,7 @@ class SeparationRun:
         self._last_beat = 0.0
 
     def run(self) -> str:
-        job = self.repo.claim_job("separation", self.job_id)
+        job = self.heartbeat.claim()
         if job.status != "running":
             log.info("separation %s is %s; nothing to do", self.job_id, job.status)
             return job.status
@@ -61,14 +61,14 @@ class SeparationRun:
         except JobCanceled:
             code = self.heartbeat.stop_code
             log.info("separation %s stopped: %s", self.job_id, code or "canceled")
-            return "canceled" if code in {None, "CANCELED"} else "failed"
+            return "canceled" if code in {None, "CANCELED", STALE_ATTEMPT} else "failed"
         except Exception as exc:  # every failure ends the job with a readable code
             code, message = describe_failure(exc, "Separation")
             if code == "INTERNAL":  # no quota to refund: say how to try again instead
                 message = "Separating the song failed unexpectedly. Try again."
             log.exception("separation %s failed: %s", self.job_id, code)
-            self.repo.fail_job("separation", self.job_id, code, message)
-            return "failed"
+            self.heartbeat.fail(code, message)
+            return "canceled" if self.heartbeat.stop_code == STALE_ATTEMPT else "failed"
 
     def _progress(self, fraction: float) -> bool:
         """The separator's callback: a heartbeat at most every `VC_HEARTBEAT_SECONDS`; False
@@ -117,7 +117,8 @@ class SeparationRun:
             # alone: it may have been probed (and sealed by its eTag) already.
             if self.storage.head(key) is None:
                 self.storage.upload_file(out, key, "audio/wav")
-        self.repo.finish_separation(self.job_id)
+        with self.heartbeat.fenced():
+            self.repo.finish_separation(self.job_id, self.heartbeat.attempt)
 
 
 def as_pcm16(source: Path, target: Path) -> None:

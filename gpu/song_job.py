@@ -79,4 +79,6 @@ def convert_song(
         run.storage.upload_file(outputs[part], key, "audio/wav")
     info = sf.info(str(source))
     output_key = keys.conversion_output_key(job.user_id, job.profile_id, run.job_id)
-    run.repo.finish_conversion(run.job_id, output_key, info.frames / info.samplerate)
+    with run.heartbeat.fenced():
+        seconds = info.frames / info.samplerate
+        run.repo.finish_conversion(run.job_id, output_key, seconds, run.heartbeat.attempt)

@@ -13,7 +13,14 @@ from uuid import UUID, uuid5
 import torch
 
 from gpu import f0, pitch_range
-from gpu.errors import KEEPS_CHECKPOINTS, Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.errors import (
+    KEEPS_CHECKPOINTS,
+    STALE_ATTEMPT,
+    Heartbeat,
+    JobCanceled,
+    JobFailure,
+    describe_failure,
+)
 from gpu.evaluate import Evaluation, measure
 from gpu.prepare import SAMPLE_RATE, prepare, read_held_out
 from gpu.presets import PRESETS, Preset
@@ -51,9 +58,10 @@ class TrainingRun:
         """Trains, and whatever way the run ends (success, failure, a cancel, Modal's
         `InputCancellation`, which is a BaseException, or the person's erasure while it ran)
         removes the work dir with the recordings in it, unless the job may still resume
-        there: budget-stopped (kept for `work_dir_grace_days`), or still running (a
-        preempted container's retry). The sweep (`pipeline.work_dirs`) removes the rest."""
-        job = self.repo.claim_job("training", self.job_id)
+        there: budget-stopped (kept for `work_dir_grace_days`), claimed since by a newer
+        attempt (STALE_ATTEMPT: the dir is that attempt's), or still running (a preempted
+        container's retry). The sweep (`pipeline.work_dirs`) removes the rest."""
+        job = self.heartbeat.claim()
         if job.status != "running":
             log.info("training %s is %s; nothing to do", self.job_id, job.status)
             return job.status
@@ -65,12 +73,13 @@ class TrainingRun:
             code = self.heartbeat.stop_code
             log.info("training %s stopped: %s", self.job_id, code or "canceled")
             keep = code in KEEPS_CHECKPOINTS  # the checkpoints stay in the work dir
-            return "failed" if keep else "canceled"
+            return "failed" if keep and code != STALE_ATTEMPT else "canceled"
         except Exception as exc:  # every failure ends the job with a readable code
             code, message = describe_failure(exc, "Training")
             log.exception("training %s failed: %s", self.job_id, code)
             self._fail(code, message)
-            return "failed"
+            keep = self.heartbeat.stop_code == STALE_ATTEMPT  # the newer attempt's dir
+            return "canceled" if keep else "failed"
         except BaseException:
             keep = self._may_resume()
             raise
@@ -79,28 +88,28 @@ class TrainingRun:
                 shutil.rmtree(self.work, ignore_errors=True)
 
     def _fail(self, code: str, message: str) -> None:
-        """Ends the job; a job that is gone (its person erased their data) has nothing left to
-        end, and its work dir still goes."""
+        """Ends the job (for this attempt); a job that is gone (its person erased their data)
+        has nothing left to end, and its work dir still goes."""
         try:
-            self.repo.fail_job("training", self.job_id, code, message)
+            self.heartbeat.fail(code, message)
         except PipelineError as gone:
             if gone.code != "NOT_FOUND":
                 raise
             log.info("training %s was erased while it ran", self.job_id)
 
     def _may_resume(self) -> bool:
-        """Interrupted from outside: keep the work dir only while the row is still running
-        (a preemption is retried and resumes); canceled, ended or erased, it goes. If the
-        database cannot say, keep it: the sweep decides later."""
+        """Interrupted from outside: keep the work dir only while this attempt may still
+        resume there (the row still running: a preemption is retried) or another owns it;
+        canceled, ended or erased, it goes. If the database cannot say, keep it: the sweep
+        decides later."""
         try:
-            return self.repo.heartbeat_job(
-                "training", self.job_id, self.heartbeat.progress
-            ).status == ("running")
+            running = self.heartbeat.send({})
         except PipelineError as failed:
             return failed.code != "NOT_FOUND"
         except Exception:
             log.exception("training %s: could not ask whether it may resume", self.job_id)
             return True
+        return running or self.heartbeat.stop_code in KEEPS_CHECKPOINTS
 
     def _train(self, job: TrainingJobRow) -> None:
         params = TrainingParams.model_validate(job.params)
@@ -111,18 +120,20 @@ class TrainingRun:
             raise JobFailure("DATASET_TOO_SHORT", "The dataset no longer has enough ready audio.")
         total = preset.total_steps(seconds, params.max_steps)
         f0.install(self.settings.model_cache_dir)
-        config = prepare(
-            self.storage,
-            inputs,
-            self.work,
-            preset,
-            total,
-            params.f0_method,
-            self.phase,
-            check=input_check(self.settings),
-            seed=str(self.job_id),
-        )
-        self._record_pitch(config, params.f0_method)
+        # Feature extraction and the pitch range report no progress of their own.
+        with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):
+            config = prepare(
+                self.storage,
+                inputs,
+                self.work,
+                preset,
+                total,
+                params.f0_method,
+                self.phase,
+                check=input_check(self.settings),
+                seed=str(self.job_id),
+            )
+            self._record_pitch(config, params.f0_method)
         self._place_pretrained(preset)
         held_out = read_held_out(self.work)
         if held_out is not None:  # on the job row from here on, retries included
@@ -161,7 +172,10 @@ class TrainingRun:
                 **result.summary(),
             }
         )
-        self.repo.finish_training(self.job_id, version, model_key, config_key, size, metrics)
+        with self.heartbeat.fenced():
+            self.repo.finish_training(
+                self.job_id, version, model_key, config_key, size, metrics, self.heartbeat.attempt
+            )
 
     def _evaluate(
         self,

@@ -26,10 +26,13 @@ def reset_quotas(services: Services, now: datetime | None = None) -> dict[str, i
 
 
 def reap(services: Services) -> list[dict[str, Any]]:
-    """Fails silent or never-started jobs and expires un-uploaded conversions, with refunds;
-    then starts the jobs an operator requeued (`ops.requeue_job`), which nothing else would,
-    and the separations waiting in line for a slot. A requeued job's wait counts from its
-    requeue (`queued_at`), so reaping first cannot fail it before it starts."""
+    """Publishes the default GPU budget (a changed `VC_GPU_SECONDS_PER_MONTH` reaches the
+    workers' heartbeats within a tick); fails silent or never-started jobs and expires
+    un-uploaded conversions, with refunds; then starts the jobs an operator requeued
+    (`ops.requeue_job`), which nothing else would, and the separations waiting in line for a
+    slot. A requeued job's wait counts from its requeue (`queued_at`), so reaping first cannot
+    fail it before it starts."""
+    services.repo.publish_gpu_budget()
     reaped = services.repo.reap_stale_jobs()
     launch_requeued(services)
     return reaped

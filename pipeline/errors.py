@@ -37,6 +37,7 @@ KIND_OF_CODE: dict[str, ErrorKind] = {
     "SEPARATION_IN_PROGRESS": ErrorKind.CONFLICT,
     "NO_MODEL": ErrorKind.CONFLICT,
     "INVALID_TRANSITION": ErrorKind.CONFLICT,
+    "STALE_ATTEMPT": ErrorKind.CONFLICT,
     "NOT_READY": ErrorKind.CONFLICT,
     "FILES_EXPIRED": ErrorKind.CONFLICT,
     "TOO_LARGE": ErrorKind.TOO_LARGE,

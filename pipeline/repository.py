@@ -289,15 +289,16 @@ class Repository:
     def claim_job(self, kind: JobKind, job_id: UUID) -> JobRow:
         return _job_row(kind, self.db.call("claim_job", kind=kind, job_id=job_id))
 
-    def heartbeat_job(self, kind: JobKind, job_id: UUID, progress: dict[str, Any]) -> JobRow:
+    def heartbeat_job(
+        self, kind: JobKind, job_id: UUID, progress: dict[str, Any], attempt: int | None = None
+    ) -> JobRow:
         """Charges the GPU time since the last heartbeat; the row comes back `failed` with
-        GPU_BUDGET_EXHAUSTED once the user's monthly budget is spent."""
+        GPU_BUDGET_EXHAUSTED once the user's monthly budget is spent. The budget is the
+        server's (the user's override, else the default `publish_gpu_budget` stored): the
+        worker sends none. `attempt` (what the claim returned) fences an old worker out:
+        STALE_ATTEMPT once a retried worker has claimed the job."""
         row = self.db.call(
-            "heartbeat_job",
-            kind=kind,
-            job_id=job_id,
-            progress=progress,
-            gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
+            "heartbeat_job", kind=kind, job_id=job_id, progress=progress, attempt=attempt
         )
         return _job_row(kind, row)
 
@@ -305,9 +306,18 @@ class Repository:
         row = self.db.call("set_job_call_id", kind=kind, job_id=job_id, call_id=call_id)
         return _job_row(kind, row)
 
-    def fail_job(self, kind: JobKind, job_id: UUID, code: str, message: str) -> JobRow:
+    def fail_job(
+        self, kind: JobKind, job_id: UUID, code: str, message: str, attempt: int | None = None
+    ) -> JobRow:
+        """Ends the job with a readable code, charging and refunding as the rules say; a
+        worker passes its `attempt` (no attempt: the service's own failure, e.g. a launch)."""
         row = self.db.call(
-            "fail_job", kind=kind, job_id=job_id, error_code=code, error_message=message
+            "fail_job",
+            kind=kind,
+            job_id=job_id,
+            error_code=code,
+            error_message=message,
+            attempt=attempt,
         )
         return _job_row(kind, row)
 
@@ -323,7 +333,9 @@ class Repository:
         config_key: str,
         size_bytes: int,
         metrics: dict[str, Any],
+        attempt: int | None = None,
     ) -> TrainingJobRow:
+        """The model version, made active; charges the GPU time since the last heartbeat."""
         row = self.db.call(
             "finish_training",
             job_id=job_id,
@@ -332,6 +344,7 @@ class Repository:
             config_key=config_key,
             size_bytes=size_bytes,
             metrics=metrics,
+            attempt=attempt,
         )
         return TrainingJobRow.model_validate(row)
 
@@ -381,13 +394,19 @@ class Repository:
         return ConversionJobRow.model_validate(self.db.call("queue_conversion", job_id=job_id))
 
     def finish_conversion(
-        self, job_id: UUID, output_key: str, input_duration_sec: float
+        self,
+        job_id: UUID,
+        output_key: str,
+        input_duration_sec: float,
+        attempt: int | None = None,
     ) -> ConversionJobRow:
+        """Charges the GPU time since the last heartbeat (the output's upload)."""
         row = self.db.call(
             "finish_conversion",
             job_id=job_id,
             output_key=output_key,
             input_duration_sec=input_duration_sec,
+            attempt=attempt,
         )
         return ConversionJobRow.model_validate(row)
 
@@ -432,8 +451,9 @@ class Repository:
         )
         return DatasetFile.model_validate(row) if row else None
 
-    def finish_separation(self, job_id: UUID) -> SeparationJobRow:
-        return SeparationJobRow.model_validate(self.db.call("finish_separation", job_id=job_id))
+    def finish_separation(self, job_id: UUID, attempt: int | None = None) -> SeparationJobRow:
+        row = self.db.call("finish_separation", job_id=job_id, attempt=attempt)
+        return SeparationJobRow.model_validate(row)
 
     # Quotas and maintenance
     def quota_status(self, user_id: UUID) -> Quota:
@@ -456,6 +476,11 @@ class Repository:
             heartbeat_timeout_sec=self.settings.heartbeat_timeout_seconds,
             queued_timeout_sec=self.settings.queued_timeout_seconds,
         )
+
+    def publish_gpu_budget(self) -> None:
+        """Stores this service's default monthly GPU budget in the database, where the
+        heartbeat (called by the worker login, which is not trusted with it) reads it."""
+        self.db.call("set_gpu_budget", gpu_seconds_per_month=self.settings.gpu_seconds_per_month)
 
     def take_requeued_jobs(self, limit: int = 50) -> list[tuple[JobKind, UUID]]:
         """Jobs an operator requeued (ops.requeue_job), each handed out once, to launch."""

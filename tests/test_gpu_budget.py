@@ -4,16 +4,17 @@ keeping its checkpoints), `/quota` shows it, and presets cap the steps a client 
 
 import time
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 
-from gpu.errors import Heartbeat
+from gpu.errors import Heartbeat, JobCanceled
 from gpu.presets import PRESETS
+from pipeline import cron, keys
 from pipeline.errors import PipelineError
 from pipeline.repository import Repository
-from tests.helpers import ready_dataset
+from tests.helpers import new_conversion, ready_dataset, trained_profile
 
 
 def _override(sql: psycopg.Connection, user_id: UUID, seconds: int) -> None:
@@ -165,3 +166,128 @@ def test_a_training_stops_at_its_next_heartbeat_when_the_budget_runs_out(
     assert (work / "G_1.pth").exists(), "the training keeps its last checkpoint"
     assert repo.list_model_versions(alice.id, pid) == []
     assert repo.quota_status(alice.id).training.used == 0
+
+
+def _ran_for_kind(sql: psycopg.Connection, kind: str, job_id: UUID, seconds: float) -> None:
+    sql.execute(
+        f"update public.{kind}_jobs set heartbeat_at = now() - make_interval(secs => %s) "
+        "where id = %s",
+        (seconds, job_id),
+    )
+
+
+def test_every_finish_charges_the_time_since_the_last_heartbeat(repo, sql, alice) -> None:
+    """The output upload and the tail of the quality report run after the last heartbeat:
+    the finish charges them, as a failure or a cancel does."""
+    made = trained_profile(repo, alice.id, "finishes")
+    before = repo.quota_status(alice.id).gpu.used_seconds
+
+    job = repo.start_training(alice.id, made["profile_id"], {"preset": "tiny"})
+    repo.claim_job("training", job.id)
+    _ran_for(sql, job.id, 40)
+    version = uuid4()
+    user, profile = alice.id, made["profile_id"]
+    done = repo.finish_training(
+        job.id,
+        version,
+        keys.model_key(user, profile, version),
+        keys.model_config_key(user, profile, version),
+        10,
+        {},
+    )
+    assert done.status == "succeeded"
+    assert 39 < done.gpu_seconds < 50
+
+    conversion = new_conversion(repo, alice.id, profile)
+    repo.queue_conversion(conversion)
+    repo.claim_job("conversion", conversion)
+    _ran_for_kind(sql, "conversion", conversion, 30)
+    output = keys.conversion_output_key(alice.id, profile, conversion)
+    finished = repo.finish_conversion(conversion, output, 3.0)
+    assert finished.status == "succeeded"
+    assert 29 < finished.gpu_seconds < 40
+    assert 68 < repo.quota_status(alice.id).gpu.used_seconds - before < 90
+
+
+def test_a_reaped_worker_still_running_is_charged_when_it_reports(repo, sql, alice) -> None:
+    """The reaper cannot tell a dead worker from a silent one, so it charges nothing past the
+    last heartbeat (and refunds the quota: our machinery failed the job). A worker that
+    reports after all was running the whole time: that report charges the silent stretch
+    once, and tells the worker to stop."""
+    job_id = _running_job(repo, alice.id, "silent")
+    _ran_for(sql, job_id, 700)  # a feature extraction longer than the heartbeat timeout
+    quick = Repository(repo.db, repo.settings.model_copy(update={"heartbeat_timeout_seconds": 600}))
+    assert any(r["id"] == str(job_id) for r in quick.reap_stale_jobs())
+    reaped = repo.get_job("training", alice.id, job_id)
+    assert (reaped.status, reaped.error_code) == ("failed", "WORKER_LOST")
+    assert reaped.gpu_seconds < 1
+    assert repo.quota_status(alice.id).training.used == 0
+
+    heartbeat = Heartbeat(repo, "training", job_id)
+    assert heartbeat.send({"phase": "train", "step": 1}) is False
+    assert heartbeat.stop_code == "WORKER_LOST"
+    charged = repo.get_job("training", alice.id, job_id).gpu_seconds
+    assert 699 < charged < 720
+    assert heartbeat.send({"phase": "train", "step": 2}) is False
+    assert repo.get_job("training", alice.id, job_id).gpu_seconds - charged < 5, "charged once"
+    assert 699 < repo.quota_status(alice.id).gpu.used_seconds < 725
+    assert repo.quota_status(alice.id).training.used == 0, "the quota stays refunded"
+
+
+def test_the_worker_cannot_choose_or_disable_the_budget(repo, sql, stack, bob) -> None:
+    """The default budget is the server's: a worker sending none (which once disabled it)
+    is refused, and the heartbeat applies the default the service published."""
+    job_id = _running_job(repo, bob.id, "no limit")
+    _ran_for(sql, job_id, repo.settings.gpu_seconds_per_month + 600)  # past the default
+    with psycopg.connect(stack.worker_database_url, autocommit=True) as worker:
+        try:
+            row = worker.execute(
+                "select public.heartbeat_job(p_kind => 'training', p_job_id => %s, "
+                "p_progress => '{}'::jsonb, p_gpu_seconds_per_month => null)",
+                (job_id,),
+            ).fetchone()[0]
+        except psycopg.errors.UndefinedFunction:
+            row = None
+    assert row is None, "the heartbeat takes no budget from the worker"
+    assert Heartbeat(repo, "training", job_id).send({"phase": "train"}) is False
+    job = repo.get_job("training", bob.id, job_id)
+    assert (job.status, job.error_code) == ("failed", "GPU_BUDGET_EXHAUSTED")
+
+
+def test_the_heartbeat_applies_the_default_the_service_published(repo, sql, services, bob) -> None:
+    """The reaper's tick publishes the service's default; a user without an override is
+    stopped by it, whatever the worker's own settings say."""
+    low = Repository(repo.db, repo.settings.model_copy(update={"gpu_seconds_per_month": 100}))
+    job_id = _running_job(repo, bob.id, "published")
+    try:
+        low.publish_gpu_budget()
+        _ran_for(sql, job_id, 150)
+        heartbeat = Heartbeat(repo, "training", job_id)  # a worker whose settings say 8 hours
+        assert heartbeat.send({"phase": "train"}) is False
+        assert heartbeat.stop_code == "GPU_BUDGET_EXHAUSTED"
+    finally:
+        cron.reap(services)  # publishes the service's own default again
+    stored = sql.execute("select seconds_per_month from svc_private.gpu_budget").fetchone()
+    assert stored == (services.settings.gpu_seconds_per_month,)
+
+
+def test_a_step_that_reports_nothing_is_kept_alive(repo, sql, alice) -> None:
+    """Feature extraction or a long input's pitch range report no progress: the worker's
+    keep-alive beats for them, so the reaper does not take the worker for a dead one (which
+    failed the job as WORKER_LOST on every retry alike), the time is charged as it runs, and
+    a cancel meanwhile stops the worker once the step returns."""
+    job_id = _running_job(repo, alice.id, "kept alive")
+    heartbeat = Heartbeat(repo, "training", job_id)
+    heartbeat.attempt = 1
+    quick = Repository(repo.db, repo.settings.model_copy(update={"heartbeat_timeout_seconds": 3}))
+    with heartbeat.kept_alive(0.3):
+        time.sleep(5)  # longer than the heartbeat timeout, reporting nothing itself
+        assert all(r["id"] != str(job_id) for r in quick.reap_stale_jobs())
+    job = repo.get_job("training", alice.id, job_id)
+    assert job.status == "running"
+    assert job.gpu_seconds > 4
+
+    with pytest.raises(JobCanceled), heartbeat.kept_alive(0.3):
+        repo.cancel_job("training", alice.id, job_id)
+        time.sleep(1)
+    assert heartbeat.stop_code == "CANCELED"

@@ -182,3 +182,52 @@ def test_probe_verdict_is_recorded_once_and_total_is_capped(repo, alice) -> None
     )
     over = repo.record_probe(ids[2], etag="c", size_bytes=10, probe={"duration_sec": 30})
     assert (over.status, over.reject_code) == ("rejected", "DATASET_FULL")
+
+
+def test_an_old_attempt_is_fenced_out_by_a_retried_claim(repo, sql, alice, training) -> None:
+    """Two workers on one job (a retry while the first still runs) were accepted and charged
+    as one. Each report carries the attempt its claim returned; once a newer attempt claims
+    the job, the older one's heartbeat, finish and failure get STALE_ATTEMPT, which the
+    worker's `Heartbeat` turns into a quiet stop, and the newer attempt goes on."""
+    from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled
+
+    profile, job = training
+    old, new = Heartbeat(repo, "training", job.id), Heartbeat(repo, "training", job.id)
+    assert old.claim().attempt == 1
+    assert new.claim().attempt == 2
+    code = _code(lambda: repo.heartbeat_job("training", job.id, {}, attempt=1))
+    assert code == STALE_ATTEMPT
+    assert old.send({"phase": "train", "step": 3}) is False
+    assert old.stop_code == STALE_ATTEMPT
+    with pytest.raises(JobCanceled), old.fenced():
+        _finish_as(repo, alice.id, profile.id, job.id, attempt=1)
+    old.fail("INTERNAL", "the old worker crashed")
+    assert new.send({"phase": "train", "step": 4}) is True
+    row = repo.get_job_row("training", alice.id, job.id)
+    assert (row.status, row.attempt, row.progress.step) == ("running", 2, 4)
+    assert _finish_as(repo, alice.id, profile.id, job.id, attempt=2).status == "succeeded"
+
+
+def test_an_attempt_on_a_job_queued_again_is_stale(repo, sql, alice, training) -> None:
+    """A requeued job keeps its attempt count until the next claim: the attempt that ran
+    before may not heartbeat it back into an invalid transition or fail it."""
+    _, job = training
+    first = repo.claim_job("training", job.id)
+    repo.fail_job("training", job.id, "INTERNAL", "boom", attempt=first.attempt)
+    sql.execute("select ops.requeue_job('training', %s, 'test')", (job.id,))
+    code = _code(lambda: repo.fail_job("training", job.id, "X", "late", attempt=first.attempt))
+    assert code == "STALE_ATTEMPT"
+    assert repo.get_job_row("training", alice.id, job.id).status == "queued"
+
+
+def _finish_as(repo, user_id, profile_id, job_id, *, attempt):
+    version = uuid4()
+    return repo.finish_training(
+        job_id,
+        version,
+        keys.model_key(user_id, profile_id, version),
+        keys.model_config_key(user_id, profile_id, version),
+        10,
+        {},
+        attempt,
+    )

@@ -417,3 +417,28 @@ print("RESULT", json.dumps({{"summary": result.summary(), "steps": result.steps,
     assert exported["iteration"] == 2 and exported["model"].keys() == best.keys()
     assert all(torch.equal(exported["model"][k], best[k]) for k in best)
     assert any(not torch.equal(exported["model"][k], last[k]) for k in last)
+
+
+@pytest.mark.timeout(900)  # its own waits allow a slow shared CPU
+def test_an_old_worker_stops_quietly_when_a_retry_claims_its_job(
+    repo, alice, services, api_url, relay_secret_key, worker_env
+) -> None:
+    """Two workers on one job (a retry while the first still runs): the retried worker's claim
+    counts attempt 2, the first worker's next heartbeat gets STALE_ATTEMPT, and it exits
+    without failing the job or removing the work dir the retry resumes from."""
+    pid = UUID(_profile_with_clips(alice, services, api_url, relay_secret_key, "stale"))
+    job = repo.start_training(alice.id, pid, {"preset": "tiny", "max_steps": 200})
+    work = Path(services.settings.work_dir) / "training" / str(job.id)
+    worker = _worker(worker_env, job.id)
+    _wait(
+        lambda: repo.get_job("training", alice.id, job.id).progress.phase == "train",
+        600,
+        "the training phase",
+    )
+    assert repo.claim_job("training", job.id).attempt == 2  # the retried worker's claim
+    assert worker.wait(120) == 0, _log_of(worker_env, job.id)
+    row = repo.get_job("training", alice.id, job.id)
+    assert (row.status, row.attempt, row.error_code) == ("running", 2, None)
+    assert work.exists(), "the work dir stays for the newer attempt"
+    assert "STALE_ATTEMPT" in _log_of(worker_env, job.id)
+    repo.cancel_job("training", alice.id, job.id)
