@@ -70,7 +70,8 @@ def _race(database_url: str, user_id: UUID, first: str, args: tuple, jobs: list[
         beat = free[0][0] if free else jobs[-1]
         threads.append(
             started(
-                "select public.heartbeat_job('separation', %s, '{\"phase\": \"separate\"}')",
+                "select public.heartbeat_job(p_kind => 'separation', p_job_id => %s, "
+                'p_attempt => null, p_progress => \'{"phase": "separate"}\')',
                 (beat,),
             )
         )

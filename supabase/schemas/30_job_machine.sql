@@ -177,10 +177,10 @@ end $$;
 -- budget is spent has the job failed with GPU_BUDGET_EXHAUSTED, which the worker reads from the
 -- returned row and stops on.
 create or replace function public.heartbeat_job(
-  p_kind text, p_job_id uuid, p_progress jsonb, p_gpu_seconds_per_month integer default null
+  p_kind text, p_job_id uuid, p_attempt integer, p_progress jsonb
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.lock_job(p_kind, p_job_id);
+  v_job jsonb := svc_private.worker_job(p_kind, p_job_id, p_attempt);
   v_spent double precision;
   v_limit integer;
 begin
@@ -193,7 +193,7 @@ begin
   v_spent := svc_private.charge_gpu(p_kind, v_job);
   v_job := svc_private.update_job(p_kind, v_job, jsonb_build_object(
     'progress', coalesce(p_progress, '{}'::jsonb), 'heartbeat_at', now()));
-  v_limit := svc_private.gpu_limit((v_job ->> 'user_id')::uuid, p_gpu_seconds_per_month);
+  v_limit := svc_private.server_gpu_limit((v_job ->> 'user_id')::uuid);
   if v_limit is not null and v_spent >= v_limit then
     v_job := svc_private.end_job(p_kind, v_job, 'failed', 'GPU_BUDGET_EXHAUSTED',
       format('This month''s %s minutes of GPU time are used up, so the job stopped.',
@@ -203,10 +203,11 @@ begin
 end $$;
 
 create or replace function public.fail_job(
-  p_kind text, p_job_id uuid, p_error_code text, p_error_message text
+  p_kind text, p_job_id uuid, p_error_code text, p_error_message text,
+  p_attempt integer default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.lock_job(p_kind, p_job_id);
+  v_job jsonb := svc_private.worker_job(p_kind, p_job_id, p_attempt);
 begin
   if svc_private.is_terminal(v_job ->> 'status') then
     return v_job;
@@ -344,4 +345,30 @@ begin
   perform 1 from public.separation_jobs
    where user_id = p_user_id and (p_profile_id is null or profile_id = p_profile_id)
      and status in ('queued', 'running') order by id for update;
+end $$;
+
+-- The job a worker reports on, locked. `p_attempt` is the attempt its claim returned: once a
+-- retried worker has claimed the job again, an older attempt gets STALE_ATTEMPT (its worker
+-- stops quietly; without the fence two workers on one job were charged as one), as does any
+-- attempt on a job queued again since (requeued or retried, not yet claimed). Null (the
+-- service's own calls, e.g. a failed launch) skips the fence. A job the reaper failed as
+-- WORKER_LOST is charged the time since its last heartbeat, once: the report proves the worker
+-- was running.
+create or replace function svc_private.worker_job(p_kind text, p_job_id uuid, p_attempt integer)
+returns jsonb language plpgsql as $$
+declare
+  v_job jsonb := svc_private.lock_job(p_kind, p_job_id);
+begin
+  if p_attempt is not null and (p_attempt <> (v_job ->> 'attempt')::integer
+                                or v_job ->> 'status' in ('awaiting_upload', 'queued')) then
+    perform svc_private.raise_error('STALE_ATTEMPT',
+      'A newer attempt of this job has been claimed; this worker must stop.',
+      jsonb_build_object('kind', p_kind, 'id', p_job_id, 'attempt', p_attempt,
+                         'current_attempt', (v_job ->> 'attempt')::integer));
+  end if;
+  if v_job ->> 'status' = 'failed' and v_job ->> 'error_code' = 'WORKER_LOST' then
+    perform svc_private.charge_gpu(p_kind, v_job);
+    v_job := svc_private.update_job(p_kind, v_job, jsonb_build_object('heartbeat_at', now()));
+  end if;
+  return v_job;
 end $$;

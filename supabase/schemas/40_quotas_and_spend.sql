@@ -121,7 +121,8 @@ declare
   v_delta double precision := 0;
   v_spent double precision;
 begin
-  if p_job ->> 'status' = 'running' then
+  if p_job ->> 'status' = 'running'
+     or (p_job ->> 'status' = 'failed' and p_job ->> 'error_code' = 'WORKER_LOST') then
     v_delta := greatest(extract(epoch from now() - coalesce(
       (p_job ->> 'heartbeat_at')::timestamptz, (p_job ->> 'started_at')::timestamptz, now())), 0);
   end if;
@@ -225,4 +226,37 @@ returns jsonb language sql security definer set search_path = '' as $$
     returning 1
   )
   select jsonb_build_object('deleted', count(*)) from d
+$$;
+
+-- One row: the monthly GPU seconds of a user without an override. The service publishes its
+-- setting here (`set_gpu_budget`, on every reaper tick), so the heartbeat, which the worker
+-- login calls, needs nothing from the worker. Seeded with the setting's default.
+create table if not exists svc_private.gpu_budget (
+  only_row boolean primary key default true check (only_row),
+  seconds_per_month integer not null check (seconds_per_month >= 0),
+  updated_at timestamptz not null default now()
+);
+insert into svc_private.gpu_budget (seconds_per_month) values (8 * 3600)
+on conflict (only_row) do nothing;
+revoke all on table svc_private.gpu_budget from public, anon, authenticated;
+
+create or replace function public.set_gpu_budget(p_gpu_seconds_per_month integer)
+returns jsonb language plpgsql security definer set search_path = '' as $$
+begin
+  if p_gpu_seconds_per_month is null or p_gpu_seconds_per_month < 0 then
+    perform svc_private.raise_error('INVALID_ARGUMENT', 'The GPU budget must be 0 or more seconds.',
+      jsonb_build_object('gpu_seconds_per_month', p_gpu_seconds_per_month));
+  end if;
+  insert into svc_private.gpu_budget (seconds_per_month) values (p_gpu_seconds_per_month)
+  on conflict (only_row) do update
+     set seconds_per_month = excluded.seconds_per_month, updated_at = now()
+   where svc_private.gpu_budget.seconds_per_month is distinct from excluded.seconds_per_month;
+  return jsonb_build_object('gpu_seconds_per_month', p_gpu_seconds_per_month);
+end $$;
+
+-- The user's monthly limit as the server knows it: their override, else the published default.
+create or replace function svc_private.server_gpu_limit(p_user_id uuid)
+returns integer language sql stable as $$
+  select svc_private.gpu_limit(p_user_id,
+                               (select b.seconds_per_month from svc_private.gpu_budget b))
 $$;

@@ -79,7 +79,7 @@ end $$;
 
 create or replace function public.finish_training(
   p_job_id uuid, p_model_version_id uuid, p_model_key text, p_config_key text,
-  p_size_bytes bigint, p_metrics jsonb
+  p_size_bytes bigint, p_metrics jsonb, p_attempt integer default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_job jsonb;
@@ -88,7 +88,7 @@ begin
   -- the profile (made active below) before the job: the one lock order (20261204000004)
   perform 1 from public.voice_profiles
    where id = (select profile_id from public.training_jobs where id = p_job_id) for update;
-  v_job := svc_private.lock_job('training', p_job_id);
+  v_job := svc_private.worker_job('training', p_job_id, p_attempt);
   if svc_private.is_terminal(v_job ->> 'status') then
     return v_job;
   end if;

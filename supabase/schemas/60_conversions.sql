@@ -99,10 +99,11 @@ begin
 end $$;
 
 create or replace function public.finish_conversion(
-  p_job_id uuid, p_output_key text, p_input_duration_sec double precision
+  p_job_id uuid, p_output_key text, p_input_duration_sec double precision,
+  p_attempt integer default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.lock_job('conversion', p_job_id);
+  v_job jsonb := svc_private.worker_job('conversion', p_job_id, p_attempt);
 begin
   if svc_private.is_terminal(v_job ->> 'status') then
     return v_job;

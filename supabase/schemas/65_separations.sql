@@ -114,10 +114,10 @@ begin
   return to_jsonb(v_file);
 end $$;
 
-create or replace function public.finish_separation(p_job_id uuid)
+create or replace function public.finish_separation(p_job_id uuid, p_attempt integer default null)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.lock_job('separation', p_job_id);
+  v_job jsonb := svc_private.worker_job('separation', p_job_id, p_attempt);
 begin
   if svc_private.is_terminal(v_job ->> 'status') then
     return v_job;
