@@ -112,27 +112,3 @@ def _fetch_sealed(
         log.warning("file %s: its rate changed after its probe; not embedded", file.id)
         return False
     return True
-
-
-def _fetch_sealed(
-    storage: Storage, file: SingerCheckFile, path: Path, limits: HeaderLimits
-) -> bool:
-    """The bytes the probe judged, or False: the object was replaced after its probe (a
-    second PUT through a still-valid upload URL) or its header is not what the probe let
-    through. Such a file is skipped here; the training refuses it (DATASET_CHANGED)."""
-    if not file.etag or file.size_bytes is None:
-        log.warning("file %s has no recorded eTag; not embedded", file.id)
-        return False
-    try:
-        storage.download_sealed(file.object_key, path, file.etag, file.size_bytes)
-        header = screen_file(path, limits)
-    except ObjectChanged:
-        log.warning("file %s changed after its probe; not embedded", file.id)
-        return False
-    except HeaderError as exc:
-        log.warning("file %s: %s; not embedded", file.id, exc)
-        return False
-    if file.sample_rate is not None and header.sample_rate not in (None, file.sample_rate):
-        log.warning("file %s: its rate changed after its probe; not embedded", file.id)
-        return False
-    return True
