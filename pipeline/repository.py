@@ -417,7 +417,6 @@ class Repository:
         row = self.db.call(
             "take_separation",
             file_id=file_id,
-            gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
             max_active=self.settings.max_active_separations,
         )
         return SeparationTake.model_validate(row)

@@ -248,3 +248,51 @@ select svc_private.restrict_to_service(array[
   'finish_separation']);
 select svc_private.grant_to_worker(array[
   'heartbeat_job', 'fail_job', 'finish_training', 'finish_conversion', 'finish_separation']);
+
+-- The probe takes a ready mix's separation with the worker login: it must not choose the
+-- budget either (it sent the service's default, and NULL meant none). Was:
+-- 20261204000001_job_lifecycle.sql, which also added the per-person limit. (The limit comes
+-- first so the types differ from the old (uuid, integer), which re-running 0012 re-creates.)
+drop function if exists public.take_separation(uuid, integer);
+drop function if exists public.take_separation(uuid, integer, integer);
+create or replace function public.take_separation(
+  p_max_active integer, p_file_id uuid
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_id uuid;
+  v_job jsonb;
+  v_usage jsonb;
+begin
+  select id into v_id from public.separation_jobs where source_file_id = p_file_id;
+  if v_id is null then
+    return jsonb_build_object('taken', false, 'job', null);
+  end if;
+  v_job := svc_private.lock_job('separation', v_id);
+  if v_job ->> 'status' <> 'queued' or v_job ->> 'worker_call_id' is not null then
+    return jsonb_build_object('taken', false, 'job', v_job);
+  end if;
+  v_usage := svc_private.gpu_usage((v_job ->> 'user_id')::uuid,
+                                  (select b.seconds_per_month from svc_private.gpu_budget b));
+  if v_usage ->> 'limit_seconds' is not null
+     and (v_usage ->> 'remaining_seconds')::double precision <= 0 then
+    v_job := svc_private.end_job('separation', v_job, 'failed', 'GPU_BUDGET_EXHAUSTED',
+      format('This month''s %s minutes of GPU time are used up, so the song was not separated. '
+             'Try again after %s UTC.',
+             round((v_usage ->> 'limit_seconds')::numeric / 60, 1),
+             to_char((v_usage ->> 'resets_at')::timestamptz at time zone 'UTC',
+                     'YYYY-MM-DD HH24:MI')));
+    return jsonb_build_object('taken', false, 'job', v_job);
+  end if;
+  -- one taker at a time per person, so two deliveries cannot both see a free slot
+  perform pg_advisory_xact_lock(hashtextextended('svc:separations:' || (v_job ->> 'user_id'), 0));
+  if svc_private.active_separations((v_job ->> 'user_id')::uuid, v_id)
+     >= greatest(p_max_active, 1) then
+    return jsonb_build_object('taken', false, 'job', v_job);
+  end if;
+  v_job := svc_private.update_job('separation', v_job,
+                                  jsonb_build_object('worker_call_id', 'dispatching'));
+  return jsonb_build_object('taken', true, 'job', v_job);
+end $$;
+
+select svc_private.restrict_to_service(array['take_separation']);
+select svc_private.grant_to_worker(array['take_separation']);

@@ -18,11 +18,13 @@ create trigger separation_jobs_drop_unfinished_vocal
   execute function svc_private.drop_unfinished_vocal();
 
 -- The probe's follow-up on a ready mix: hands its queued separation out for launching exactly
--- once (a repeated probe delivery finds it taken). A user whose GPU budget is spent gets the
--- job failed with GPU_BUDGET_EXHAUSTED instead, as a training would be refused. Returns
+-- once (a repeated probe delivery finds it taken), while its person has a free slot
+-- (VC_MAX_ACTIVE_SEPARATIONS; otherwise it waits in line). A user whose GPU budget (the
+-- server's: their override, else `svc_private.gpu_budget`) is spent gets the job failed with
+-- GPU_BUDGET_EXHAUSTED instead, as a training would be refused. Returns
 -- {"taken": bool, "job": row or null}.
 create or replace function public.take_separation(
-  p_file_id uuid, p_gpu_seconds_per_month integer default null, p_max_active integer default 2
+  p_max_active integer, p_file_id uuid
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_id uuid;
@@ -37,7 +39,8 @@ begin
   if v_job ->> 'status' <> 'queued' or v_job ->> 'worker_call_id' is not null then
     return jsonb_build_object('taken', false, 'job', v_job);
   end if;
-  v_usage := svc_private.gpu_usage((v_job ->> 'user_id')::uuid, p_gpu_seconds_per_month);
+  v_usage := svc_private.gpu_usage((v_job ->> 'user_id')::uuid,
+                                  (select b.seconds_per_month from svc_private.gpu_budget b));
   if v_usage ->> 'limit_seconds' is not null
      and (v_usage ->> 'remaining_seconds')::double precision <= 0 then
     v_job := svc_private.end_job('separation', v_job, 'failed', 'GPU_BUDGET_EXHAUSTED',
