@@ -1,0 +1,100 @@
+"""The trainer's step count and bookkeeping with the real fork on the tiny model, in process:
+the number of batches a training runs, the Trainer's cuDNN setting, validation on a schedule
+in steps on a fixed, batched held-out set, and checkpoints (full on a time interval and at the
+end, the generator alone when it improves)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from gpu.trainer import fit
+from tests.audio import voice
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a shared, loaded CPU
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """Six pieces from three files with their features, the tiny preset's config: shared by
+    the tests, each of which trains into its own model dir."""
+    from gpu import f0
+    from gpu.prepare import extract_features, write_config
+    from gpu.presets import TINY
+    from gpu.weights import write_tiny_contentvec
+    from tests.conftest import MODEL_CACHE
+
+    write_tiny_contentvec(MODEL_CACHE)
+    f0.install(MODEL_CACHE)
+    work = tmp_path_factory.mktemp("prepared")
+    dataset = work / "dataset" / "44k"
+    (dataset / "voice").mkdir(parents=True)
+    for i in range(8):  # four dataset files, two pieces each
+        name = f"file{i // 2}_{i % 2 * 5:.3f}_{i % 2 * 5 + 5:.3f}.wav"
+        sf.write(dataset / "voice" / name, voice(5.0, f0=180 + 25 * i, seed=i)[:, 0], 44100)
+    config_path = write_config(dataset, work, TINY, 40, seed="job")
+    extract_features(dataset, config_path, "dio")
+    return config_path
+
+
+def _config(prepared: Path, tmp_path: Path, **train) -> Path:
+    config = json.loads(prepared.read_text())
+    config["model_dir"] = str(tmp_path / "model")
+    config["train"].update(train)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_n_requested_steps_run_n_batches_and_the_first_reported_step_is_1(
+    prepared, tmp_path, monkeypatch
+) -> None:
+    """The fork's `total_batch_idx` is one ahead when a batch ends: 4 steps asked ran 3
+    batches and the first step reported was 2."""
+    from gpu.validation import ValidatedVits
+
+    calls = []
+    original = ValidatedVits.training_step
+
+    def counted(self, batch, batch_idx):
+        calls.append(batch_idx)
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ValidatedVits, "training_step", counted)
+    reported = []
+
+    def sink(progress) -> bool:
+        reported.append(progress["step"])
+        return True
+
+    result = fit(_config(prepared, tmp_path), 4, 0.0, sink)
+    assert len(calls) == 4, calls
+    assert result.steps == 4
+    assert reported[0] == 1 and reported[-1] == 4, reported
+
+
+class _Built(Exception):
+    pass
+
+
+def test_the_trainer_never_autotunes_cudnn(prepared, tmp_path, monkeypatch) -> None:
+    """Pieces vary in length, so cuDNN's benchmark mode autotunes every new shape (137 GiB
+    and 53 s before the first step on an H200): the Trainer is built with it off, even
+    where CUDA is available."""
+
+    import gpu.trainer
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, *args, **kwargs) -> None:
+            seen.update(kwargs)
+            raise _Built
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gpu.trainer.pl, "Trainer", Recorder)
+    with pytest.raises(_Built):
+        fit(_config(prepared, tmp_path), 4, 0.0, lambda _: True)
+    assert seen["benchmark"] is False
