@@ -1,7 +1,8 @@
 """Training presets: overrides applied to the fork's `so-vits-svc-4.0v1` config template.
 
 `standard` fine-tunes the full model from the pretrained G_0/D_0 until early stopping says
-its held-out loss stopped improving (`gpu.schedule`), at most the preset's cap; `tiny` is a shrunken generator trained for a few steps (tests, offline local stack).
+its held-out loss stopped improving (`gpu.schedule`), at most the preset's cap; `tiny` is a
+shrunken generator trained for a few steps (tests, offline local stack).
 """
 
 import math
