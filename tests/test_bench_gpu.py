@@ -34,8 +34,14 @@ def test_the_gpu_bench_runs_small_on_a_cpu(tmp_path) -> None:
     assert conversion["warm_s"] > 0 and conversion["warm_generator_s"] > 0
     training = found["training"]
     assert training["steps"] == 4 and training["validations"] >= 2
-    for key in ("train_only_s_per_step", "all_in_s_per_step", "first_step_seconds",
-                "validation_seconds", "checkpoint_seconds", "all_in_over_train_only"):
+    for key in (
+        "train_only_s_per_step",
+        "all_in_s_per_step",
+        "first_step_seconds",
+        "validation_seconds",
+        "checkpoint_seconds",
+        "all_in_over_train_only",
+    ):
         assert training[key] > 0, key  # fmt: skip
     assert set(training["projected_minutes"]) == {"1000", "2000", "200"}
     parts = found["profile"]["parts"]
