@@ -98,3 +98,33 @@ def test_the_trainer_never_autotunes_cudnn(prepared, tmp_path, monkeypatch) -> N
     with pytest.raises(_Built):
         fit(_config(prepared, tmp_path), 4, 0.0, lambda _: True)
     assert seen["benchmark"] is False
+
+
+def test_validation_on_a_step_schedule_and_one_full_checkpoint_at_the_end(
+    prepared, tmp_path, monkeypatch
+) -> None:
+    """Validation every 2 steps (3 steps an epoch here, so not on epoch ends) on the batched
+    held-out set; with the checkpoint interval not reached, G+D with optimizers are written
+    once, at the end, whole; the best generator alone beside them."""
+    from gpu.schedule import Schedule
+    from gpu.validation import ValidatedVits, best_generator
+
+    saves = []
+    original = ValidatedVits.save_checkpoints
+
+    def counted(self, adjust=1):
+        saves.append(adjust)
+        return original(self, adjust)
+
+    monkeypatch.setattr(ValidatedVits, "save_checkpoints", counted)
+    config = _config(prepared, tmp_path)
+    schedule = Schedule(validate_every=2, checkpoint_seconds=3600)
+    result = fit(config, 5, 0.0, lambda _: True, schedule)
+    assert [step for step, _ in result.val_history] == [2, 4, 5], "every 2 steps and the end"
+    assert result.metrics["validations"] == 3
+    assert saves == [0], "one full checkpoint, at the end"
+    model = tmp_path / "model"
+    assert sorted(p.name for p in model.glob("*.pth")) == ["D_2.pth", "G_2.pth"]
+    assert not list(model.rglob("*.part"))
+    best = torch.load(best_generator(model), weights_only=True)
+    assert best["optimizer"] is None and best["step"] == result.best_step
