@@ -103,7 +103,7 @@ class ProgressCallback(pl.Callback):
         if not self.sink(progress):
             self._stop_now(trainer)
         if step >= self.total_steps:
-            trainer.should_stop = True  # Lightning validates once more before it stops
+            trainer.should_stop = True  # then the last validation and checkpoint
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
         self._keep_alive(trainer)
