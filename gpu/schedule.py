@@ -52,12 +52,13 @@ class Bookkeeping(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, module: "ValidatedVits") -> None:
         self.batches = [tuple(t.to(module.device) for t in b) for b in self.batches]
-        self.resumed_from_step = max(module.steps_done, 0)
         self.last_checkpoint = time.monotonic()
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: "ValidatedVits", *_: Any) -> None:
-        if self.first_step_seconds is None:
+        if self.first_step_seconds is None:  # (the fork's on_train_start, after this
+            # callback's, set the count a resume starts from)
             self.first_step_seconds = time.monotonic() - self.fit_started
+            self.resumed_from_step = module.steps_done - 1
         if module.steps_done % max(self.schedule.validate_every, 1) == 0:
             self._validate(module)
 

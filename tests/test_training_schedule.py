@@ -128,3 +128,17 @@ def test_validation_on_a_step_schedule_and_one_full_checkpoint_at_the_end(
     assert not list(model.rglob("*.part"))
     best = torch.load(best_generator(model), weights_only=True)
     assert best["optimizer"] is None and best["step"] == result.best_step
+
+
+def test_a_resumed_training_counts_on_from_its_checkpoint(prepared, tmp_path) -> None:
+    """A checkpoint each epoch (3 steps); a second attempt asked for 5 steps in all resumes
+    at step 3 and trains 2 more batches, validated at the end."""
+    from gpu.schedule import Schedule
+
+    config = _config(prepared, tmp_path)
+    every_epoch = Schedule(validate_every=100, checkpoint_seconds=0)
+    first = fit(config, 3, 0.0, lambda _: True, every_epoch)
+    assert first.steps == 3 and (tmp_path / "model" / "G_1.pth").exists()
+    second = fit(config, 5, 0.0, lambda _: True, every_epoch)
+    assert (second.resumed_from_step, second.steps) == (3, 5)
+    assert [step for step, _ in second.val_history] == [3, 5], "the first attempt's kept"
