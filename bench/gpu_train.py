@@ -226,7 +226,7 @@ def profile(config_path: Path, steps: int, out: Path) -> dict[str, Any]:
     wall_ms = (walls[-1] - walls[-steps - 1]) * 1e3 / steps if len(walls) > steps else None
     kernels_ms = sum(_self_device_us(e) for e in events) / 1e3 / steps
     out.write_text(
-        events.table(sort_by="self_cuda_time_total" if len(activities) > 1 else "cpu_time_total",
+        events.table(sort_by="self_device_time_total" if len(activities) > 1 else "cpu_time_total",
                      row_limit=40)
     )  # fmt: skip
     return {
