@@ -44,7 +44,7 @@ def write_rmvpe(cache: Path, small: bool) -> None:
 def write_htdemucs(cache: Path, small: bool) -> None:
     """`htdemucs` as published, as far as the package tells: 48 channels, depth 4, nfft 4096,
     a 5-layer cross-domain transformer with 512 bottom channels, at 44.1 kHz with its 7.8 s
-    segment (the published file, half precision, is about 80 MB: 42 M parameters)."""
+    segment: 42 M parameters."""
     import torch
     from demucs.htdemucs import HTDemucs
 
