@@ -42,13 +42,18 @@ def wrapped(owner: Any, name: str, around: Callable[[Callable, tuple, dict], Any
         setattr(owner, name, original)
 
 
-def timer(times: list[float]) -> Callable[[Callable, tuple, dict], Any]:
+def timer(times: list[float], at: list[tuple[float, float]] | None = None) -> Callable:
+    """Appends each call's seconds to `times` (and when it ended, with them, to `at`)."""
+
     def around(fn: Callable, args: tuple, kwargs: dict) -> Any:
         sync()
         started = time.perf_counter()
         result = fn(*args, **kwargs)
         sync()
-        times.append(time.perf_counter() - started)
+        ended = time.perf_counter()
+        times.append(ended - started)
+        if at is not None:
+            at.append((ended, ended - started))
         return result
 
     return around
@@ -100,36 +105,55 @@ def train(
     """One `fit` of `steps` steps from the config's model dir (random initial weights)."""
     from gpu.schedule import Schedule
     from gpu.trainer import fit
-    from gpu.validation import ValidatedVits
+    from gpu.validation import ValidatedVits, held_out_batches
 
     step_times, validations, checkpoints, bests, ends = [], [], [], [], []
+    done_at: list[tuple[float, float]] = []  # when each validation or save ended, its seconds
+    old_way: dict[str, float] = {}
+    extra: list[tuple[float, float]] = []  # the old way's validation: not this run's cost
 
     def sink(progress: dict) -> bool:
         ends.append(time.perf_counter())
         return True
 
+    def validate_also_one_at_a_time(fn: Callable, args: tuple, kwargs: dict) -> Any:
+        """The first time, also the old validation: each held-out piece alone (batch 1)."""
+        module = args[0]
+        if not old_way:
+            one_by_one = [tuple(t.to(module.device) for t in b)
+                          for b in held_out_batches(module.hparams, 1)]  # fmt: skip
+            seconds: list[float] = []
+            timer(seconds, done_at)(loss_of, (module, one_by_one), {})
+            extra.append(done_at[-1])
+            old_way.update(validation_seconds=seconds[0],
+                           steps_per_epoch=float(module.trainer.num_training_batches))  # fmt: skip
+        return fn(*args, **kwargs)
+
+    loss_of = ValidatedVits._held_out_loss
     _reset_peak()
     schedule = Schedule(validate_every=validate_every, checkpoint_seconds=checkpoint_seconds)
     with (
         wrapped(ValidatedVits, "training_step", timer(step_times)),
-        wrapped(ValidatedVits, "_held_out_loss", timer(validations)),
-        wrapped(ValidatedVits, "save_checkpoints", timer(checkpoints)),
-        wrapped(ValidatedVits, "_save_best", timer(bests)),
+        wrapped(ValidatedVits, "_held_out_loss", timer(validations, done_at)),
+        wrapped(ValidatedVits, "save_checkpoints", timer(checkpoints, done_at)),
+        wrapped(ValidatedVits, "_save_best", timer(bests, done_at)),
+        wrapped(ValidatedVits, "validate", validate_also_one_at_a_time),
     ):
         started = time.perf_counter()
         result = fit(config_path, steps, 0.0, sink, schedule)
         wall = time.perf_counter() - started
     # Between the first and the last step's end: training, loading, Lightning, and whatever
-    # validation and checkpoints fell in between (the end's own are after the last step).
+    # validation and saves fell in between (the end's own come after the last step).
     window = ends[-1] - ends[0]
-    inside = sum(validations[:-1]) + sum(bests[:-1]) + sum(checkpoints[:-1])
+    inside = sum(d for t, d in done_at if ends[0] < t <= ends[-1])
+    measuring = sum(d for t, d in extra if ends[0] < t <= ends[-1])
     return {
         "steps": result.steps,
         "fit_seconds": wall,
         "first_step_seconds": result.metrics["first_step_seconds"],
         "train_only_s_per_step": float(np.median(step_times[1:] or step_times)),
         "loop_s_per_step": (window - inside) / max(len(ends) - 1, 1),
-        "measured_all_in_s_per_step": window / max(len(ends) - 1, 1),
+        "measured_all_in_s_per_step": (window - measuring) / max(len(ends) - 1, 1),
         "validation_seconds": float(np.median(validations)) if validations else None,
         "validations": len(validations),
         "checkpoint_seconds": float(np.median(checkpoints)) if checkpoints else None,
@@ -137,21 +161,30 @@ def train(
         "best_generator_seconds": float(np.median(bests)) if bests else None,
         "peak_gib": peak_gib(),
         "val_loss": result.best_val_loss,
+        "old_way": old_way,
     }
 
 
 def projection(measured: dict[str, Any], validate_every: int, checkpoint_seconds: float) -> dict:
     """All-in seconds a step at the settings' schedule, from the parts measured: the loop,
     a validation (and, at worst, a best generator's save) every `validate_every` steps, a
-    full checkpoint every `checkpoint_seconds`."""
-    loop = measured["loop_s_per_step"]
+    full checkpoint every `checkpoint_seconds`. Beside it, the same parts on the schedule
+    before issue 25: each piece validated alone and a full checkpoint every epoch."""
+    loop, train_only = measured["loop_s_per_step"], measured["train_only_s_per_step"]
     validation = (measured["validation_seconds"] or 0) + (measured["best_generator_seconds"] or 0)
     checkpoint = measured["checkpoint_seconds"] or 0
     all_in = loop + validation / validate_every + checkpoint * loop / max(checkpoint_seconds, 1)
-    return {
-        "all_in_s_per_step": all_in,
-        "all_in_over_train_only": all_in / measured["train_only_s_per_step"],
-    }
+    found = {"all_in_s_per_step": all_in, "all_in_over_train_only": all_in / train_only}
+    old = measured.get("old_way")
+    if old:
+        per_epoch = old["validation_seconds"] + checkpoint
+        old_all_in = loop + per_epoch / old["steps_per_epoch"]
+        found |= {
+            "old_all_in_s_per_step": old_all_in,
+            "old_all_in_over_train_only": old_all_in / train_only,
+            "validation_one_piece_at_a_time_s": old["validation_seconds"],
+        }
+    return found
 
 
 PROFILED = {

@@ -41,6 +41,8 @@ def test_the_gpu_bench_runs_small_on_a_cpu(tmp_path) -> None:
         "validation_seconds",
         "checkpoint_seconds",
         "all_in_over_train_only",
+        "old_all_in_over_train_only",
+        "validation_one_piece_at_a_time_s",
     ):
         assert training[key] > 0, key  # fmt: skip
     assert set(training["projected_minutes"]) == {"1000", "2000", "200"}
