@@ -1,6 +1,9 @@
-"""When a training has stopped improving: the best validation loss so far, where it was, and
-how many evaluations since. Kept in the job's work dir so a retried worker goes on counting
-from the same best instead of starting over (its best checkpoint lies beside it)."""
+"""When a training has stopped improving: the best validation loss so far, at which step, and
+how many steps since. Kept in the job's work dir so a retried worker goes on counting from the
+same best instead of starting over (its best generator lies beside it).
+
+Patience is counted in steps, not validations, so it means the same training time whatever
+the validation schedule (`gpu.schedule`)."""
 
 import json
 import math
@@ -11,12 +14,12 @@ from pathlib import Path
 
 @dataclass
 class EarlyStopping:
-    patience: int  # evaluations without improvement before stopping; 0 never stops
+    patience: int  # steps without improvement before stopping; 0 never stops
     min_delta: float = 0.0  # an improvement must lower the best loss by more than this
     best_loss: float | None = None
     best_step: int | None = None
     best_epoch: int | None = None
-    since_best: int = 0
+    since_best: int = 0  # validations since the best, for the logs
     evaluations: list[list[float]] = field(default_factory=list)  # [step, loss]
 
     def observe(self, step: int, epoch: int, loss: float) -> bool:
@@ -34,8 +37,18 @@ class EarlyStopping:
         return improved
 
     @property
+    def steps_since_best(self) -> int:
+        if self.best_step is None or not self.evaluations:
+            return 0
+        return int(self.evaluations[-1][0]) - self.best_step
+
+    @property
     def should_stop(self) -> bool:
-        return self.patience > 0 and self.best_loss is not None and self.since_best >= self.patience
+        return (
+            self.patience > 0
+            and self.best_loss is not None
+            and self.steps_since_best >= self.patience
+        )
 
     def save(self, path: Path) -> None:
         partial = path.with_suffix(".part")

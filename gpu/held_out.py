@@ -17,7 +17,7 @@ from pathlib import Path
 
 SHARE = 0.03  # of the dataset's seconds
 MIN_SECONDS = 10.0
-MAX_SECONDS = 60.0  # a validation pass each epoch must stay cheap beside the training
+MAX_SECONDS = 60.0  # a validation pass must stay cheap beside the training
 MIN_TRAIN_PIECES = 4
 MIN_FILES = 2  # held-out pieces come from at least this many files, when there are that many
 # `preprocess_split` names a piece `{source stem}_{start:.3f}_{end:.3f}.wav`.

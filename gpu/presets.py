@@ -1,7 +1,8 @@
 """Training presets: overrides applied to the fork's `so-vits-svc-4.0v1` config template.
 
-`standard` fine-tunes the full model from the pretrained G_0/D_0 with steps scaled to the
-dataset; `tiny` is a shrunken generator trained for a few steps (tests, offline local stack).
+`standard` fine-tunes the full model from the pretrained G_0/D_0 until early stopping says
+its held-out loss stopped improving (`gpu.schedule`), at most the preset's cap; `tiny` is a
+shrunken generator trained for a few steps (tests, offline local stack).
 """
 
 import math
@@ -36,8 +37,9 @@ class Preset:
             return min(max_steps, self.max_steps)
         if self.name == "tiny":
             return 6
-        # About 100 steps per minute of audio, between 2k and 10k: enough to fine-tune.
-        return int(min(max(dataset_seconds / 60 * 100, 2000), self.max_steps))
+        # No floor: with validation every few dozen seconds, early stopping decides the
+        # length from the data; the cap bounds what a voice that keeps improving may take.
+        return self.max_steps
 
 
 STANDARD = Preset(
@@ -66,11 +68,13 @@ PRESETS = {p.name: p for p in (STANDARD, TINY)}
 
 
 def apply(config: dict[str, Any], preset: Preset, steps_per_epoch: int, total_steps: int) -> None:
-    """Edits the generated config in place: preset, batch size, a checkpoint every epoch."""
+    """Edits the generated config in place: preset, batch size, epochs for the steps.
+    `eval_interval` (one epoch) is read only by the fork's own CLI (bench/train.py);
+    the pipeline validates on `gpu.schedule`'s schedule."""
     for section, values in preset.overrides.items():
         config[section].update(values)
     train = config["train"]
     train["batch_size"] = preset.batch_size
-    train["eval_interval"] = steps_per_epoch  # validation (and so a checkpoint) each epoch
+    train["eval_interval"] = steps_per_epoch
     train["epochs"] = min(math.ceil(total_steps / steps_per_epoch), preset.max_epochs)
     config["model"].pop("pretrained", None)  # we place G_0/D_0 ourselves; never download

@@ -24,6 +24,7 @@ from gpu.errors import (
 from gpu.evaluate import Evaluation, measure
 from gpu.prepare import SAMPLE_RATE, prepare, read_held_out
 from gpu.presets import PRESETS, Preset
+from gpu.schedule import Schedule
 from gpu.sealed import input_check
 from gpu.trainer import export_generator, fit
 from gpu.weights import PRETRAINED_DIRNAME
@@ -141,12 +142,7 @@ class TrainingRun:
         self.phase("train")
         s = self.settings
         result = fit(
-            config,
-            total,
-            s.heartbeat_seconds,
-            self.heartbeat.send,
-            s.early_stop_patience,
-            s.early_stop_min_delta,
+            config, total, s.heartbeat_seconds, self.heartbeat.send, Schedule.from_settings(s)
         )
         self.heartbeat.require(phase="upload", val_history=result.val_history, **result.summary())
         version = model_version_id(self.job_id)

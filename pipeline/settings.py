@@ -135,10 +135,15 @@ class Settings(BaseSettings):
     work_dir_grace_days: float = Field(7.0, ge=0)
     offline_models: bool = True
     heartbeat_seconds: float = Field(3.0, gt=0)
-    # Early stopping: a training ends once this many validations in a row (one per epoch, on
-    # the held-out pieces) did not lower the best held-out loss by more than the min delta;
-    # 0 trains to the step limit. The best checkpoint is exported either way.
-    early_stop_patience: int = Field(20, ge=0)
+    # Training bookkeeping (gpu/schedule.py): validation on the held-out pieces every so many
+    # steps (and at the end); a full resume checkpoint (G, D, optimizers, ~1 GB for the
+    # standard model) at the first epoch end this many seconds after the last one (0: every
+    # epoch) and at the end. Early stopping: a training ends once this many steps went by
+    # without a validation lowering the best held-out loss by more than the min delta; 0 trains
+    # to the preset's cap. The best generator is exported either way.
+    validate_every_steps: int = Field(100, ge=1)
+    checkpoint_seconds: float = Field(300.0, ge=0)
+    early_stop_patience_steps: int = Field(1000, ge=0)
     early_stop_min_delta: float = Field(0.0, ge=0)
 
     # Maintenance.

@@ -130,7 +130,7 @@ class Progress(Model):
     history: list[list[float | None]] | None = None  # [step, loss_g, loss_d, mel_loss]
     held_out: HeldOut | None = None
     val_loss: float | None = None  # mel L1 on the held-out pieces at the last validation
-    val_history: list[list[float | None]] | None = None  # [step, val_loss], one per epoch
+    val_history: list[list[float | None]] | None = None  # [step, val_loss], per validation
     best_step: int | None = None  # the step of the lowest val_loss: the model exported
     best_val_loss: float | None = None
     stop_reason: StopReason | None = None

@@ -117,11 +117,11 @@ def _run(losses: list[float], patience: int, min_delta: float = 0.0) -> EarlySto
     return stopping
 
 
-def test_stops_after_patience_evaluations_without_improvement_and_keeps_the_minimum() -> None:
+def test_stops_after_patience_steps_without_improvement_and_keeps_the_minimum() -> None:
     losses = [5.0, 4.0, 3.0, 3.4, 3.1, 2.9, 3.0, 3.2, 3.3, 1.0, 0.5]
-    stopping = _run(losses, patience=3)
+    stopping = _run(losses, patience=30)  # steps; validations are 10 steps apart here
     assert (stopping.best_loss, stopping.best_step, stopping.best_epoch) == (2.9, 60, 6)
-    assert len(stopping.evaluations) == 9, "stopped at the third evaluation after the best"
+    assert len(stopping.evaluations) == 9, "stopped 30 steps after the best"
     assert stopping.should_stop
 
 
@@ -132,24 +132,24 @@ def test_patience_zero_never_stops_but_still_tracks_the_best() -> None:
 
 
 def test_improvements_smaller_than_min_delta_do_not_count() -> None:
-    stopping = _run([3.0, 2.99, 2.98, 2.97, 1.0], patience=3, min_delta=0.05)
+    stopping = _run([3.0, 2.99, 2.98, 2.97, 1.0], patience=30, min_delta=0.05)
     assert stopping.best_loss == 3.0 and len(stopping.evaluations) == 4
 
 
 def test_a_loss_that_is_not_a_number_is_never_the_best() -> None:
-    stopping = _run([math.nan, 4.0, math.nan, 5.0], patience=5)
+    stopping = _run([math.nan, 4.0, math.nan, 5.0], patience=50)
     assert stopping.best_loss == 4.0 and stopping.since_best == 2
 
 
 def test_a_resumed_worker_goes_on_from_the_saved_best(tmp_path) -> None:
     path = tmp_path / "state.json"
-    first = _run([5.0, 4.0, 4.5], patience=3)
+    first = _run([5.0, 4.0, 4.5], patience=30)
     first.save(path)
-    resumed = EarlyStopping.load(path, patience=3, min_delta=0.0)
+    resumed = EarlyStopping.load(path, patience=30, min_delta=0.0)
     resumed.observe(40, 4, 4.2)
     assert not resumed.should_stop and resumed.since_best == 2 and resumed.best_step == 20
     resumed.observe(50, 5, 4.1)
-    assert resumed.should_stop, "the third evaluation without improvement, across attempts"
+    assert resumed.should_stop, "30 steps without improvement, across attempts"
     assert EarlyStopping.load(tmp_path / "none.json", 2, 0.0).evaluations == []
 
 
@@ -192,6 +192,43 @@ def test_the_best_copy_is_out_of_reach_of_the_forks_cleaning(tmp_path) -> None:
     utils.clean_checkpoints(tmp_path, n_ckpts_to_keep=2, sort_by_time=True)
     assert best.exists() and not (tmp_path / "G_1.pth").exists()
     assert utils.latest_checkpoint_path(tmp_path, "G_*.pth").name == "G_4.pth"
+
+
+def test_patience_is_counted_in_steps_whatever_the_validation_schedule() -> None:
+    """Validations 100 steps apart: a patience of 250 steps is the third one after the best."""
+    stopping = EarlyStopping(patience=250)
+    for step, loss in ((100, 3.0), (200, 2.0), (300, 2.5), (400, 2.4)):
+        stopping.observe(step, 1, loss)
+    assert stopping.steps_since_best == 200 and not stopping.should_stop
+    stopping.observe(500, 1, 2.1)
+    assert stopping.should_stop and stopping.best_step == 200
+
+
+def test_cleaning_keeps_the_newest_epochs_by_number_not_by_file_age(tmp_path) -> None:
+    """A resume reads the highest-numbered whole pair; a file touched later (a copy, a
+    restore) must not make the cleaning delete the newest epoch. The best generator stays."""
+    import os
+
+    from gpu.validation import clean_checkpoints
+
+    for epoch in (0, 3, 7, 12):
+        for side in "GD":
+            _checkpoint(tmp_path / f"{side}_{epoch}.pth", float(epoch), epoch)
+    old = (tmp_path / "G_12.pth").stat().st_mtime - 100
+    os.utime(tmp_path / "G_12.pth", (old, old))  # the newest epoch has the oldest file
+    best = best_generator(tmp_path)
+    best.parent.mkdir()
+    _checkpoint(best, 1.0, 1)
+    clean_checkpoints(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == [
+        "D_12.pth",
+        "D_7.pth",
+        "G_12.pth",
+        "G_7.pth",
+    ]
+    assert best.exists()
+    clean_checkpoints(tmp_path, keep=0)  # 0 keeps everything
+    assert len(list(tmp_path.glob("*.pth"))) == 4
 
 
 def test_the_validation_curve_on_the_job_row_has_no_nan() -> None:

@@ -146,6 +146,7 @@ def test_a_training_stops_at_its_next_heartbeat_when_the_budget_runs_out(
     pid = UUID(_profile_with_clips(alice, services, api_url, relay_secret_key, "spent"))
     job = repo.start_training(alice.id, pid, {"preset": "tiny", "max_steps": 200})
     work = Path(services.settings.work_dir) / "training" / str(job.id) / "model"
+    worker_env = worker_env | {"VC_CHECKPOINT_SECONDS": "0"}  # a resume checkpoint each epoch
     worker = _worker(worker_env, job.id)
     _wait(lambda: _intact(work / "G_1.pth") and _intact(work / "D_1.pth"), 600, "a checkpoint")
     spent = repo.quota_status(alice.id).gpu.used_seconds

@@ -97,8 +97,8 @@ def test_train_end_to_end_through_the_api(
     history = job["progress"]["history"]  # the page's loss chart, kept on the row
     assert [p[0] for p in history] == sorted(p[0] for p in history)
     assert history[-1][0] == job["progress"]["step"] and history[-1][1] is not None
-    # Six 5 s clips: pieces from at least two of them held out (10 s), validated each epoch
-    # and once more at the step limit.
+    # Six 5 s clips: pieces from at least two of them held out (10 s), validated on the
+    # schedule (every VC_VALIDATE_EVERY_STEPS) and once more at the step limit.
     held = job["progress"]["held_out"]
     assert held["seconds"] >= 10 and held["files"] >= 2 and held["pieces"] == len(held["names"])
     curve = job["progress"]["val_history"]
@@ -180,6 +180,7 @@ def test_crash_after_a_checkpoint_resumes_and_charges_once(
     pid = UUID(_profile_with_clips(alice, services, api_url, relay_secret_key, "resume"))
     job = repo.start_training(alice.id, pid, {"preset": "tiny", "max_steps": 12})
     work = Path(services.settings.work_dir) / "training" / str(job.id) / "model"
+    worker_env = worker_env | {"VC_CHECKPOINT_SECONDS": "0"}  # a resume checkpoint each epoch
     first = _worker(worker_env, job.id)
     # D_n carries the full discriminator with its optimizer (~0.5 GB): wait until it is whole.
     _wait(lambda: _intact(work / "G_1.pth") and _intact(work / "D_1.pth"), 240, "a checkpoint")
@@ -359,9 +360,10 @@ def test_the_exported_generator_is_the_best_validated_one_not_the_last(
     offline_models_env, tmp_path
 ) -> None:
     """The real fork trains the tiny model in a worker-like process with every checkpoint
-    kept; the validation losses it measures are replaced by a script whose minimum is the
-    second evaluation, so the run plateaus two evaluations later: the exported generator must
-    be the fork's own checkpoint of that second epoch, not the last one."""
+    kept (one each epoch of 2 steps, validating every 2 steps); the validation losses it
+    measures are replaced by a script whose minimum is the second evaluation, so the run
+    plateaus 4 steps (two evaluations) later: the exported generator must be the fork's own
+    checkpoint of that second epoch, not the last one."""
     dataset = tmp_path / "dataset" / "44k"
     (dataset / "voice").mkdir(parents=True)
     for i in range(6):  # three dataset files, two pieces each
@@ -374,6 +376,7 @@ from gpu import f0
 from gpu.early_stop import EarlyStopping
 from gpu.prepare import extract_features, write_config
 from gpu.presets import TINY
+from gpu.schedule import Schedule
 from gpu.trainer import export_generator, fit
 
 f0.install()
@@ -390,7 +393,8 @@ def scripted(self, step, epoch, loss):
     measured.append(loss)
     return observe(self, step, epoch, next(script))
 EarlyStopping.observe = scripted
-result = fit(config_path, 40, 0.0, lambda progress: True, patience=2)
+schedule = Schedule(validate_every=2, checkpoint_seconds=0, patience=4)  # 2 steps an epoch
+result = fit(config_path, 40, 0.0, lambda progress: True, schedule)
 export_generator(work / "model", work / "exported.pth")
 print("RESULT", json.dumps({{"summary": result.summary(), "steps": result.steps,
                             "measured": measured, "curve": result.val_history}}))

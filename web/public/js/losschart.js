@@ -1,5 +1,6 @@
 // The training loss curves, from the history the worker keeps on the job row (uPlot): the
-// training losses at each report and the held-out (validation) loss once per epoch.
+// training losses at each report and the held-out (validation) loss at each validation
+// (every VC_VALIDATE_EVERY_STEPS steps and at the end).
 
 const SERIES = [
   { label: "generator", stroke: "#3246c8" },

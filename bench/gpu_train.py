@@ -1,0 +1,293 @@
+"""Training for `bench/gpu.py`: a synthetic dataset, its features, a run of the pipeline's own
+`gpu.trainer.fit` with each part of a step timed, and `--profile`'s breakdown of a step.
+
+Timings come from wrapping the fork's methods (synchronised on CUDA, so a kernel's time is
+charged where it was launched): `training_step` is the training alone; the loop's wall time
+between steps adds data loading and Lightning; validation, the full checkpoint and the best
+generator's save are timed where `gpu.validation` does them.
+"""
+
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from tests.audio import voice
+
+
+def sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+@contextlib.contextmanager
+def wrapped(owner: Any, name: str, around: Callable[[Callable, tuple, dict], Any]) -> Iterator:
+    original = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return around(original, args, kwargs)
+
+    setattr(owner, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def timer(times: list[float], at: list[tuple[float, float]] | None = None) -> Callable:
+    """Appends each call's seconds to `times` (and when it ended, with them, to `at`)."""
+
+    def around(fn: Callable, args: tuple, kwargs: dict) -> Any:
+        sync()
+        started = time.perf_counter()
+        result = fn(*args, **kwargs)
+        sync()
+        ended = time.perf_counter()
+        times.append(ended - started)
+        if at is not None:
+            at.append((ended, ended - started))
+        return result
+
+    return around
+
+
+def dataset(work: Path, seconds: float, small: bool) -> Path:
+    """Pieces of 4-10 s (as the fork's split leaves them: lengths vary, so shapes do), named
+    as `preprocess_split` names them, from several source files."""
+    folder = work / "dataset" / "44k" / "voice"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng, total, i = random.Random(0), 0.0, 0
+    while total < seconds:
+        length = rng.uniform(3.0, 5.0) if small else rng.uniform(4.0, 10.0)
+        audio = voice(length, f0=160 + 10 * (i % 12), seed=i)[:, 0]
+        sf.write(folder / f"take{i % 8}_{i * 10:.3f}_{i * 10 + length:.3f}.wav", audio, 44100)
+        total, i = total + length, i + 1
+    return folder.parent
+
+
+def prepare(work: Path, seconds: float, small: bool) -> tuple[Path, float]:
+    """The config (the preset's, as a job writes it) and the features; the features' time."""
+    from gpu.prepare import extract_features, write_config
+    from gpu.presets import STANDARD, TINY
+
+    data = dataset(work, seconds, small)
+    config_path = write_config(data, work, TINY if small else STANDARD, 10_000, seed="bench")
+    started = time.perf_counter()
+    extract_features(data, config_path, "fcpe")
+    return config_path, time.perf_counter() - started
+
+
+def _reset_peak() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> float | None:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+
+
+def train(
+    config_path: Path, steps: int, validate_every: int, checkpoint_seconds: float
+) -> dict[str, Any]:
+    """One `fit` of `steps` steps from the config's model dir (random initial weights)."""
+    from gpu.schedule import Schedule
+    from gpu.trainer import fit
+    from gpu.validation import ValidatedVits, held_out_batches
+
+    step_times, validations, checkpoints, bests, ends = [], [], [], [], []
+    done_at: list[tuple[float, float]] = []  # when each validation or save ended, its seconds
+    old_way: dict[str, float] = {}
+    extra: list[tuple[float, float]] = []  # the old way's validation: not this run's cost
+
+    def sink(progress: dict) -> bool:
+        ends.append(time.perf_counter())
+        return True
+
+    def validate_also_one_at_a_time(fn: Callable, args: tuple, kwargs: dict) -> Any:
+        """The first time, also the old validation: each held-out piece alone (batch 1)."""
+        module = args[0]
+        if not old_way:
+            one_by_one = [tuple(t.to(module.device) for t in b)
+                          for b in held_out_batches(module.hparams, 1)]  # fmt: skip
+            seconds: list[float] = []
+            timer(seconds, done_at)(loss_of, (module, one_by_one), {})
+            extra.append(done_at[-1])
+            old_way.update(validation_seconds=seconds[0],
+                           steps_per_epoch=float(module.trainer.num_training_batches))  # fmt: skip
+        return fn(*args, **kwargs)
+
+    loss_of = ValidatedVits._held_out_loss
+    _reset_peak()
+    schedule = Schedule(validate_every=validate_every, checkpoint_seconds=checkpoint_seconds)
+    with (
+        wrapped(ValidatedVits, "training_step", timer(step_times)),
+        wrapped(ValidatedVits, "_held_out_loss", timer(validations, done_at)),
+        wrapped(ValidatedVits, "save_checkpoints", timer(checkpoints, done_at)),
+        wrapped(ValidatedVits, "_save_best", timer(bests, done_at)),
+        wrapped(ValidatedVits, "validate", validate_also_one_at_a_time),
+    ):
+        started = time.perf_counter()
+        result = fit(config_path, steps, 0.0, sink, schedule)
+        wall = time.perf_counter() - started
+    # Between the first and the last step's end: training, loading, Lightning, and whatever
+    # validation and saves fell in between (the end's own come after the last step).
+    window = ends[-1] - ends[0]
+    inside = sum(d for t, d in done_at if ends[0] < t <= ends[-1])
+    measuring = sum(d for t, d in extra if ends[0] < t <= ends[-1])
+    return {
+        "steps": result.steps,
+        "fit_seconds": wall,
+        "first_step_seconds": result.metrics["first_step_seconds"],
+        "train_only_s_per_step": float(np.median(step_times[1:] or step_times)),
+        "loop_s_per_step": (window - inside) / max(len(ends) - 1, 1),
+        "measured_all_in_s_per_step": (window - measuring) / max(len(ends) - 1, 1),
+        "validation_seconds": float(np.median(validations)) if validations else None,
+        "validations": len(validations),
+        "checkpoint_seconds": float(np.median(checkpoints)) if checkpoints else None,
+        "checkpoints": len(checkpoints),
+        "best_generator_seconds": float(np.median(bests)) if bests else None,
+        "peak_gib": peak_gib(),
+        "val_loss": result.best_val_loss,
+        "old_way": old_way,
+    }
+
+
+def projection(measured: dict[str, Any], validate_every: int, checkpoint_seconds: float) -> dict:
+    """All-in seconds a step at the settings' schedule, from the parts measured: the loop,
+    a validation (and, at worst, a best generator's save) every `validate_every` steps, a
+    full checkpoint every `checkpoint_seconds`. Beside it, the same parts on the schedule
+    before issue 25: each piece validated alone and a full checkpoint every epoch."""
+    loop, train_only = measured["loop_s_per_step"], measured["train_only_s_per_step"]
+    validation = (measured["validation_seconds"] or 0) + (measured["best_generator_seconds"] or 0)
+    checkpoint = measured["checkpoint_seconds"] or 0
+    all_in = loop + validation / validate_every + checkpoint * loop / max(checkpoint_seconds, 1)
+    found = {"all_in_s_per_step": all_in, "all_in_over_train_only": all_in / train_only}
+    old = measured.get("old_way")
+    if old:
+        per_epoch = old["validation_seconds"] + checkpoint
+        old_all_in = loop + per_epoch / old["steps_per_epoch"]
+        found |= {
+            "old_all_in_s_per_step": old_all_in,
+            "old_all_in_over_train_only": old_all_in / train_only,
+            "validation_one_piece_at_a_time_s": old["validation_seconds"],
+        }
+    return found
+
+
+PROFILED = {
+    "generator": ("so_vits_svc_fork.modules.synthesizers", "SynthesizerTrn", "forward"),
+    "discriminator": ("so_vits_svc_fork.modules.descriminators", "MultiPeriodDiscriminator",
+                      "forward"),
+    "backward": ("so_vits_svc_fork.train", "VitsLightning", "manual_backward"),
+}  # fmt: skip
+# Ranges torch.profiler names itself: an optimizer's step, the loader's next batch.
+OWN_NAMES = {"optimizer": "Optimizer.step#", "data loading": "enumerate(DataLoader)"}
+LOSSES = ("mel_spectrogram_torch", "kl_loss", "feature_loss", "generator_loss",
+          "discriminator_loss")  # fmt: skip
+
+
+def profile(config_path: Path, steps: int, out: Path) -> dict[str, Any]:
+    """Where a step's time goes, by torch.profiler over `steps` steps after two warm-up
+    ones: host (CPU) and device (GPU) milliseconds a step for the generator, discriminator,
+    losses, backward, optimizer and data loading, and the device's busy share of the wall."""
+    import importlib
+
+    import so_vits_svc_fork.train as fork_train
+    import torch
+    from torch.profiler import ProfilerActivity, record_function, schedule
+
+    from gpu.schedule import Schedule
+    from gpu.trainer import fit
+    from gpu.validation import ValidatedVits
+
+    def labelled(label: str) -> Callable[[Callable, tuple, dict], Any]:
+        def around(fn: Callable, args: tuple, kwargs: dict) -> Any:
+            with record_function(label):
+                return fn(*args, **kwargs)
+
+        return around
+
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    walls: list[float] = []
+    with contextlib.ExitStack() as stack:
+        for label, (module, cls, method) in PROFILED.items():
+            owner = getattr(importlib.import_module(module), cls)
+            stack.enter_context(wrapped(owner, method, labelled(label)))
+        for name in LOSSES:
+            stack.enter_context(wrapped(fork_train, name, labelled("losses")))
+        prof = stack.enter_context(
+            torch.profiler.profile(
+                activities=activities, schedule=schedule(wait=1, warmup=1, active=steps)
+            )
+        )
+
+        def step_then_tick(fn: Callable, args: tuple, kwargs: dict) -> Any:
+            result = fn(*args, **kwargs)
+            sync()
+            walls.append(time.perf_counter())
+            prof.step()
+            return result
+
+        stack.enter_context(wrapped(ValidatedVits, "training_step", step_then_tick))
+        schedule_ = Schedule(validate_every=10**6, checkpoint_seconds=10**9)
+        fit(config_path, steps + 2, 0.0, lambda _: True, schedule_)
+    events = prof.key_averages()
+    per_step: dict[str, dict[str, float]] = {}
+    names = {label: label for label in [*PROFILED, "losses"]} | OWN_NAMES
+    for label, name in names.items():
+        found = [e for e in events if e.key == name or (name in OWN_NAMES.values()
+                                                        and e.key.startswith(name))]  # fmt: skip
+        per_step[label] = {
+            "host_ms": sum(e.cpu_time_total for e in found) / 1e3 / steps,
+            "device_ms": sum(_device_us(e) for e in found) / 1e3 / steps,
+        }
+    wall_ms = (walls[-1] - walls[-steps - 1]) * 1e3 / steps if len(walls) > steps else None
+    kernels_ms = sum(_self_device_us(e) for e in events) / 1e3 / steps
+    out.write_text(
+        events.table(sort_by="self_device_time_total" if len(activities) > 1 else "cpu_time_total",
+                     row_limit=40)
+    )  # fmt: skip
+    return {
+        "steps": steps,
+        "wall_ms_per_step": wall_ms,
+        "kernels_ms_per_step": kernels_ms,
+        "device_busy": kernels_ms / wall_ms if wall_ms else None,
+        "parts": per_step,
+        "table": str(out),
+    }
+
+
+def _device_us(event: Any) -> float:
+    return float(getattr(event, "device_time_total", getattr(event, "cuda_time_total", 0.0)))
+
+
+def _self_device_us(event: Any) -> float:
+    return float(
+        getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0))
+    )
+
+
+def fresh_model_dir(config_path: Path, name: str) -> Path:
+    """A copy of the config training into its own model dir (each run starts from scratch)."""
+    config = json.loads(config_path.read_text())
+    folder = config_path.parent / name
+    folder.mkdir(parents=True, exist_ok=True)
+    config["model_dir"] = str(folder / "model")
+    target = folder / "config.json"
+    target.write_text(json.dumps(config))
+    return target

@@ -1,0 +1,52 @@
+"""`bench/gpu.py --small` runs end to end on a CPU (tiny sizes), so the GPU bench never rots:
+every section and the profile's breakdown are in its JSON. No figure is asserted, only that
+each was measured."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Real fork training and the separation, pitch and conversion models, tiny, on a shared CPU.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_gpu_bench_runs_small_on_a_cpu(tmp_path) -> None:
+    out = tmp_path / "bench.json"
+    env = os.environ | {"PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.gpu", "--small", "--profile", "--json", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=1700,
+    )
+    assert run.returncode == 0, run.stderr.decode()[-4000:]
+    found = json.loads(out.read_text())
+    assert found["small"] is True and found["device"] == "cpu"
+    assert found["separation"]["warm_s"] > 0
+    assert {"fcpe", "rmvpe"} <= found["pitch"].keys()
+    conversion = found["conversion"]
+    assert conversion["warm_s"] > 0 and conversion["warm_generator_s"] > 0
+    training = found["training"]
+    assert training["steps"] == 4 and training["validations"] >= 2
+    for key in (
+        "train_only_s_per_step",
+        "all_in_s_per_step",
+        "first_step_seconds",
+        "validation_seconds",
+        "checkpoint_seconds",
+        "all_in_over_train_only",
+        "old_all_in_over_train_only",
+        "validation_one_piece_at_a_time_s",
+    ):
+        assert training[key] > 0, key  # fmt: skip
+    assert set(training["projected_minutes"]) == {"1000", "2000", "200"}
+    parts = found["profile"]["parts"]
+    assert {"generator", "discriminator", "losses", "backward", "optimizer"} <= parts.keys()
+    assert all(parts[p]["host_ms"] > 0 for p in ("generator", "discriminator", "optimizer"))
+    assert "training: train-only" in run.stdout.decode()
