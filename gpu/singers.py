@@ -16,10 +16,10 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
+from gpu.errors import JobFailure
+from gpu.sealed import fetch_sealed, input_check
 from pipeline.repository import Repository
-from pipeline.storage import ObjectChanged, Storage
-from schemas.profiles import SingerCheckFile
+from pipeline.storage import Storage
 
 log = logging.getLogger(__name__)
 ENCODER_RATE = 16000
@@ -73,11 +73,15 @@ def check_profile(repo: Repository, storage: Storage, profile_id: UUID) -> int:
 
 def _embed_new_files(repo: Repository, storage: Storage, profile_id: UUID) -> int:
     done = 0
-    limits = HeaderLimits.for_dataset(repo.settings)
+    check = input_check(repo.settings)
     with tempfile.TemporaryDirectory(dir=repo.settings.scratch_dir, prefix="singers-") as tmp:
         for file in repo.singer_check_files(profile_id):
             path = Path(tmp) / "object"
-            if not _fetch_sealed(storage, file, path, limits):
+            try:  # the bytes the probe judged, as the training reads them
+                fetch_sealed(storage, file, path)
+                check(path, file)
+            except JobFailure:
+                log.warning("file %s changed after its probe; not embedded", file.id)
                 continue
             try:
                 vector = embed(load_voice(path))
@@ -88,27 +92,3 @@ def _embed_new_files(repo: Repository, storage: Storage, profile_id: UUID) -> in
             log.info("file %s: similarity %s", file.id, row.singer_similarity)
             done += 1
     return done
-
-
-def _fetch_sealed(
-    storage: Storage, file: SingerCheckFile, path: Path, limits: HeaderLimits
-) -> bool:
-    """The bytes the probe judged, or False: the object was replaced after its probe (a
-    second PUT through a still-valid upload URL) or its header is not what the probe let
-    through. Such a file is skipped here; the training refuses it (DATASET_CHANGED)."""
-    if not file.etag or file.size_bytes is None:
-        log.warning("file %s has no recorded eTag; not embedded", file.id)
-        return False
-    try:
-        storage.download_sealed(file.object_key, path, file.etag, file.size_bytes)
-        header = screen_file(path, limits)
-    except ObjectChanged:
-        log.warning("file %s changed after its probe; not embedded", file.id)
-        return False
-    except HeaderError as exc:
-        log.warning("file %s: %s; not embedded", file.id, exc)
-        return False
-    if file.sample_rate is not None and header.sample_rate not in (None, file.sample_rate):
-        log.warning("file %s: its rate changed after its probe; not embedded", file.id)
-        return False
-    return True

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from schemas.common import Model, Request
 from schemas.constraints import document_text_pattern, has_refused_chars
-from schemas.jobs import ConversionJob, ModelVersion, TrainingJob
+from schemas.jobs import ConversionJob, ModelVersion, TrainingInput, TrainingJob
 
 
 class ProfileCreate(Request):
@@ -37,17 +37,10 @@ class DatasetSummary(Model):
     full_mix_files: int = 0  # whole songs, counted apart: they never train, their vocals do
 
 
-class SingerCheckFile(Model):
-    """A ready file the singer check still has to embed, with what the probe recorded of it,
-    so the check reads exactly the bytes the probe judged."""
-
-    id: UUID
-    object_key: str
-    etag: str | None = None
-    size_bytes: int | None = None
-    sample_rate: int | None = None
-    channels: int | None = None
-    duration_sec: float | None = None
+class SingerCheckFile(TrainingInput):
+    """A ready file the singer check still has to embed, with what the probe recorded of it:
+    the same sealed read as the training's (`gpu.sealed`), so the check decodes exactly the
+    bytes the probe judged."""
 
 
 class QualityWarning(Model):

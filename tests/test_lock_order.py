@@ -9,7 +9,6 @@ from collections.abc import Callable
 from uuid import UUID
 
 import psycopg
-import pytest
 
 from tests.helpers import ready_dataset
 
@@ -82,9 +81,8 @@ def _race(database_url: str, user_id: UUID, first: str, args: tuple, jobs: list[
     return errors
 
 
-@pytest.mark.parametrize("rounds", [3])
-def test_erasure_racing_a_heartbeat_does_not_deadlock(stack, repo, make_user, rounds) -> None:
-    for _ in range(rounds):
+def test_erasure_racing_a_heartbeat_does_not_deadlock(stack, repo, make_user) -> None:
+    for _ in range(3):
         user = make_user()
         profile = repo.create_profile(user.id, "erase race")
         first, second = _running_separations(
