@@ -110,7 +110,7 @@ def train(job_id: str) -> str:
     from gpu.runtime import worker_context
 
     ctx = worker_context()
-    from gpu.train_job import TrainingRun
+    from gpu.training.job import TrainingRun
 
     try:
         return TrainingRun(ctx.repo, ctx.storage, ctx.settings, UUID(job_id)).run()
@@ -135,7 +135,7 @@ class Converter:
     def convert(self, job_id: str) -> str:
         from uuid import UUID
 
-        from gpu.convert_job import ConversionRun
+        from gpu.conversion.job import ConversionRun
 
         ctx = self.ctx
         return ConversionRun(ctx.repo, ctx.storage, ctx.settings, self.cache, UUID(job_id)).run()
@@ -203,8 +203,8 @@ def singers(profile_id: str) -> int:
     """The one-singer check (Resemblyzer on the CPU; no GPU needed) for a profile's new files."""
     from uuid import UUID
 
+    from gpu.measures.singers import check_profile
     from gpu.runtime import worker_context
-    from gpu.singers import check_profile
 
     ctx = worker_context()
     try:
@@ -222,7 +222,7 @@ def separate(job_id: str) -> str:
     from gpu.runtime import worker_context
 
     ctx = worker_context()
-    from gpu.separation_job import SeparationRun
+    from gpu.separation.job import SeparationRun
 
     try:
         return SeparationRun(ctx.repo, ctx.storage, ctx.settings, UUID(job_id)).run()

@@ -78,9 +78,9 @@ def main() -> None:
 
 def songs(seconds, root, repo, storage, settings, trained) -> None:
     """Song mode vs stem mode vs the demucs CLI, each warm where the pipeline would be."""
-    from gpu.convert_job import ConversionRun
-    from gpu.model_cache import ModelCache
-    from gpu.separate import demucs_repo, separate
+    from gpu.conversion.job import ConversionRun
+    from gpu.conversion.model_cache import ModelCache
+    from gpu.separation.separate import demucs_repo, separate
 
     made = song(seconds, 44100)
     mix_path, stem_path = root / "song.wav", root / "song-vocal.wav"
@@ -120,8 +120,8 @@ def songs(seconds, root, repo, storage, settings, trained) -> None:
 
 
 def run(seconds, root, repo, storage, settings, trained, env) -> None:
-    from gpu.convert_job import ConversionRun
-    from gpu.model_cache import ModelCache
+    from gpu.conversion.job import ConversionRun
+    from gpu.conversion.model_cache import ModelCache
 
     clip = root / "input.wav"
     sf.write(clip, voice(seconds, seed=5)[:, 0], 44100)

@@ -51,7 +51,7 @@ def stereo_song(seconds: float) -> np.ndarray:
 
 
 def separation(cache: Path, work: Path, seconds: float, device: str) -> dict[str, Any]:
-    from gpu.separate import separate
+    from gpu.separation.separate import separate
 
     song = work / "song.wav"
     sf.write(song, stereo_song(seconds), 44100)
@@ -67,7 +67,7 @@ def separation(cache: Path, work: Path, seconds: float, device: str) -> dict[str
 
 
 def pitch(seconds: float) -> dict[str, Any]:
-    from gpu import f0
+    from gpu.measures import f0
 
     audio = voice(seconds, f0=220, seed=3)[:, 0].astype(np.float32)
     found = {}
@@ -84,7 +84,7 @@ def conversion(model: Path, config: Path, seconds: float, device: str) -> dict[s
     import so_vits_svc_fork.f0 as fork_f0
     from so_vits_svc_fork import utils
 
-    from gpu.inference import convert, load_svc
+    from gpu.conversion.inference import convert, load_svc
     from schemas.jobs import ConversionParams
 
     audio = voice(seconds, f0=200, seed=4)[:, 0].astype(np.float32)
@@ -106,7 +106,7 @@ def conversion(model: Path, config: Path, seconds: float, device: str) -> dict[s
 
 def training(work: Path, args: argparse.Namespace, out: dict[str, Any]) -> tuple[Path, Path]:
     from bench import gpu_train
-    from gpu.trainer import export_generator
+    from gpu.training.trainer import export_generator
     from pipeline.settings import Settings
     from schemas.jobs import PRESET_CAPS
 
@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         import torch
 
         from bench.gpu_weights import write_all
-        from gpu import f0
+        from gpu.measures import f0
 
         device = "cuda" if torch.cuda.is_available() and not args.small else "cpu"
         if device == "cuda" and args.cap_gib:

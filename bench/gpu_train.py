@@ -1,10 +1,10 @@
 """Training for `bench/gpu.py`: a synthetic dataset, its features, a run of the pipeline's own
-`gpu.trainer.fit` with each part of a step timed, and `--profile`'s breakdown of a step.
+`gpu.training.trainer.fit` with each part of a step timed, and `--profile`'s breakdown of a step.
 
 Timings come from wrapping the fork's methods (synchronised on CUDA, so a kernel's time is
 charged where it was launched): `training_step` is the training alone; the loop's wall time
 between steps adds data loading and Lightning; validation, the full checkpoint and the best
-generator's save are timed where `gpu.validation` does them.
+generator's save are timed where `gpu.training.validation` does them.
 """
 
 import contextlib
@@ -75,8 +75,8 @@ def dataset(work: Path, seconds: float, small: bool) -> Path:
 
 def prepare(work: Path, seconds: float, small: bool) -> tuple[Path, float]:
     """The config (the preset's, as a job writes it) and the features; the features' time."""
-    from gpu.prepare import extract_features, write_config
-    from gpu.presets import STANDARD, TINY
+    from gpu.training.prepare import extract_features, write_config
+    from gpu.training.presets import STANDARD, TINY
 
     data = dataset(work, seconds, small)
     config_path = write_config(data, work, TINY if small else STANDARD, 10_000, seed="bench")
@@ -103,9 +103,9 @@ def train(
     config_path: Path, steps: int, validate_every: int, checkpoint_seconds: float
 ) -> dict[str, Any]:
     """One `fit` of `steps` steps from the config's model dir (random initial weights)."""
-    from gpu.schedule import Schedule
-    from gpu.trainer import fit
-    from gpu.validation import ValidatedVits, held_out_batches
+    from gpu.training.schedule import Schedule
+    from gpu.training.trainer import fit
+    from gpu.training.validation import ValidatedVits, held_out_batches
 
     step_times, validations, checkpoints, bests, ends = [], [], [], [], []
     done_at: list[tuple[float, float]] = []  # when each validation or save ended, its seconds
@@ -211,9 +211,9 @@ def profile(config_path: Path, steps: int, out: Path) -> dict[str, Any]:
     import torch
     from torch.profiler import ProfilerActivity, record_function, schedule
 
-    from gpu.schedule import Schedule
-    from gpu.trainer import fit
-    from gpu.validation import ValidatedVits
+    from gpu.training.schedule import Schedule
+    from gpu.training.trainer import fit
+    from gpu.training.validation import ValidatedVits
 
     def labelled(label: str) -> Callable[[Callable, tuple, dict], Any]:
         def around(fn: Callable, args: tuple, kwargs: dict) -> Any:

@@ -31,7 +31,7 @@ def write_contentvec(cache: Path, small: bool) -> None:
 def write_rmvpe(cache: Path, small: bool) -> None:
     import torch
 
-    from gpu import f0, rmvpe
+    from gpu.measures import f0, rmvpe
 
     sizes = rmvpe.TINY_SIZES if small else rmvpe.REAL_SIZES
     target = cache / f0.RMVPE_DIRNAME
@@ -48,8 +48,8 @@ def write_htdemucs(cache: Path, small: bool) -> None:
     import torch
     from demucs.htdemucs import HTDemucs
 
-    from gpu import separator_weights
-    from gpu.separate import MODEL_NAME, demucs_repo
+    from gpu.separation import weights as separator_weights
+    from gpu.separation.separate import MODEL_NAME, demucs_repo
 
     if small:
         separator_weights.write_tiny(cache)

@@ -45,7 +45,7 @@ CONDITIONS = {
 
 
 def rmvpe_is_real() -> bool:
-    from gpu import f0, rmvpe
+    from gpu.measures import f0, rmvpe
 
     folder = f0.rmvpe_dir()
     return (
@@ -82,7 +82,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from gpu import f0
+    from gpu.measures import f0
 
     f0.install(Path(os.environ.get("VC_MODEL_CACHE_DIR", ".local/models")))
     takes = [sing(s, args.seconds, seed=i) for i, s in enumerate(SINGERS)]

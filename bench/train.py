@@ -23,7 +23,7 @@ from uuid import uuid4
 import soundfile as sf
 
 from bench.common import prepare_offline_models, run_measured, throwaway_stack
-from gpu.presets import TINY, apply
+from gpu.training.presets import TINY, apply
 from pipeline import keys
 from pipeline.local.stack import REPO_ROOT
 from pipeline.probe import probe_dataset_file

@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False, help="svc-pipeline GPU worker")
 class Terminated(BaseException):
     """SIGTERM, the local dispatcher's cancel (pipeline/dispatch.py), raised where the worker
     is, as Modal raises `InputCancellation` in a container: the job's exit path runs, so a
-    canceled training's work dir goes (gpu/train_job.py) instead of dying with the process."""
+    canceled training's work dir goes (gpu/training/job.py) instead of dying with the process."""
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -36,7 +36,7 @@ def train(job_id: UUID) -> None:
     from gpu.runtime import worker_context
 
     ctx = worker_context()
-    from gpu.train_job import TrainingRun
+    from gpu.training.job import TrainingRun
 
     status = TrainingRun(ctx.repo, ctx.storage, ctx.settings, job_id).run()
     ctx.close()
@@ -49,7 +49,7 @@ def convert(job_ids: list[UUID]) -> None:
     from gpu.runtime import model_cache, worker_context
 
     ctx = worker_context()
-    from gpu.convert_job import ConversionRun
+    from gpu.conversion.job import ConversionRun
 
     cache = model_cache(ctx)
     statuses = [ConversionRun(ctx.repo, ctx.storage, ctx.settings, cache, j).run() for j in job_ids]
@@ -60,8 +60,8 @@ def convert(job_ids: list[UUID]) -> None:
 @app.command()
 def singers(profile_id: UUID) -> None:
     """Embed the profile's new ready files and refresh its one-singer check."""
+    from gpu.measures.singers import check_profile
     from gpu.runtime import worker_context
-    from gpu.singers import check_profile
 
     ctx = worker_context()
     try:
@@ -76,7 +76,7 @@ def separate(job_id: UUID) -> None:
     from gpu.runtime import worker_context
 
     ctx = worker_context()
-    from gpu.separation_job import SeparationRun
+    from gpu.separation.job import SeparationRun
 
     status = SeparationRun(ctx.repo, ctx.storage, ctx.settings, job_id).run()
     ctx.close()

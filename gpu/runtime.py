@@ -39,6 +39,6 @@ def device() -> str:
 
 
 def model_cache(ctx: WorkerContext):  # noqa: ANN201 - torch-side type, imported lazily
-    from gpu.model_cache import ModelCache
+    from gpu.conversion.model_cache import ModelCache
 
     return ModelCache(ctx.storage, Path(ctx.settings.model_cache_dir) / "voices", device())

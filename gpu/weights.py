@@ -7,7 +7,7 @@ initialised ContentVec is written into the same Hugging Face cache layout, so th
 `get_hubert_model` loads it through exactly the code path production uses, and a tiny
 randomly initialised RMVPE of the real architecture goes to `<cache>/rmvpe` (it runs the
 same tracking code; its pitch is meaningless, so offline jobs should keep FCPE, whose real
-weights ship in its wheel). The separator's Demucs weights: gpu/separator_weights.py.
+weights ship in its wheel). The separator's Demucs weights: gpu/separation/weights.py.
 """
 
 import json
@@ -15,7 +15,7 @@ import logging
 import os
 from pathlib import Path
 
-from gpu import separator_weights
+from gpu.separation import weights as separator_weights
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def fetch_rmvpe(cache_dir: Path) -> Path:
     """Network required: the published RMVPE weights, loaded once to check they fit."""
     from huggingface_hub import hf_hub_download
 
-    from gpu import f0, rmvpe
+    from gpu.measures import f0, rmvpe
 
     target = cache_dir / f0.RMVPE_DIRNAME
     target.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,7 @@ def fetch_rmvpe(cache_dir: Path) -> Path:
 
 
 def write_tiny_rmvpe(cache_dir: Path) -> Path:
-    from gpu import f0, rmvpe
+    from gpu.measures import f0, rmvpe
 
     target = cache_dir / f0.RMVPE_DIRNAME
     if (target / rmvpe.WEIGHTS_NAME).exists():

@@ -1,6 +1,6 @@
 """Starting the separation of a full-mix dataset file once the probe found it ready
 (`python -m gpu separate <job_id>` locally, the `separate` Modal function in production).
-Torch-free: the separation itself runs in `gpu.separation_job`.
+Torch-free: the separation itself runs in `gpu.separation.job`.
 
 `record_probe` created the job in the same transaction that made the mix ready; here it is
 taken (exactly once, however often the probe's event is delivered) and launched. A launch

@@ -135,7 +135,8 @@ class Settings(BaseSettings):
     work_dir_grace_days: float = Field(7.0, ge=0)
     offline_models: bool = True
     heartbeat_seconds: float = Field(3.0, gt=0)
-    # Training bookkeeping (gpu/schedule.py): validation on the held-out pieces every so many
+    # Training bookkeeping (gpu/training/schedule.py):
+    # validation on the held-out pieces every so many
     # steps (and at the end); a full resume checkpoint (G, D, optimizers, ~1 GB for the
     # standard model) at the first epoch end this many seconds after the last one (0: every
     # epoch) and at the end. Early stopping: a training ends once this many steps went by

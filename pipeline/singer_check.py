@@ -1,6 +1,6 @@
 """Asking for the one-singer check after a probe: a `singers` worker for the profile
 (`python -m gpu singers <profile_id>` locally, a Modal function in production). Torch-free:
-the embedding itself runs in `gpu.singers`.
+the embedding itself runs in `gpu.measures.singers`.
 
 One worker per profile, not one per file: SQL (`request_singer_check`) says whether to spawn.
 A request while one is pending is a no-op (the pending worker will see the file); one while

@@ -17,7 +17,7 @@ from pipeline.repository import Repository
 
 log = logging.getLogger(__name__)
 
-TRAINING = "training"  # `<work_dir>/training/<job id>/`, as gpu/train_job.py lays it out
+TRAINING = "training"  # `<work_dir>/training/<job id>/`, as gpu/training/job.py lays it out
 
 
 class WorkSweep(BaseModel):

@@ -98,14 +98,15 @@ class ConversionParams(Request):
         return self.transpose if shift else 0
 
 
-# Why a training ended (`gpu/trainer.py`): the held-out loss stopped improving, the step (or
+# Why a training ended (`gpu/training/trainer.py`):
+# the held-out loss stopped improving, the step (or
 # epoch) limit was reached, or the GPU budget ran out (the job then fails with
 # GPU_BUDGET_EXHAUSTED and no model version, its checkpoints kept in the work dir).
 StopReason = Literal["plateau", "step_limit", "budget"]
 
 
 class HeldOut(Model):
-    """The dataset pieces kept out of training to validate it (`gpu/held_out.py`); they are
+    """The dataset pieces kept out of training to validate it (`gpu/training/held_out.py`); they are
     the fork's validation list in the training's `config.json`."""
 
     pieces: int

@@ -50,7 +50,7 @@ def converter(services, trained_voice, worker_env):
     import os
 
     os.environ.update({k: v for k, v in worker_env.items() if k.startswith(("HF_", "VC_"))})
-    from gpu.model_cache import ModelCache
+    from gpu.conversion.model_cache import ModelCache
     from gpu.weights import use_cache
 
     use_cache(Path(services.settings.model_cache_dir), offline=True)
@@ -59,7 +59,7 @@ def converter(services, trained_voice, worker_env):
 
 def convert_here(repo, storage, settings, cache, voice_, samples, rate=44100, **params):
     """Create → upload → event (queue) → run the worker's code in-process."""
-    from gpu.convert_job import ConversionRun
+    from gpu.conversion.job import ConversionRun
 
     job_id = uuid4()
     key = keys.conversion_input_key(voice_.user_id, voice_.profile_id, job_id, "wav")
@@ -136,7 +136,7 @@ def test_end_to_end_through_the_api_and_an_event(
 def test_pitch_follows_transpose_and_the_cache_stays_warm(
     repo, services, trained_voice, converter
 ) -> None:
-    from gpu.model_cache import LOADS
+    from gpu.conversion.model_cache import LOADS
 
     voice_, _ = trained_voice
     steady = tone(3.0, 220.0)
@@ -351,7 +351,7 @@ def test_song_phases_with_an_oracle_separator_and_cancel_in_each(
     """In-process, with a test double for Demucs that writes the song's known stems: the
     instrumental comes back as it went in (limiter gain aside); and a cancel arriving in the
     separate, convert or mix phase ends the job canceled with its quota refunded."""
-    from gpu.convert_job import ConversionRun
+    from gpu.conversion.job import ConversionRun
     from tests.songs import song
 
     voice_, _ = trained_voice

@@ -10,13 +10,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from gpu import held_out
-from gpu.early_stop import EarlyStopping
-from gpu.held_out import MIN_TRAIN_PIECES, Piece, choose
-from gpu.prepare import read_held_out, write_config
-from gpu.presets import TINY
-from gpu.trainer import ProgressCallback, export_generator
-from gpu.validation import best_generator
+from gpu.training import held_out
+from gpu.training.early_stop import EarlyStopping
+from gpu.training.held_out import MIN_TRAIN_PIECES, Piece, choose
+from gpu.training.prepare import read_held_out, write_config
+from gpu.training.presets import TINY
+from gpu.training.trainer import ProgressCallback, export_generator
+from gpu.training.validation import best_generator
 
 
 def _pieces(lengths_by_file: dict[str, list[float]]) -> list[Piece]:
@@ -209,7 +209,7 @@ def test_cleaning_keeps_the_newest_epochs_by_number_not_by_file_age(tmp_path) ->
     restore) must not make the cleaning delete the newest epoch. The best generator stays."""
     import os
 
-    from gpu.validation import clean_checkpoints
+    from gpu.training.validation import clean_checkpoints
 
     for epoch in (0, 3, 7, 12):
         for side in "GD":

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from gpu.errors import Heartbeat, JobCanceled
-from gpu.presets import PRESETS
+from gpu.training.presets import PRESETS
 from pipeline import cron, keys
 from pipeline.errors import PipelineError
 from pipeline.repository import Repository
@@ -140,7 +140,7 @@ def test_a_training_stops_at_its_next_heartbeat_when_the_budget_runs_out(
 ) -> None:
     """The budget stop latency, measured: the operator lowers the budget below what was spent
     while the worker trains; the worker stops at its next heartbeat, keeping its checkpoint."""
-    from gpu.trainer import _intact
+    from gpu.training.trainer import _intact
     from tests.test_training import _log_of, _profile_with_clips, _wait, _worker
 
     pid = UUID(_profile_with_clips(alice, services, api_url, relay_secret_key, "spent"))

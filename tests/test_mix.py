@@ -1,5 +1,5 @@
-"""The cover's mix (gpu/mix.py) and the meters it trusts (gpu/loudness.py), on synthetic
-songs whose stems are known: an oracle separation remixes to the song, the converted vocal
+"""The cover's mix (gpu/conversion/mix.py) and the meters it trusts (gpu/measures/loudness.py), on
+synthetic songs whose stems are known: an oracle separation remixes to the song, the converted vocal
 lands at the original vocal's loudness, and no mix goes above -1 dBTP."""
 
 from pathlib import Path
@@ -9,9 +9,9 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
+from gpu.conversion.mix import CEILING_DB, mix
 from gpu.errors import JobCanceled
-from gpu.loudness import integrated_loudness, true_peak
-from gpu.mix import CEILING_DB, mix
+from gpu.measures.loudness import integrated_loudness, true_peak
 from tests.songs import Song, song
 
 MODEL_RATE = 44100

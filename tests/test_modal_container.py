@@ -26,8 +26,8 @@ from uuid import UUID, uuid4
 import pytest
 
 import modal_app
-from gpu import separator_weights
-from gpu.separate import MODEL_NAME, demucs_repo
+from gpu.separation import weights as separator_weights
+from gpu.separation.separate import MODEL_NAME, demucs_repo
 from gpu.weights import tiny_contentvec_dir
 from pipeline import keys
 from pipeline.probe import probe_dataset_file

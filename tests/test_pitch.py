@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gpu import f0, rmvpe
 from gpu.errors import JobFailure
+from gpu.measures import f0, rmvpe
 from pipeline import keys
 from schemas.jobs import ConversionParams, TrainingParams
 from schemas.pitch import PitchRange, suggest
@@ -94,7 +94,7 @@ def test_rmvpe_architecture_has_the_published_layout() -> None:
 
 
 def test_pitch_range_of_a_file_is_its_melodys(melody, tmp_path: Path) -> None:
-    from gpu.pitch_range import of_file
+    from gpu.measures.pitch_range import of_file
 
     path = tmp_path / "melody.wav"
     sf.write(path, melody.audio, RATE)
@@ -148,9 +148,9 @@ def test_features_training_writes_carry_fcpes_f0(worker_env, tmp_path: Path) -> 
         sf.write(dataset / f"{i}.wav", take.audio, RATE)
     code = f"""
 from pathlib import Path
-from gpu import f0
-from gpu.prepare import extract_features, write_config
-from gpu.presets import TINY
+from gpu.measures import f0
+from gpu.training.prepare import extract_features, write_config
+from gpu.training.presets import TINY
 f0.install()
 dataset = Path({str(dataset.parent)!r})
 config = write_config(dataset, Path({str(tmp_path)!r}), TINY, 6)

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from gpu import quality
+from gpu.measures import quality
 from tests.vocals import RATE, have_espeak, singing, speech
 
 SEMITONES_3 = 2 ** (3 / 12)
@@ -84,7 +84,7 @@ def test_tool_versions_name_every_tool() -> None:
 
 
 def test_a_report_that_cannot_be_made_is_stored_as_null_with_a_note(tmp_path) -> None:
-    from gpu.evaluate import measure
+    from gpu.training.evaluate import measure
 
     config = tmp_path / "config.json"
     config.write_text("{}")
@@ -100,8 +100,8 @@ def test_a_report_that_cannot_be_made_is_stored_as_null_with_a_note(tmp_path) ->
 def test_a_stop_asked_while_measuring_still_stops(tmp_path, monkeypatch) -> None:
     """A cancel or an exhausted budget, seen by a heartbeat during the report, is not
     swallowed as a failed report."""
-    from gpu import evaluate
     from gpu.errors import JobCanceled
+    from gpu.training import evaluate
 
     def stopped(*args: object) -> None:
         raise JobCanceled

@@ -1,5 +1,6 @@
-"""The separator's streaming walk (gpu/separate.py): exact lengths, rates and channels, seamless
-chunk joins, cancel, flat memory; and the tiny real HTDemucs through the production loader."""
+"""The separator's streaming walk (gpu/separation/separate.py): exact lengths, rates and
+channels, seamless chunk joins, cancel, flat memory; and the tiny real HTDemucs through the
+production loader."""
 
 import json
 import subprocess
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gpu import separator_weights
 from gpu.errors import JobCanceled, JobFailure
-from gpu.separate import MODEL_RATE, separate, stream
+from gpu.separation import weights as separator_weights
+from gpu.separation.separate import MODEL_RATE, separate, stream
 from tests.songs import song
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +95,7 @@ MEASURE = textwrap.dedent(
     import json, resource, sys
     from pathlib import Path
     import numpy as np, soundfile as sf
-    from gpu.separate import separate, stream
+    from gpu.separation.separate import separate, stream
 
     source, out, model = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     largest = [0]

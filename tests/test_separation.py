@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from gpu.errors import JobCanceled
-from gpu.separation_job import SeparationRun
+from gpu.separation.job import SeparationRun
 from pipeline import keys
 from pipeline.cron import launch_requeued
 from pipeline.probe import probe_dataset_file

@@ -95,7 +95,7 @@ class Arriving(Repository):
 
 
 def test_a_file_ready_during_a_run_makes_it_run_once_more(repo, services, settings, alice):
-    from gpu.singers import check_profile
+    from gpu.measures.singers import check_profile
 
     on = settings.model_copy(update={"singer_check": True})
     asked: list[UUID] = []

@@ -120,7 +120,7 @@ def test_the_probe_asks_for_the_check_when_a_file_is_ready(repo, services, setti
 
 
 def _check(services, profile_id: UUID) -> None:
-    from gpu.singers import check_profile
+    from gpu.measures.singers import check_profile
 
     check_profile(services.worker_repo, services.storage, profile_id)
 

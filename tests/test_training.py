@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gpu import quality
-from gpu.trainer import HISTORY_POINTS, ProgressCallback, _intact
+from gpu.measures import quality
+from gpu.training.trainer import HISTORY_POINTS, ProgressCallback, _intact
 from pipeline.repository import Repository
 from schemas.quality import QualityReport
 from tests.audio import encode, voice
@@ -296,7 +296,7 @@ def _refusal(fn) -> str:
 def test_torn_checkpoints_are_dropped_before_resuming(tmp_path) -> None:
     import torch
 
-    from gpu.trainer import drop_torn_checkpoints
+    from gpu.training.trainer import drop_torn_checkpoints
 
     for name in ("G_0.pth", "D_0.pth", "G_1.pth", "D_1.pth", "G_2.pth"):
         torch.save({"model": {}}, tmp_path / name)
@@ -372,12 +372,12 @@ def test_the_exported_generator_is_the_best_validated_one_not_the_last(
     code = f"""
 import json
 from pathlib import Path
-from gpu import f0
-from gpu.early_stop import EarlyStopping
-from gpu.prepare import extract_features, write_config
-from gpu.presets import TINY
-from gpu.schedule import Schedule
-from gpu.trainer import export_generator, fit
+from gpu.measures import f0
+from gpu.training.early_stop import EarlyStopping
+from gpu.training.prepare import extract_features, write_config
+from gpu.training.presets import TINY
+from gpu.training.schedule import Schedule
+from gpu.training.trainer import export_generator, fit
 
 f0.install()
 dataset, work = Path({str(dataset)!r}), Path({str(tmp_path)!r})

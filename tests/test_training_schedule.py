@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from gpu.trainer import fit
+from gpu.training.trainer import fit
 from tests.audio import voice
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a shared, loaded CPU
@@ -20,9 +20,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a shared, loaded CP
 def prepared(tmp_path_factory) -> Path:
     """Six pieces from three files with their features, the tiny preset's config: shared by
     the tests, each of which trains into its own model dir."""
-    from gpu import f0
-    from gpu.prepare import extract_features, write_config
-    from gpu.presets import TINY
+    from gpu.measures import f0
+    from gpu.training.prepare import extract_features, write_config
+    from gpu.training.presets import TINY
     from gpu.weights import write_tiny_contentvec
     from tests.conftest import MODEL_CACHE
 
@@ -53,7 +53,7 @@ def test_n_requested_steps_run_n_batches_and_the_first_reported_step_is_1(
 ) -> None:
     """The fork's `total_batch_idx` is one ahead when a batch ends: 4 steps asked ran 3
     batches and the first step reported was 2."""
-    from gpu.validation import ValidatedVits
+    from gpu.training.validation import ValidatedVits
 
     calls = []
     original = ValidatedVits.training_step
@@ -84,7 +84,7 @@ def test_the_trainer_never_autotunes_cudnn(prepared, tmp_path, monkeypatch) -> N
     and 53 s before the first step on an H200): the Trainer is built with it off, even
     where CUDA is available."""
 
-    import gpu.trainer
+    import gpu.training.trainer
 
     seen = {}
 
@@ -94,7 +94,7 @@ def test_the_trainer_never_autotunes_cudnn(prepared, tmp_path, monkeypatch) -> N
             raise _Built
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(gpu.trainer.pl, "Trainer", Recorder)
+    monkeypatch.setattr(gpu.training.trainer.pl, "Trainer", Recorder)
     with pytest.raises(_Built):
         fit(_config(prepared, tmp_path), 4, 0.0, lambda _: True)
     assert seen["benchmark"] is False
@@ -106,8 +106,8 @@ def test_validation_on_a_step_schedule_and_one_full_checkpoint_at_the_end(
     """Validation every 2 steps (3 steps an epoch here, so not on epoch ends) on the batched
     held-out set; with the checkpoint interval not reached, G+D with optimizers are written
     once, at the end, whole; the best generator alone beside them."""
-    from gpu.schedule import Schedule
-    from gpu.validation import ValidatedVits, best_generator
+    from gpu.training.schedule import Schedule
+    from gpu.training.validation import ValidatedVits, best_generator
 
     saves = []
     original = ValidatedVits.save_checkpoints
@@ -133,7 +133,7 @@ def test_validation_on_a_step_schedule_and_one_full_checkpoint_at_the_end(
 def test_a_resumed_training_counts_on_from_its_checkpoint(prepared, tmp_path) -> None:
     """A checkpoint each epoch (3 steps); a second attempt asked for 5 steps in all resumes
     at step 3 and trains 2 more batches, validated at the end."""
-    from gpu.schedule import Schedule
+    from gpu.training.schedule import Schedule
 
     config = _config(prepared, tmp_path)
     every_epoch = Schedule(validate_every=100, checkpoint_seconds=0)

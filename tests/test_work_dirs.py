@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 from modal.exception import InputCancellation
 
-from gpu.train_job import TrainingRun
+from gpu.training.job import TrainingRun
 from pipeline import cron
 from pipeline.work_dirs import sweep_work_dirs, training_work_dir
 from tests.helpers import ready_dataset

@@ -13,8 +13,8 @@ from pipeline.local.stack import WORKER_ROLE, LocalStack
 from pipeline.services import Services
 from pipeline.settings import Settings, as_worker_env
 
-# What train, convert, separate and the probe call (gpu/train_job.py, gpu/convert_job.py,
-# gpu/separation_job.py, the heartbeat in gpu/errors.py, pipeline/probe.py and the
+# What train, convert, separate and the probe call (gpu/training/job.py, gpu/conversion/job.py,
+# gpu/separation/job.py, the heartbeat in gpu/errors.py, pipeline/probe.py and the
 # separation it starts, pipeline/separation.py); the migrations grant exactly these.
 WORKER_FUNCTIONS = {
     "claim_job",

@@ -3,8 +3,9 @@ sound like the training singer (SECS), whether they keep the melody (F0 correlat
 in cents), and how far they are from the original (mel-cepstral distortion).
 
 The tools are the ones the workers already load, with shipped weights: Resemblyzer's encoder
-(through `gpu.singers`, the one-singer check's loader) and torchfcpe (through `gpu.f0`, the
-tracker training and conversion use). `tool_versions()` records what measured a report, so
+(through `gpu.measures.singers`, the one-singer check's loader) and torchfcpe (through
+`gpu.measures.f0`, the tracker training and conversion use). `tool_versions()` records what
+measured a report, so
 two reports are only compared when their tools agree.
 """
 
@@ -37,7 +38,7 @@ def tool_versions() -> dict[str, str]:
 def embedding(audio: np.ndarray, rate: int) -> np.ndarray:
     """Resemblyzer's unit-length speaker embedding of mono audio, resampled to 16 kHz and
     peak-normalised as the one-singer check does."""
-    from gpu.singers import ENCODER_RATE, encoder
+    from gpu.measures.singers import ENCODER_RATE, encoder
 
     g = gcd(rate, ENCODER_RATE)
     voice = resample_poly(np.asarray(audio, np.float64), ENCODER_RATE // g, rate // g)
@@ -61,7 +62,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def f0_contour(audio: np.ndarray, rate: int) -> np.ndarray:
     """F0 in Hz every 10 ms by torchfcpe, 0 where unvoiced."""
-    from gpu.f0 import track
+    from gpu.measures.f0 import track
 
     hop = max(1, round(rate * F0_HOP_SECONDS))
     return track(np.asarray(audio, np.float32), rate, hop, "fcpe")

@@ -5,7 +5,7 @@ its quota refunded), resampled to the model's rate, and converted window by wind
 at the quietest moment near each boundary, so memory stays flat on a 10-minute input and
 progress can be reported. Input and output stream through files, so memory stays flat.
 The output is a WAV at the model's rate, as long as the input. A whole song (`input_kind`
-"song") is separated, converted and mixed back by gpu/song_job.py instead.
+"song") is separated, converted and mixed back by gpu/conversion/song.py instead.
 """
 
 import logging
@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import numpy as np
 import soundfile as sf
 
-from gpu import f0, pitch_range
+from gpu.conversion.audio_io import SEARCH_SECONDS, WINDOW_SECONDS, next_cut, to_mono
+from gpu.conversion.inference import convert
+from gpu.conversion.model_cache import ModelCache
+from gpu.conversion.song import convert_song
 from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure, describe_failure
-from gpu.inference import convert
-from gpu.model_cache import ModelCache
-from gpu.separate import Separator, separate
-from gpu.song_job import convert_song
+from gpu.measures import f0, pitch_range
+from gpu.separation.separate import Separator, separate
 from pipeline import keys
-from pipeline.audio import BLOCK_FRAMES, AudioError, measure
+from pipeline.audio import AudioError, measure
 from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
 from pipeline.formats import too_large_message
 from pipeline.repository import Repository
@@ -35,41 +35,7 @@ from schemas.jobs import ConversionJobRow, ConversionParams, ModelVersionRow
 from schemas.pitch import suggest
 
 log = logging.getLogger(__name__)
-WINDOW_SECONDS = 30.0
-SEARCH_SECONDS = 2.0
 MIN_INPUT_RATE = 8000  # conversion inputs are resampled to the model's rate anyway
-
-
-def next_cut(audio: np.ndarray, rate: int, window: float = WINDOW_SECONDS) -> int:
-    """Where to end the window that starts at `audio[0]`: the quietest 10 ms within ±2 s of
-    `window` seconds, so no cut lands in the middle of a loud note; the end if it is near."""
-    frame, step, search = max(1, rate // 100), int(window * rate), int(SEARCH_SECONDS * rate)
-    if len(audio) <= step + search:
-        return len(audio)
-    region = audio[step - search : step + search]
-    usable = len(region) // frame * frame
-    energy = (region[:usable].reshape(-1, frame) ** 2).mean(axis=1)
-    return step - search + int(np.argmin(energy)) * frame
-
-
-def to_mono(source: Path, target: Path, rate: int) -> int:
-    """The input as mono float at the model's rate, resampled block by block (soxr's
-    streaming resampler), so a 10-minute input never sits in memory whole. Returns frames."""
-    import soxr
-
-    with sf.SoundFile(source) as src, sf.SoundFile(target, "w", rate, 1, "FLOAT") as dst:
-        stream = (
-            None
-            if src.samplerate == rate
-            else soxr.ResampleStream(src.samplerate, rate, 1, dtype="float32", quality="HQ")
-        )
-        for block in src.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
-            mono = block.mean(axis=1)
-            dst.write(stream.resample_chunk(mono) if stream else mono)
-        if stream is not None:
-            dst.write(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-        dst.flush()
-        return dst.frames
 
 
 class ConversionRun:

@@ -4,12 +4,12 @@ Measured on an H200 (issue 25), validating and saving G+D with optimizers after 
 a 10-minute dataset (5 steps) cost more than the training itself. Here:
 
 - validation every `validate_every` steps (and once at the end), on the held-out set batched
-  once and kept on the device (`gpu.validation.held_out_batches`); a new best saves the
+  once and kept on the device (`gpu.training.validation.held_out_batches`); a new best saves the
   generator alone;
 - a full resume checkpoint (G, D, optimizers) at the first epoch end `checkpoint_seconds` after
   the last one (the fork's resume counts whole epochs, so never mid-epoch; 0: every epoch) and
   at the end, which a budget stop keeps for the retried worker;
-- early stopping after `patience` steps without a better held-out loss (`gpu.early_stop`).
+- early stopping after `patience` steps without a better held-out loss (`gpu.training.early_stop`).
 """
 
 import time
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 
 if TYPE_CHECKING:  # the fork is imported only once the model cache is set (gpu.weights)
-    from gpu.validation import Batch, ValidatedVits
+    from gpu.training.validation import Batch, ValidatedVits
 
 
 @dataclass(frozen=True)

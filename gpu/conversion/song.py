@@ -1,9 +1,9 @@
 """A conversion of a whole song: separate → convert the vocal → mix it back.
 
 `convert_song` runs inside `ConversionRun` after the input was fetched and probed: phase
-`separate` (Demucs, gpu/separate.py), then the vocal stem goes through the same pitch
+`separate` (Demucs, gpu/separation/separate.py), then the vocal stem goes through the same pitch
 measurement and window-by-window conversion a sung stem does (`load_model`, `pitch`,
-`convert`), then phase `mix` (gpu/mix.py), then the three results are uploaded beside the
+`convert`), then phase `mix` (gpu/conversion/mix.py), then the three results are uploaded beside the
 conversion's input: the mix as its output, the converted vocal and the instrumental as its
 parts (pipeline/keys.py). Every phase reports progress through the heartbeat, so a cancel
 stops the job within one chunk or window; a failure takes the conversion's own fail path.
@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 import soundfile as sf
 
-from gpu.mix import mix
+from gpu.conversion.audio_io import to_mono
+from gpu.conversion.mix import mix
 from pipeline import keys
 from schemas.jobs import ConversionJobRow, ConversionParams
 
 if TYPE_CHECKING:
-    from gpu.convert_job import ConversionRun
+    from gpu.conversion.job import ConversionRun
 
 
 def phase_progress(run: "ConversionRun", phase: str) -> Callable[[float], bool]:
@@ -40,7 +41,6 @@ def phase_progress(run: "ConversionRun", phase: str) -> Callable[[float], bool]:
 def convert_song(
     run: "ConversionRun", job: ConversionJobRow, params: ConversionParams, source: Path, tmp: Path
 ) -> None:
-    from gpu.convert_job import to_mono
     from gpu.runtime import device
 
     vocals, instrumental = tmp / "song-vocals.wav", tmp / "song-instrumental.wav"

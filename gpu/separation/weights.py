@@ -3,14 +3,14 @@
 Production (the image build): the published `htdemucs` checkpoint, named with its checksum
 so Demucs verifies it on every load, and the bag file naming it. Offline: a tiny randomly
 initialised `HTDemucs` of the real class at the real rate and segment, under a signature of
-its own, named by the same bag file, so `gpu.separate.load_model` takes the same path.
+its own, named by the same bag file, so `gpu.separation.separate.load_model` takes the same path.
 """
 
 import shutil
 from fractions import Fraction
 from pathlib import Path
 
-from gpu.separate import MODEL_NAME, demucs_repo
+from gpu.separation.separate import MODEL_NAME, demucs_repo
 
 TINY_SIGNATURE = "0000tiny"
 SOURCES = ["drums", "bass", "other", "vocals"]
@@ -57,7 +57,7 @@ def fetch(cache_dir: Path) -> Path:
     from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
     from torch.hub import download_url_to_file
 
-    from gpu.separate import load_model
+    from gpu.separation.separate import load_model
 
     repo = demucs_repo(cache_dir)
     shutil.rmtree(repo, ignore_errors=True)  # no tiny model left behind

@@ -1,6 +1,6 @@
 """A Lightning Trainer built around the fork's own `VCDataModule` and `VitsLightning` (with a
-validation loss, early stopping and checkpoints on a schedule: `gpu.validation`,
-`gpu.schedule`), with a callback for progress, heartbeats and cancellation (the fork's
+validation loss, early stopping and checkpoints on a schedule: `gpu.training.validation`,
+`gpu.training.schedule`), with a callback for progress, heartbeats and cancellation (the fork's
 `train()` builds a Trainer with fixed callbacks and no way in). Checkpoints live in the job's
 work dir; the fork's model resumes from the newest one when a retried worker starts again, and
 the export takes the best generator.
@@ -18,9 +18,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from gpu.early_stop import EarlyStopping
 from gpu.errors import JobCanceled, JobFailure
-from gpu.schedule import Bookkeeping, Schedule
+from gpu.training.early_stop import EarlyStopping
+from gpu.training.schedule import Bookkeeping, Schedule
 
 log = logging.getLogger(__name__)
 ProgressSink = Callable[[dict[str, Any]], bool]  # returns False when the job must stop
@@ -215,7 +215,7 @@ def fit(
     from so_vits_svc_fork import utils
     from so_vits_svc_fork.train import VCDataModule
 
-    from gpu.validation import ValidatedVits, held_out_batches, stopping_state
+    from gpu.training.validation import ValidatedVits, held_out_batches, stopping_state
 
     schedule = schedule or Schedule()
     model_dir = config_path.parent / "model"
@@ -257,7 +257,7 @@ def fit(
 
 
 def trainer_options(model_dir: Path, hparams: Any, callbacks: list[pl.Callback]) -> dict:
-    """Lightning's validation loop is off (`gpu.schedule` validates on its own schedule).
+    """Lightning's validation loop is off (`gpu.training.schedule` validates on its own schedule).
     cuDNN's benchmark mode stays off: pieces vary in length, so it autotuned every new shape
     (137 GiB and 53 s before the first step on an H200; 10.8 GiB and a 0.8 s first step
     without, at the same speed per step)."""
@@ -281,7 +281,7 @@ def export_generator(model_dir: Path, target: Path) -> int:
     with the lowest held-out loss, or the newest when no validation ran."""
     from so_vits_svc_fork import utils
 
-    from gpu.validation import best_generator
+    from gpu.training.validation import best_generator
 
     best = best_generator(model_dir)
     chosen = best if best.exists() else utils.latest_checkpoint_path(model_dir, "G_*.pth")

@@ -13,7 +13,7 @@ from schemas.jobs import ConversionParams
 
 def load_svc(model_path: Path, config_path: Path, device: str) -> Any:
     """The fork's `Svc` for exported weights and their config (ContentVec is shared per
-    device once `gpu.model_cache.share_contentvec()` ran)."""
+    device once `gpu.conversion.model_cache.share_contentvec()` ran)."""
     from so_vits_svc_fork.inference.core import Svc
 
     return Svc(net_g_path=model_path, config_path=config_path, device=device)

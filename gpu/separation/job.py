@@ -2,7 +2,7 @@
 of its own, as a worker runs it.
 
 Claim → fetch exactly the mix the probe judged (by its eTag) → separate (Demucs, streamed in
-overlapping segments; `gpu.separate`) with heartbeats → register the vocal as a pending
+overlapping segments; `gpu.separation.separate`) with heartbeats → register the vocal as a pending
 dataset file derived from the mix → upload it (its object-create event probes it like any
 upload, so its verdict, noise, voice share and singer check apply) → `finish_separation`.
 The row is the source of truth: a canceled job or a deleted mix registers nothing, and a job
@@ -17,7 +17,7 @@ from uuid import UUID
 
 from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure, describe_failure
 from gpu.sealed import CHANGED_MESSAGE
-from gpu.separate import Separator
+from gpu.separation.separate import Separator
 from pipeline import keys
 from pipeline.repository import Repository
 from pipeline.settings import Settings
@@ -29,7 +29,7 @@ BLOCK_FRAMES = 1 << 16
 
 
 def default_separator() -> Separator:
-    from gpu.separate import separate
+    from gpu.separation.separate import separate
 
     return separate
 

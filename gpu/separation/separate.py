@@ -11,7 +11,7 @@ The model is `htdemucs`, not `htdemucs_ft`: the fine-tuned bag runs four models 
 stem) for a fraction of a dB more vocal SDR; a cover spends its GPU time on the conversion.
 It is loaded from a local Demucs repository in the model cache (`demucs_repo`), where the
 image build puts the published weights and offline setups a tiny random HTDemucs
-(gpu/separator_weights.py); both load through `demucs.pretrained.get_model(name, repo)`.
+(gpu/separation/weights.py); both load through `demucs.pretrained.get_model(name, repo)`.
 """
 
 from collections.abc import Callable

@@ -3,7 +3,7 @@ how many steps since. Kept in the job's work dir so a retried worker goes on cou
 same best instead of starting over (its best generator lies beside it).
 
 Patience is counted in steps, not validations, so it means the same training time whatever
-the validation schedule (`gpu.schedule`)."""
+the validation schedule (`gpu.training.schedule`)."""
 
 import json
 import math

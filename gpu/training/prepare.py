@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from gpu import held_out
 from gpu.errors import JobFailure
-from gpu.presets import TEMPLATE, Preset, apply
+from gpu.training import held_out
+from gpu.training.presets import TEMPLATE, Preset, apply
 from pipeline.storage import Storage
 from schemas.jobs import HeldOut, Phase, TrainingInput
 
@@ -25,7 +25,7 @@ InputCheck = Callable[[Path, TrainingInput], None]  # raises JobFailure for a ba
 SPEAKER = "voice"
 SAMPLE_RATE = 44100
 TARGET_LUFS = -20.0
-MIN_PIECES = 5  # the fork's own floor; `gpu.held_out` then keeps 4 of them training
+MIN_PIECES = 5  # the fork's own floor; `gpu.training.held_out` then keeps 4 of them training
 HELD_OUT_FILE = "held_out.json"
 
 
@@ -98,7 +98,7 @@ def split_and_resample(normalized: Path, work: Path) -> Path:
 def write_config(
     dataset: Path, work: Path, preset: Preset, total_steps: int, seed: str = ""
 ) -> Path:
-    """The fork's config with our own split: the pieces `gpu.held_out` chooses (seeded by the
+    """The fork's config with our own split: the pieces `held_out` chooses (seeded by the
     job) are the validation list, every other piece trains; the fork's random train/val/test
     split is overwritten (it kept two pieces out for a test list nothing reads)."""
     from so_vits_svc_fork.preprocessing.preprocess_flist_config import preprocess_config
@@ -129,7 +129,7 @@ def write_config(
 
 
 def split_held_out(lists: Path, seed: str) -> held_out.Split:
-    """Every piece the fork listed (it skips those under 0.3 s), split by `gpu.held_out`."""
+    """Every piece the fork listed (it skips those under 0.3 s), split by `held_out`."""
     paths = [
         Path(line)
         for name in ("train.txt", "val.txt", "test.txt")

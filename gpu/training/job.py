@@ -12,7 +12,6 @@ from uuid import UUID, uuid5
 
 import torch
 
-from gpu import f0, pitch_range
 from gpu.errors import (
     KEEPS_CHECKPOINTS,
     STALE_ATTEMPT,
@@ -21,12 +20,13 @@ from gpu.errors import (
     JobFailure,
     describe_failure,
 )
-from gpu.evaluate import Evaluation, measure
-from gpu.prepare import SAMPLE_RATE, prepare, read_held_out
-from gpu.presets import PRESETS, Preset
-from gpu.schedule import Schedule
+from gpu.measures import f0, pitch_range
 from gpu.sealed import input_check
-from gpu.trainer import export_generator, fit
+from gpu.training.evaluate import Evaluation, measure
+from gpu.training.prepare import SAMPLE_RATE, prepare, read_held_out
+from gpu.training.presets import PRESETS, Preset
+from gpu.training.schedule import Schedule
+from gpu.training.trainer import export_generator, fit
 from gpu.weights import PRETRAINED_DIRNAME
 from pipeline import keys
 from pipeline.errors import PipelineError
@@ -182,7 +182,7 @@ class TrainingRun:
         f0_method: str,
         tmp: Path,
     ) -> dict:
-        """The quality report and its preview (`gpu.evaluate`); never fails the training."""
+        """The quality report and its preview (`evaluate`); never fails the training."""
         self.phase("evaluate")
 
         def beat(percent: float) -> None:

@@ -1,7 +1,7 @@
 """Training presets: overrides applied to the fork's `so-vits-svc-4.0v1` config template.
 
 `standard` fine-tunes the full model from the pretrained G_0/D_0 until early stopping says
-its held-out loss stopped improving (`gpu.schedule`), at most the preset's cap; `tiny` is a
+its held-out loss stopped improving (`gpu.training.schedule`), at most the preset's cap; `tiny` is a
 shrunken generator trained for a few steps (tests, offline local stack).
 """
 
@@ -70,7 +70,7 @@ PRESETS = {p.name: p for p in (STANDARD, TINY)}
 def apply(config: dict[str, Any], preset: Preset, steps_per_epoch: int, total_steps: int) -> None:
     """Edits the generated config in place: preset, batch size, epochs for the steps.
     `eval_interval` (one epoch) is read only by the fork's own CLI (bench/train.py);
-    the pipeline validates on `gpu.schedule`'s schedule."""
+    the pipeline validates on `gpu.training.schedule`'s schedule."""
     for section, values in preset.overrides.items():
         config[section].update(values)
     train = config["train"]

@@ -4,13 +4,13 @@ checkpoints that cost what they must.
 The fork validates through Lightning's loop one piece at a time, logs no loss, and saves G and
 D with their optimizers (about 1.1 GB for the standard model) after every validation; its
 `keep_ckpts` deletes old checkpoints by age, so the best one would not survive. Here Lightning's
-validation loop is off and `gpu.schedule` calls `validate` on a schedule in steps: the mel L1
+validation loop is off and `schedule` calls `validate` on a schedule in steps: the mel L1
 distance between the held-out pieces and the model's synthesis of them from their own content
 and pitch, scaled like the training's `loss/g/mel` (times `c_mel`), over the whole held-out set,
 batched and kept on the device, with the same noise each time so two validations compare like
 with like. A new best saves the generator alone to `best/G.pth` (out of reach of any cleaning),
 and `best/state.json` keeps the count, so a retried worker resumes both. The full checkpoint a
-resume needs is written when `gpu.schedule` asks (a time interval) and at the end, whole or
+resume needs is written when `gpu.training.schedule` asks (a time interval) and at the end, whole or
 not at all.
 """
 
@@ -28,7 +28,7 @@ from so_vits_svc_fork.dataset import TextAudioCollate, TextAudioDataset
 from so_vits_svc_fork.modules.mel_processing import mel_spectrogram_torch
 from so_vits_svc_fork.train import VitsLightning
 
-from gpu.early_stop import EarlyStopping
+from gpu.training.early_stop import EarlyStopping
 
 log = logging.getLogger(__name__)
 BEST_DIR = "best"
@@ -118,7 +118,7 @@ class ValidatedVits(VitsLightning):
         return total / max(count, 1) * self.hparams.train.c_mel
 
     def on_validation_end(self) -> None:
-        """Lightning's validation loop is off (`gpu.schedule` validates); never the fork's
+        """Lightning's validation loop is off (`gpu.training.schedule` validates); never the fork's
         checkpoint after each validation."""
 
     def on_train_end(self) -> None:

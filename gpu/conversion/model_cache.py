@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpu.inference import load_svc
+from gpu.conversion.inference import load_svc
 from pipeline.storage import Storage
 from schemas.jobs import ModelVersionRow
 

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from gpu.chunked import Progress, map_chunks
 from gpu.errors import JobCanceled
-from gpu.loudness import BLOCK_FRAMES, db, integrated_loudness, true_peak
+from gpu.measures.loudness import BLOCK_FRAMES, db, integrated_loudness, true_peak
 
 CEILING_DB = -1.0
 MAX_GAIN_DB = 24.0  # a near-silent conversion is not amplified into its noise floor

@@ -55,7 +55,7 @@ def rmvpe_dir() -> Path | None:
 
 def _rmvpe() -> Any:
     if "rmvpe" not in _state["models"]:
-        from gpu import rmvpe
+        from gpu.measures import rmvpe
 
         folder = rmvpe_dir()
         if folder is None or not (folder / rmvpe.WEIGHTS_NAME).exists():

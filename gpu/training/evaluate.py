@@ -1,7 +1,7 @@
 """The quality report a training ends with: the exported model converts the held-out pieces
 (the fork's validation set, named in the training config's `validation_files`, never trained
 on) through the same inference path as a conversion, at transpose 0 and +3, and
-`gpu.quality` measures the result against the originals and the training audio. The first
+`gpu.measures.quality` measures the result against the originals and the training audio. The first
 seconds of the held-out audio and its conversion become the preview stored beside the model.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from gpu import quality
+from gpu.conversion.inference import convert, load_svc
+from gpu.conversion.model_cache import share_contentvec
 from gpu.errors import JobCanceled
-from gpu.inference import convert, load_svc
-from gpu.model_cache import share_contentvec
+from gpu.measures import quality
 from gpu.runtime import device
 from schemas.jobs import ConversionParams
 from schemas.quality import PREVIEW_TRANSPOSE, MelodyScore, QualityReport
