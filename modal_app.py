@@ -29,7 +29,8 @@ MANIFEST = load_manifest(ROOT / "modal.toml")
 REQUIREMENTS = load_requirements(ROOT / "pyproject.toml")
 SOURCES = ("schemas", "pipeline", "endpoints")
 WORK_DIR = "/work"
-# The GPU image's build step: the real ContentVec and pretrained G_0/D_0 into the model cache.
+# The GPU image's build step: the real ContentVec, pretrained G_0/D_0 and Seed-VC's weights
+# into the model cache.
 MODELS_COMMAND = "python -m gpu models --no-offline"
 # Set after that step (which downloads), so a running worker never reaches the Hub.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -66,6 +67,8 @@ gpu_image = carry_files(
     # pyworld (the fork's dio/harvest) and webrtcvad (Resemblyzer) build from source.
     .apt_install("libsndfile1", "build-essential")
     .pip_install(*REQUIREMENTS.gpu)
+    # Seed-VC (instant voice) without its stale pins; it runs on the gpu set (pyproject.toml)
+    .pip_install(*REQUIREMENTS.no_deps, extra_options="--no-deps")
     .env(runtime_env)
     .add_local_python_source(*SOURCES, "gpu", copy=True)
     .workdir(CONTAINER_ROOT)

@@ -7,7 +7,8 @@ initialised ContentVec is written into the same Hugging Face cache layout, so th
 `get_hubert_model` loads it through exactly the code path production uses, and a tiny
 randomly initialised RMVPE of the real architecture goes to `<cache>/rmvpe` (it runs the
 same tracking code; its pitch is meaningless, so offline jobs should keep FCPE, whose real
-weights ship in its wheel). The separator's Demucs weights: gpu/separation/weights.py.
+weights ship in its wheel). The separator's Demucs weights: gpu/separation/weights.py;
+Seed-VC's (instant voice): gpu/instant/weights.py.
 """
 
 import json
@@ -15,6 +16,7 @@ import logging
 import os
 from pathlib import Path
 
+from gpu.instant import weights as instant_weights
 from gpu.separation import weights as separator_weights
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,9 @@ def prepare(cache_dir: Path, offline: bool) -> None:
         write_tiny_contentvec(cache_dir)
         write_tiny_rmvpe(cache_dir)
         separator_weights.write_tiny(cache_dir)
+        instant_weights.write_tiny(cache_dir)
     else:
         fetch_real_weights(cache_dir)
         fetch_rmvpe(cache_dir)
         separator_weights.fetch(cache_dir)
+        instant_weights.fetch(cache_dir)

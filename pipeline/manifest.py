@@ -136,12 +136,18 @@ class Requirements(BaseModel):
 
     web: list[str]  # the torch-free base dependencies
     gpu: list[str]  # the base plus the `gpu` extra
+    no_deps: list[str] = []  # pip-installed with --no-deps into the GPU image (Seed-VC)
 
 
 def load_requirements(path: Path) -> Requirements:
     try:
-        project = tomllib.loads(path.read_text())["project"]
+        data = tomllib.loads(path.read_text())
+        project = data["project"]
         web = list(project["dependencies"])
-        return Requirements(web=web, gpu=web + list(project["optional-dependencies"]["gpu"]))
+        return Requirements(
+            web=web,
+            gpu=web + list(project["optional-dependencies"]["gpu"]),
+            no_deps=list(data.get("tool", {}).get("svc-pipeline", {}).get("no-deps", [])),
+        )
     except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
         raise ManifestError(f"{path.name}: {exc!r}") from exc
