@@ -148,6 +148,32 @@ class Converter:
         self.ctx.close()
 
 
+@app.cls(image=gpu_image, **options("instant"))
+class InstantConverter:
+    """Instant voice (Seed-VC from a reference, gpu/instant/): the model loads once per
+    container and converts job after job."""
+
+    @modal.enter()
+    def load(self) -> None:
+        check_environment("instant", os.environ)
+        from gpu.runtime import worker_context
+
+        self.ctx = worker_context()
+
+    @modal.method()
+    def convert(self, job_id: str) -> str:
+        from uuid import UUID
+
+        from gpu.instant.job import InstantRun
+
+        ctx = self.ctx
+        return InstantRun(ctx.repo, ctx.storage, ctx.settings, UUID(job_id)).run()
+
+    @modal.exit()
+    def close(self) -> None:
+        self.ctx.close()
+
+
 def _build_services(function: str) -> Any:
     check_environment(function, os.environ)
     from pipeline.secret_zones import FUNCTION_ZONES
@@ -180,6 +206,16 @@ class Prober:
         row = probe_dataset_file(services.repo, services.storage, UUID(file_id))
         request_singer_check(services.repo, services.dispatcher, row)
         request_separation(services.repo, services.dispatcher, row)
+        return row.status if row else None
+
+    @modal.method()
+    def probe_reference(self, voice_id: str) -> str | None:
+        """An instant voice's reference, probed like any upload and held to 10-30 s."""
+        from uuid import UUID
+
+        from pipeline.instant import probe_reference
+
+        row = probe_reference(self.services.repo, self.services.storage, UUID(voice_id))
         return row.status if row else None
 
     @modal.exit()

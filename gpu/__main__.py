@@ -1,5 +1,6 @@
 """Worker entry point: `python -m gpu train <job_id>`, `python -m gpu convert <job_id>…`,
-`python -m gpu singers <profile_id>`, `python -m gpu separate <job_id>` and
+`python -m gpu singers <profile_id>`, `python -m gpu separate <job_id>`,
+`python -m gpu instant <job_id>…` and
 `python -m gpu models`. The local dispatcher runs
 these as child processes; the Modal functions call the same code."""
 
@@ -81,6 +82,19 @@ def separate(job_id: UUID) -> None:
     status = SeparationRun(ctx.repo, ctx.storage, ctx.settings, job_id).run()
     ctx.close()
     sys.exit(0 if status in {"succeeded", "canceled"} else 1)
+
+
+@app.command()
+def instant(job_ids: list[UUID]) -> None:
+    """Run instant conversions (Seed-VC from a reference) in one process, the model loaded once."""
+    from gpu.runtime import worker_context
+
+    ctx = worker_context()
+    from gpu.instant.job import InstantRun
+
+    statuses = [InstantRun(ctx.repo, ctx.storage, ctx.settings, j).run() for j in job_ids]
+    ctx.close()
+    sys.exit(0 if all(s in {"succeeded", "canceled"} for s in statuses) else 1)
 
 
 @app.command()

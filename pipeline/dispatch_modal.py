@@ -24,7 +24,12 @@ class ModalDispatcher:
         "separate": "separate",
         "sweep_work": "sweep_work",
     }
-    CLASSES = {"convert": ("Converter", "convert"), "probe": ("Prober", "probe")}
+    CLASSES = {
+        "convert": ("Converter", "convert"),
+        "probe": ("Prober", "probe"),
+        "probe_reference": ("Prober", "probe_reference"),
+        "instant": ("InstantConverter", "convert"),
+    }
 
     def __init__(self, app_name: str, environment: str | None = None, client: Any = None) -> None:
         if client is None:

@@ -36,10 +36,12 @@ class EventHandler:
         repo: Repository,
         dispatcher: Dispatcher,
         on_conversion_queued: ConversionHook | None = None,
+        on_instant_queued: ConversionHook | None = None,
     ) -> None:
         self.repo = repo
         self.dispatcher = dispatcher
         self.on_conversion_queued = on_conversion_queued
+        self.on_instant_queued = on_instant_queued
 
     def handle(self, event: R2Event) -> EventOutcome:
         outcome = self._handle(event)
@@ -70,6 +72,10 @@ class EventHandler:
             outcome = self._dataset(event, parsed)
         elif parsed.kind == "conversion_input":
             outcome = self._conversion_input(event, parsed)
+        elif parsed.kind == "instant_reference":
+            outcome = self._instant_reference(event, parsed)
+        elif parsed.kind == "instant_input":
+            outcome = self._instant_input(event, parsed)
         else:
             outcome = self._ignore(key, "written by the pipeline itself")
         self.repo.record_event("r2", event_id)
@@ -111,4 +117,39 @@ class EventHandler:
         queued = self.repo.queue_conversion(parsed.object_id)
         if queued.status == "queued" and self.on_conversion_queued is not None:
             self.on_conversion_queued(parsed.object_id)
+        return EventOutcome(key=key, outcome="queued")
+
+    def _instant_reference(self, event: R2Event, parsed: keys.ParsedKey) -> EventOutcome:
+        """An instant voice's reference: probed like a dataset file (in the probe's worker)."""
+        from pipeline.instant import InstantCalls
+
+        key = event.object.key
+        voice = InstantCalls(self.repo).voice_by_id(parsed.object_id)
+        if voice is None or (voice.user_id, voice.profile_id, voice.reference_key) != (
+            parsed.user_id,
+            parsed.profile_id,
+            key,
+        ):
+            return self._ignore(key, "no such instant voice for that user")
+        if not event.is_create or voice.status != "awaiting_upload":
+            return EventOutcome(key=key, outcome="no_op", reason=f"voice is {voice.status}")
+        self.dispatcher.spawn("probe_reference", voice.id)
+        return EventOutcome(key=key, outcome="probed")
+
+    def _instant_input(self, event: R2Event, parsed: keys.ParsedKey) -> EventOutcome:
+        from pipeline.instant import InstantCalls
+
+        key = event.object.key
+        job = self.repo.get_job_by_id("instant", parsed.object_id)
+        if job is None or (job.user_id, job.profile_id, job.input_key) != (
+            parsed.user_id,
+            parsed.profile_id,
+            key,
+        ):
+            return self._ignore(key, "no such instant conversion for that user")
+        if not event.is_create or job.status != "awaiting_upload":
+            return EventOutcome(key=key, outcome="no_op", reason=f"job is {job.status}")
+        queued = InstantCalls(self.repo).queue_job(parsed.object_id)
+        if queued.status == "queued" and self.on_instant_queued is not None:
+            self.on_instant_queued(parsed.object_id)
         return EventOutcome(key=key, outcome="queued")

@@ -28,12 +28,15 @@ _KEY = re.compile(
     rf"vc/users/(?P<user>{_UUID})/profiles/(?P<profile>{_UUID})/"
     rf"(?:dataset/(?P<file>{_UUID})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{{0,99}})"
     rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json|preview-(?:original|converted)\.wav)"
-    rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES}))"
+    rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES})"
+    rf"|instant/(?P<voice>{_UUID})/(?P<reference>reference\.(?:wav|flac|mp3))"
+    rf"|instant-jobs/(?P<instant>{_UUID})/(?P<ileaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES}))"
 )
 
 KeyKind = Literal[
-    "dataset", "model", "model_config", "model_preview", "conversion_input", "conversion_output"
-]
+    "dataset", "model", "model_config", "model_preview", "conversion_input", "conversion_output",
+    "instant_reference", "instant_input", "instant_output",
+]  # fmt: skip
 PreviewSide = Literal["original", "converted"]
 _MODEL_KINDS: dict[str, KeyKind] = {"model.pth": "model", "config.json": "model_config"}
 
@@ -141,6 +144,28 @@ def parse_key(key: str) -> ParsedKey | None:
         artifact = groups["artifact"]
         kind: KeyKind = _MODEL_KINDS.get(artifact, "model_preview")
         return ParsedKey(kind, user, profile, UUID(groups["model"]), artifact)
+    if groups["voice"]:
+        return ParsedKey(
+            "instant_reference", user, profile, UUID(groups["voice"]), groups["reference"]
+        )
+    if groups["instant"]:
+        leaf = groups["ileaf"]
+        kind = "instant_input" if leaf.startswith("input.") else "instant_output"
+        return ParsedKey(kind, user, profile, UUID(groups["instant"]), leaf)
     leaf = groups["leaf"]
     kind = "conversion_input" if leaf.startswith("input.") else "conversion_output"
     return ParsedKey(kind, user, profile, UUID(groups["job"]), leaf)
+
+
+def instant_reference_key(user_id: UUID, profile_id: UUID, voice_id: UUID, ext: str) -> str:
+    return f"{_prefix(user_id, profile_id)}/instant/{voice_id}/reference.{ext}"
+
+
+def instant_input_key(user_id: UUID, profile_id: UUID, job_id: UUID, ext: str) -> str:
+    return f"{_prefix(user_id, profile_id)}/instant-jobs/{job_id}/input.{ext}"
+
+
+def instant_part_key(user_id: UUID, profile_id: UUID, job_id: UUID, part: ConversionPart) -> str:
+    """An instant conversion's output (`mix`: a song's mix, or a stem's converted vocal) and a
+    song's converted vocal and instrumental, laid out as a conversion's."""
+    return f"{_prefix(user_id, profile_id)}/instant-jobs/{job_id}/{PART_LEAVES[part]}"

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pipeline.db import Database
 from pipeline.settings import Settings
+from schemas.instant import InstantJob, InstantJobRow
 from schemas.jobs import (
     ConversionJob,
     ConversionJobRow,
@@ -29,16 +30,18 @@ from schemas.quota import Quota, RateDecision
 from schemas.retention import RetentionPass, UserErasure
 
 # What a client sees of a job, and the whole row the server and the workers read.
-JobModel = TrainingJob | ConversionJob | SeparationJob
+JobModel = TrainingJob | ConversionJob | SeparationJob | InstantJob
 JOB_MODELS: dict[JobKind, type[JobModel]] = {
     "training": TrainingJob,
     "conversion": ConversionJob,
     "separation": SeparationJob,
+    "instant": InstantJob,
 }
-JOB_ROWS: dict[JobKind, type[JobRow]] = {
+JOB_ROWS: dict[JobKind, type[JobRow | InstantJobRow]] = {
     "training": TrainingJobRow,
     "conversion": ConversionJobRow,
     "separation": SeparationJobRow,
+    "instant": InstantJobRow,
 }
 
 

@@ -53,6 +53,7 @@ FUNCTION_ZONES: dict[str, tuple[str, ...]] = {
     "probe": ("worker",),
     "singers": ("worker",),
     "separate": ("worker",),
+    "instant": ("worker",),
     "quota_reset": ("service",),
     "reaper": ("service",),
     "reconciler": ("service",),

@@ -49,7 +49,12 @@ class Services:
         def start_conversion(job_id: UUID) -> None:
             launch(repo, dispatcher, "conversion", job_id)
 
-        return EventHandler(repo, dispatcher, on_conversion_queued=start_conversion)
+        def start_instant(job_id: UUID) -> None:
+            launch(repo, dispatcher, "instant", job_id)
+
+        return EventHandler(
+            repo, dispatcher, on_conversion_queued=start_conversion, on_instant_queued=start_instant
+        )
 
     def runners(self) -> dict[str, Runner]:
         from pipeline.probe import probe_dataset_file
@@ -68,7 +73,12 @@ class Services:
             # that person's trainings, whose rows are gone
             return sweep_work_dirs(self.repo, self.settings.work_dir)
 
-        return {"probe": probe, "sweep_work": sweep_work}
+        def probe_reference(voice_id: UUID) -> object:
+            from pipeline.instant import probe_reference
+
+            return probe_reference(self.worker_repo, self.storage, voice_id)
+
+        return {"probe": probe, "sweep_work": sweep_work, "probe_reference": probe_reference}
 
     def close(self) -> None:
         routes = getattr(self.dispatcher, "routes", {})
@@ -124,10 +134,12 @@ def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
     return RoutingDispatcher(
         {
             "probe": local,
+            "probe_reference": local,
             "sweep_work": local,
             "train": gpu,
             "convert": gpu,
             "singers": gpu,
             "separate": gpu,
+            "instant": gpu,
         }
     )

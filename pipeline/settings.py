@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     max_active_conversions: int = Field(1, ge=1)
     # Separations dispatched or running per person; the rest of an album waits in line.
     max_active_separations: int = Field(2, ge=1)
+    # Instant voice (gpu/instant/): a 10-30 s reference, counted apart from conversions.
+    instant_conversions_per_day: int = Field(10, ge=0)
+    max_active_instant: int = Field(1, ge=1)
+    min_reference_seconds: float = Field(10.0, ge=0)
+    max_reference_seconds: float = Field(30.0, gt=0)
+    # Seed-VC's flow-matching steps (its CLI's default 30) and pitch tracker ("rmvpe", what it
+    # was trained with; offline stacks use "fcpe", whose real weights ship in its wheel).
+    instant_diffusion_steps: int = Field(30, ge=1, le=100)
+    instant_f0_method: Literal["rmvpe", "fcpe"] = "rmvpe"
     max_profiles: int = Field(20, ge=1)
     max_dataset_files: int = Field(100, ge=1)
     upload_url_seconds: int = Field(5 * 60, gt=0)

@@ -10,7 +10,7 @@ from pipeline.repository import Repository
 # Every table a user owns rows in (RLS owner-select); processed_events has no owner.
 USER_TABLES = [
     "voice_profiles", "dataset_files", "training_jobs", "model_versions", "conversion_jobs",
-    "usage_counters", "quota_overrides", "separation_jobs",
+    "usage_counters", "quota_overrides", "separation_jobs", "instant_voices", "instant_jobs",
 ]  # fmt: skip
 
 

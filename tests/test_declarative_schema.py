@@ -88,7 +88,7 @@ def test_new_migrations_are_listed_with_the_schema_file_of_each_object(
         "create or replace function public.claim_job(p_kind text, p_job_id uuid)\n"
         "returns jsonb language plpgsql as $$ begin return '{}'; end $$;\n"
         "alter table public.dataset_files add column if not exists note text;\n"
-        "create table if not exists public.instant_jobs (id uuid primary key);\n"
+        "create table if not exists public.example_jobs (id uuid primary key);\n"
         "select svc_private.grant_to_worker(array['claim_job']);\n"
     )
     assert main([str(migration)]) == 0
@@ -96,7 +96,7 @@ def test_new_migrations_are_listed_with_the_schema_file_of_each_object(
     assert lines[0] == "20990101000001_example.sql:"
     assert "create or replace function public.claim_job  -> 30_job_machine.sql" in lines[1]
     assert "alter table public.dataset_files  -> 10_tables.sql" in lines[2]
-    assert "create table public.instant_jobs  -> new" in lines[3]
+    assert "create table public.example_jobs  -> new" in lines[3]
     assert "grant to worker privileges claim_job" in lines[4]
 
 

@@ -100,6 +100,7 @@ def test_job_tables_name_the_worker_call_for_what_it_is_and_no_function_uses_the
         ).fetchall()
     assert sorted(columns) == [
         ("conversion_jobs", "worker_call_id"),
+        ("instant_jobs", "worker_call_id"),
         ("separation_jobs", "worker_call_id"),
         ("training_jobs", "worker_call_id"),
     ]

@@ -39,6 +39,7 @@ FUNCTIONS = {
     "web": "web",
     "train": "train",
     "convert": "Converter",
+    "instant": "InstantConverter",
     "probe": "Prober",
     "singers": "singers",
     "separate": "separate",
@@ -177,7 +178,7 @@ class FakeModal:
 
         def cls(app, name, environment_name=None):
             self.lookups.append(environment_name)
-            methods = {m: spawner(f"{app}.{name}.{m}") for m in ("convert", "probe")}
+            methods = {m: spawner(f"{app}.{name}.{m}") for m in ("convert", "probe", "probe_reference")}
             return lambda: SimpleNamespace(**methods)
 
         self.Function = SimpleNamespace(from_name=function)

@@ -39,6 +39,10 @@ WORKER_FUNCTIONS = {
     "separation_source",
     "register_separated_vocal",
     "finish_separation",
+    "get_instant_voice_by_id",
+    "record_instant_reference",
+    "instant_job_voice",
+    "finish_instant_job",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 

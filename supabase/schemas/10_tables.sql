@@ -289,7 +289,7 @@ grant select on table public.separation_jobs to authenticated;
 
 create table public.usage_counters (
   user_id uuid not null references auth.users (id) on delete cascade,
-  kind text not null check (kind in ('training', 'conversion')),
+  kind text not null check (kind in ('training', 'conversion', 'instant')),
   period_start date not null,
   used integer not null default 0 check (used >= 0),
   updated_at timestamptz not null default now(),

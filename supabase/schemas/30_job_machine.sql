@@ -11,6 +11,7 @@ begin
   if p_kind = 'training' then return 'training_jobs'; end if;
   if p_kind = 'conversion' then return 'conversion_jobs'; end if;
   if p_kind = 'separation' then return 'separation_jobs'; end if;
+  if p_kind = 'instant' then return 'instant_jobs'; end if;
   perform svc_private.raise_error('INVALID_ARGUMENT', 'Unknown job kind.',
                                   jsonb_build_object('kind', p_kind));
 end $$;

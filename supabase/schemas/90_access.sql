@@ -65,4 +65,7 @@ select svc_private.grant_to_worker(array[
   'get_dataset_file', 'begin_probe', 'record_probe', 'request_singer_check',
   'begin_singer_check', 'singer_check_files', 'record_singer_embedding', 'finish_singer_check',
   -- separation
-  'take_separation', 'separation_source', 'register_separated_vocal', 'finish_separation']);
+  'take_separation', 'separation_source', 'register_separated_vocal', 'finish_separation',
+  -- instant voice (67_instant.sql): the reference's check and the instant conversion
+  'get_instant_voice_by_id', 'record_instant_reference', 'instant_job_voice',
+  'finish_instant_job']);

@@ -1,0 +1,129 @@
+"""Instant voice: `/profiles/{id}/instant/voices` (a named 10-30 s reference, with consent),
+`/instant/voices/{id}`, and `/instant/jobs` conversions with one (Seed-VC, no training):
+watch, cancel, download. Created like conversions: the row first, then where to PUT the audio; the
+upload's event probes a reference or starts a conversion."""
+
+from pathlib import PurePosixPath
+from typing import Annotated, cast
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
+from endpoints.routers.conversions import SONG_PART_NAMES, _link
+from pipeline import keys
+from pipeline.errors import NotFound, PipelineError
+from pipeline.instant import InstantCalls, delete_voice, request_instant, request_voice
+from pipeline.launch import cancel
+from schemas.conversions import DownloadLink, InputUpload
+from schemas.instant import (
+    InstantJob,
+    InstantJobRow,
+    InstantParams,
+    InstantRequest,
+    InstantTicket,
+    InstantVoice,
+    InstantVoiceRequest,
+    InstantVoiceTicket,
+)
+from schemas.jobs import ConversionPart
+
+router = APIRouter(tags=["instant"])
+
+
+@router.post(
+    "/profiles/{profile_id}/instant/voices",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[rate_limit("upload")],
+)
+def create_instant_voice(
+    profile_id: UUID, body: InstantVoiceRequest, user: UserDep, services: ServicesDep
+) -> InstantVoiceTicket:
+    """Stores the consent and returns where to PUT the reference; its upload is probed."""
+    voice, upload = request_voice(services.repo, services.storage, user.id, profile_id, body)
+    ticket = InputUpload(
+        upload_url=upload.url, headers=upload.headers, expires_at=upload.expires_at
+    )
+    return InstantVoiceTicket(voice=InstantVoice.model_validate(voice.model_dump()), upload=ticket)
+
+
+@router.get("/profiles/{profile_id}/instant/voices")
+def list_instant_voices(profile_id: UUID, user: UserDep, repo: RepoDep) -> list[InstantVoice]:
+    repo.get_profile(user.id, profile_id)
+    rows = InstantCalls(repo).voices(user.id, profile_id)
+    return [InstantVoice.model_validate(r.model_dump()) for r in rows]
+
+
+@router.get("/instant/voices/{voice_id}")
+def get_instant_voice(voice_id: UUID, user: UserDep, repo: RepoDep) -> InstantVoice:
+    return InstantVoice.model_validate(InstantCalls(repo).voice(user.id, voice_id).model_dump())
+
+
+@router.delete(
+    "/instant/voices/{voice_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[rate_limit("cancel")],
+)
+def delete_instant_voice(voice_id: UUID, user: UserDep, services: ServicesDep) -> Response:
+    """Deletes the voice, its reference and every conversion made with it, audio included."""
+    delete_voice(services.repo, services.storage, user.id, voice_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/instant/jobs", status_code=status.HTTP_201_CREATED, dependencies=[rate_limit("job_start")]
+)
+def create_instant(body: InstantRequest, user: UserDep, services: ServicesDep) -> InstantTicket:
+    """Reserves today's instant quota and returns where to PUT the input; its upload starts it."""
+    job, upload = request_instant(services.repo, services.storage, user.id, body)
+    ticket = InputUpload(
+        upload_url=upload.url, headers=upload.headers, expires_at=upload.expires_at
+    )
+    return InstantTicket(job=job, upload=ticket)
+
+
+@router.get("/profiles/{profile_id}/instant/jobs")
+def list_instant(
+    profile_id: UUID, user: UserDep, repo: RepoDep, limit: int = Query(50, ge=1, le=200)
+) -> list[InstantJob]:
+    repo.get_profile(user.id, profile_id)
+    return cast(list[InstantJob], repo.list_jobs("instant", user.id, profile_id, limit))
+
+
+@router.get("/instant/jobs/{job_id}")
+def get_instant(job_id: UUID, user: UserDep, repo: RepoDep) -> InstantJob:
+    return cast(InstantJob, repo.get_job("instant", user.id, job_id))
+
+
+@router.post("/instant/jobs/{job_id}/cancel", dependencies=[rate_limit("cancel")])
+def cancel_instant(job_id: UUID, user: UserDep, services: ServicesDep) -> InstantJob:
+    cancel(services.repo, services.dispatcher, "instant", user.id, job_id)
+    return cast(InstantJob, services.repo.get_job("instant", user.id, job_id))
+
+
+@router.get("/instant/jobs/{job_id}/download")
+def download_instant(
+    job_id: UUID,
+    user: UserDep,
+    services: ServicesDep,
+    part: Annotated[ConversionPart | None, Query()] = None,
+) -> DownloadLink:
+    """The converted WAV (a song's `mix`, `vocal` or `instrumental`), once it has succeeded."""
+    job = cast(InstantJobRow, services.repo.get_job_row("instant", user.id, job_id))
+    if job.files_removed_at:
+        raise PipelineError("FILES_EXPIRED", "This conversion's files were deleted.")
+    song = InstantParams.model_validate(job.params).input_kind == "song"
+    if not song and part not in {None, "vocal"}:
+        raise NotFound(
+            f"This conversion converted a vocal alone: it has no {part}.", {"part": part}
+        )
+    if job.status != "succeeded" or not job.output_key:
+        raise PipelineError(
+            "NOT_READY", "The conversion has not finished yet.", {"status": job.status}
+        )
+    stem = PurePosixPath(job.input_filename or "audio").stem
+    if not song:
+        return _link(services, job.output_key, f"{stem}-instant.wav")
+    part = part or "mix"
+    key = keys.instant_part_key(job.user_id, job.profile_id, job.id, part)
+    return _link(services, key, f"{stem}-instant-{SONG_PART_NAMES[part]}.wav")

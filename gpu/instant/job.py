@@ -1,0 +1,216 @@
+"""`InstantRun(...).run()`: one instant conversion from claim to output, as a worker runs it.
+
+The same shape as a trained voice's conversion (gpu/conversion/job.py), with the voice's
+reference in place of a model: the input is probed like any upload and read as mono 44.1 kHz;
+a whole song is separated first and mixed back after (gpu/conversion/song.py's pieces); the
+vocal is converted by Seed-VC (gpu/instant/seedvc.py) window by window, each window a
+heartbeat, so a cancel or a spent GPU budget stops it within one window. Phases: download,
+[separate,] load_model, pitch, convert, [mix,] evaluate, upload. The quality report (speaker
+similarity to the reference, its ceiling, F0 correlation to the input) is stored with the job.
+"""
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import soundfile as sf
+
+from gpu.conversion.audio_io import to_mono
+from gpu.conversion.mix import mix
+from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.instant import seedvc
+from gpu.measures import f0, pitch_range, quality
+from gpu.separation.separate import Separator, separate
+from pipeline import keys
+from pipeline.audio import AudioError, measure
+from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
+from pipeline.formats import too_large_message
+from pipeline.instant import InstantCalls
+from pipeline.repository import Repository
+from pipeline.settings import Settings
+from pipeline.storage import Storage
+from schemas.instant import InstantJobRow, InstantParams, InstantQuality
+from schemas.pitch import suggest
+
+log = logging.getLogger(__name__)
+MIN_INPUT_RATE = 8000
+MIN_INPUT_SECONDS = 0.5  # under a few mel frames there is nothing to convert
+_models: dict[tuple[str, str, str], seedvc.InstantModel] = {}
+
+
+def load_model(settings: Settings, device: str) -> seedvc.InstantModel:
+    """Loaded once per process: a warm container converts job after job without reloading."""
+    key = (settings.model_cache_dir, device, settings.instant_f0_method)
+    if key not in _models:
+        _models[key] = seedvc.load(settings.model_cache_dir, device, settings.instant_f0_method)
+    return _models[key]
+
+
+class InstantRun:
+    def __init__(
+        self,
+        repo: Repository,
+        storage: Storage,
+        settings: Settings,
+        job_id: UUID,
+        separator: Separator = separate,
+    ) -> None:
+        self.repo, self.storage, self.settings = repo, storage, settings
+        self.job_id, self.separator = job_id, separator
+        self.calls = InstantCalls(repo)
+        self.heartbeat = Heartbeat(repo, "instant", job_id)
+        self.beat = self.heartbeat.require
+        f0.install(settings.model_cache_dir)
+
+    def run(self) -> str:
+        job = self.heartbeat.claim()
+        if job.status != "running":
+            return job.status
+        try:
+            with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir) as tmp:
+                self._convert(InstantJobRow.model_validate(job.model_dump()), Path(tmp))
+            return "succeeded"
+        except JobCanceled:
+            return "canceled"
+        except Exception as exc:
+            code, message = describe_failure(exc, "The instant conversion")
+            log.exception("instant conversion %s failed: %s", self.job_id, code)
+            self.heartbeat.fail(code, message)
+            return "canceled" if self.heartbeat.stop_code == STALE_ATTEMPT else "failed"
+
+    def progress(self, phase: str):  # noqa: ANN201 - a `progress(done) -> bool`
+        """Percent and ETA on the heartbeat; False once the row has left `running`."""
+        started = time.monotonic()
+
+        def report(done: float) -> bool:
+            elapsed = time.monotonic() - started
+            eta = round(elapsed / done * (1 - done), 1) if done > 0 else None
+            return self.heartbeat.send(
+                {"phase": phase, "percent": round(100 * done, 1), "eta_s": eta}
+            )
+
+        return report
+
+    def _convert(self, job: InstantJobRow, tmp: Path) -> None:
+        from gpu.runtime import device
+
+        params = InstantParams.model_validate(job.params)
+        self.beat(phase="download", percent=0)
+        source = self._fetch(job.input_key, tmp / "input", self.settings.max_conversion_seconds)
+        voice = self.calls.job_voice(self.job_id)
+        reference_file = self._fetch(
+            voice.reference_key, tmp / "reference", self.settings.max_reference_seconds
+        )
+        vocal = source
+        if params.input_kind == "song":
+            vocal, instrumental = tmp / "song-vocals.wav", tmp / "song-instrumental.wav"
+            self.beat(phase="separate", percent=0)
+            self.separator(
+                source, vocal, instrumental, cache_dir=Path(self.settings.model_cache_dir),
+                device=device(), progress=self.progress("separate"),
+            )  # fmt: skip
+        mono, ref_mono = tmp / "vocal-mono.wav", tmp / "reference-mono.wav"
+        frames = to_mono(vocal, mono, seedvc.RATE)
+        to_mono(reference_file, ref_mono, seedvc.RATE)
+        if frames < MIN_INPUT_SECONDS * seedvc.RATE:
+            raise JobFailure("TOO_SHORT", f"The input is shorter than {MIN_INPUT_SECONDS:g} s.")
+
+        self.beat(phase="load_model", percent=0)
+        model = load_model(self.settings, device())
+        self.beat(phase="pitch", percent=0)
+        pitch = self._pitch(mono, ref_mono)
+
+        self.beat(phase="convert", percent=0)
+        audio = sf.read(mono, dtype="float32")[0]
+        reference = sf.read(ref_mono, dtype="float32")[0]
+        converted = model.convert(
+            audio,
+            reference,
+            transpose=params.transpose,
+            auto_pitch=params.auto_pitch,
+            diffusion_steps=self.settings.instant_diffusion_steps,
+            progress=self.progress("convert"),
+        )
+        out_vocal = tmp / "out-vocal.wav"
+        sf.write(out_vocal, converted, seedvc.RATE, subtype="PCM_16")
+
+        outputs = {"mix": out_vocal}
+        if params.input_kind == "song":
+            self.beat(phase="mix", percent=0)
+            outputs = {part: tmp / f"out-{part}.wav" for part in ("mix", "vocal", "instrumental")}
+            mix(
+                out_vocal, vocal, instrumental, outputs,
+                shift_semitones=params.instrumental_shift(), progress=self.progress("mix"),
+            )  # fmt: skip
+
+        self.beat(phase="evaluate", percent=0)
+        with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):
+            report = measure_quality(audio, converted, reference, params.transpose, self.settings)
+
+        self.beat(phase="upload", percent=100)
+        for part in ("vocal", "instrumental", "mix"):  # the output last: it marks the set complete
+            if part in outputs:
+                key = keys.instant_part_key(job.user_id, job.profile_id, self.job_id, part)
+                self.storage.upload_file(outputs[part], key, "audio/wav")
+        output_key = keys.instant_part_key(job.user_id, job.profile_id, self.job_id, "mix")
+        info = sf.info(str(source))
+        with self.heartbeat.fenced():
+            self.calls.finish_job(
+                self.job_id, output_key, info.frames / info.samplerate,
+                pitch, report.model_dump(), self.heartbeat.attempt,
+            )  # fmt: skip
+
+    def _fetch(self, key: str, stem: Path, max_seconds: float) -> Path:
+        """The object, screened and decoded like any upload; a failure has a code."""
+        info = self.storage.head(key)
+        if info is None:
+            raise JobFailure("INPUT_MISSING", "The uploaded audio could not be found.")
+        limit = self.settings.max_conversion_bytes
+        if info.size > limit:
+            raise JobFailure("TOO_LARGE", too_large_message(limit, "Inputs"))
+        path = stem.with_suffix(Path(key).suffix)
+        self.storage.download_file(key, path)
+        try:
+            screen_file(path, HeaderLimits(MIN_INPUT_RATE, self.settings.max_channels, max_seconds))
+            measure(path, max_seconds)
+        except (AudioError, HeaderError) as exc:
+            raise JobFailure(exc.code, exc.message) from exc
+        return path
+
+    def _pitch(self, mono: Path, reference: Path) -> dict[str, Any] | None:
+        """The input's range beside the reference's and the transpose that would fit them."""
+        method = self.settings.instant_f0_method
+        with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):
+            found = pitch_range.of_file(mono, method)
+            voice = pitch_range.of_file(reference, method)
+        return None if found is None else suggest(found, voice).model_dump(mode="json")
+
+
+def measure_quality(
+    source: np.ndarray, converted: np.ndarray, reference: np.ndarray, transpose: int,
+    settings: Settings,
+) -> InstantQuality:  # fmt: skip
+    """The trained models' measures: Resemblyzer similarity of the output to the reference,
+    the reference's two halves to each other as the ceiling, FCPE F0 correlation to the input
+    moved by the transpose. With tiny random weights (tests) the numbers are meaningless."""
+    rate = seedvc.RATE
+    ref = reference[: int(seedvc.REFERENCE_SECONDS * rate)]
+    ref_embedding = quality.embedding(ref, rate)
+    similarity = quality.cosine(quality.embedding(converted, rate), ref_embedding)
+    half = len(ref) // 2
+    ceiling = quality.cosine(
+        quality.embedding(ref[:half], rate), quality.embedding(ref[half:], rate)
+    )
+    melody = quality.melody(
+        quality.f0_contour(source, rate), quality.f0_contour(converted, rate), 100.0 * transpose
+    )
+    return InstantQuality(
+        similarity=round(similarity, 4),
+        ceiling=round(ceiling, 4),
+        f0_correlation=None if melody.corr is None else round(melody.corr, 4),
+        suggest_training=similarity < settings.singer_min_similarity,
+    )

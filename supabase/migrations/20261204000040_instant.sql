@@ -1,0 +1,337 @@
+-- Instant voice (issue 26): a named reference recording (an "instant voice", with the person's
+-- consent stored beside it) and instant conversions, which convert with Seed-VC from that
+-- reference, no training. The jobs run on the shared job machine (30_job_machine.sql) as kind
+-- 'instant'; their own quota kind counts them apart from conversions.
+
+create table if not exists public.instant_voices (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  profile_id uuid not null references public.voice_profiles (id) on delete cascade,
+  name text not null check (length(name) between 1 and 100),
+  status text not null default 'awaiting_upload'
+    check (status in ('awaiting_upload', 'ready', 'rejected')),
+  reference_key text not null unique,
+  reference_filename text,
+  reference_size_bytes bigint check (reference_size_bytes > 0),
+  reference_seconds double precision check (reference_seconds >= 0),
+  error_code text,
+  error_message text,
+  -- what the person confirmed (their voice, or their right to use it) and when
+  consent_text text not null check (length(consent_text) > 0),
+  consent_at timestamptz not null default now(),
+  upload_expires_at timestamptz,
+  created_at timestamptz not null default now()
+);
+create index if not exists instant_voices_profile_idx
+  on public.instant_voices (profile_id, created_at desc);
+alter table public.instant_voices enable row level security;
+drop policy if exists instant_voices_owner_select on public.instant_voices;
+create policy instant_voices_owner_select on public.instant_voices
+  for select to authenticated using ((select auth.uid()) = user_id);
+revoke all on table public.instant_voices from anon, authenticated;
+grant select on table public.instant_voices to authenticated;
+
+create table if not exists public.instant_jobs (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  profile_id uuid not null references public.voice_profiles (id) on delete cascade,
+  voice_id uuid not null references public.instant_voices (id) on delete cascade,
+  status text not null default 'awaiting_upload'
+    check (status in ('awaiting_upload', 'queued', 'running', 'succeeded', 'failed', 'canceled')),
+  params jsonb not null default '{}'::jsonb,
+  input_key text not null unique,
+  input_filename text,
+  input_size_bytes bigint check (input_size_bytes > 0),
+  output_key text unique,
+  input_duration_sec double precision check (input_duration_sec >= 0),
+  progress jsonb not null default '{}'::jsonb,
+  worker_call_id text,
+  attempt integer not null default 0 check (attempt >= 0),
+  heartbeat_at timestamptz,
+  error_code text,
+  error_message text,
+  quota_period_start date not null,
+  quota_state text not null default 'reserved'
+    check (quota_state in ('reserved', 'charged', 'refunded')),
+  upload_expires_at timestamptz,
+  created_at timestamptz not null default now(),
+  started_at timestamptz,
+  finished_at timestamptz,
+  gpu_seconds double precision not null default 0,
+  files_removed_at timestamptz,
+  pitch jsonb,
+  -- speaker similarity to the reference (and its ceiling), F0 correlation to the input
+  quality jsonb,
+  queued_at timestamptz not null default now()
+);
+create index if not exists instant_jobs_user_idx on public.instant_jobs (user_id, created_at desc);
+create index if not exists instant_jobs_profile_idx
+  on public.instant_jobs (profile_id, created_at desc);
+create index if not exists instant_jobs_active_idx on public.instant_jobs (status, heartbeat_at)
+  where status in ('awaiting_upload', 'queued', 'running');
+alter table public.instant_jobs enable row level security;
+drop policy if exists instant_jobs_owner_select on public.instant_jobs;
+create policy instant_jobs_owner_select on public.instant_jobs
+  for select to authenticated using ((select auth.uid()) = user_id);
+revoke all on table public.instant_jobs from anon, authenticated;
+grant select on table public.instant_jobs to authenticated;
+
+drop trigger if exists stamp_queued_at on public.instant_jobs;
+create trigger stamp_queued_at before insert or update of status on public.instant_jobs
+  for each row execute function svc_private.stamp_queued_at();
+
+-- An instant conversion is counted on its own (settings.instant_conversions_per_day).
+alter table public.usage_counters drop constraint if exists usage_counters_kind_check;
+alter table public.usage_counters add constraint usage_counters_kind_check
+  check (kind in ('training', 'conversion', 'instant'));
+
+-- The job machine learns the kind (until the kind declarations of the shared machine land).
+create or replace function svc_private.job_table(p_kind text)
+returns text language plpgsql immutable as $$
+begin
+  if p_kind = 'training' then return 'training_jobs'; end if;
+  if p_kind = 'conversion' then return 'conversion_jobs'; end if;
+  if p_kind = 'separation' then return 'separation_jobs'; end if;
+  if p_kind = 'instant' then return 'instant_jobs'; end if;
+  perform svc_private.raise_error('INVALID_ARGUMENT', 'Unknown job kind.',
+                                  jsonb_build_object('kind', p_kind));
+end $$;
+
+-- A named reference awaiting its upload; the consent text is stored with it.
+create or replace function public.create_instant_voice(
+  p_user_id uuid, p_profile_id uuid, p_voice_id uuid, p_name text, p_reference_key text,
+  p_filename text, p_size_bytes bigint, p_consent_text text, p_upload_expires_at timestamptz
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_voice public.instant_voices;
+begin
+  perform svc_private.owned_profile(p_user_id, p_profile_id);
+  if p_reference_key not like format('vc/users/%s/profiles/%s/instant/%s/reference.%%',
+                                     p_user_id, p_profile_id, p_voice_id) then
+    perform svc_private.raise_error('INVALID_ARGUMENT', 'The object key does not match its owner.',
+                                    jsonb_build_object('reference_key', p_reference_key));
+  end if;
+  if coalesce(length(trim(p_consent_text)), 0) = 0 then
+    perform svc_private.raise_error('CONSENT_REQUIRED',
+      'Confirm that the reference is your own voice or that you have the right to use it.',
+      '{}'::jsonb);
+  end if;
+  insert into public.instant_voices
+    (id, user_id, profile_id, name, reference_key, reference_filename, reference_size_bytes,
+     consent_text, upload_expires_at)
+  values (p_voice_id, p_user_id, p_profile_id, p_name, p_reference_key, p_filename, p_size_bytes,
+          p_consent_text, p_upload_expires_at)
+  returning * into v_voice;
+  return to_jsonb(v_voice);
+end $$;
+
+create or replace function public.get_instant_voice_by_id(p_voice_id uuid)
+returns jsonb language sql stable security definer set search_path = '' as $$
+  select to_jsonb(v) from public.instant_voices v where v.id = p_voice_id
+$$;
+
+create or replace function public.get_instant_voice(p_user_id uuid, p_voice_id uuid)
+returns jsonb language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_voice jsonb;
+begin
+  select to_jsonb(v) into v_voice from public.instant_voices v
+   where v.id = p_voice_id and v.user_id = p_user_id;
+  if v_voice is null then
+    perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
+                                    jsonb_build_object('voice_id', p_voice_id));
+  end if;
+  return v_voice;
+end $$;
+
+create or replace function public.list_instant_voices(p_user_id uuid, p_profile_id uuid)
+returns jsonb language sql stable security definer set search_path = '' as $$
+  select coalesce(jsonb_agg(to_jsonb(v) order by v.created_at desc), '[]'::jsonb)
+    from public.instant_voices v where v.user_id = p_user_id and v.profile_id = p_profile_id
+$$;
+
+-- The reference's probe: awaiting_upload → ready (with its length) or rejected (with why).
+create or replace function public.record_instant_reference(
+  p_voice_id uuid, p_status text, p_seconds double precision, p_error_code text,
+  p_error_message text
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_voice public.instant_voices;
+begin
+  select * into v_voice from public.instant_voices where id = p_voice_id for update;
+  if not found then
+    perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
+                                    jsonb_build_object('voice_id', p_voice_id));
+  end if;
+  if v_voice.status <> 'awaiting_upload' then
+    return to_jsonb(v_voice);
+  end if;
+  if p_status not in ('ready', 'rejected') then
+    perform svc_private.raise_error('INVALID_ARGUMENT', 'Unknown reference status.',
+                                    jsonb_build_object('status', p_status));
+  end if;
+  update public.instant_voices
+     set status = p_status, reference_seconds = p_seconds, error_code = p_error_code,
+         error_message = p_error_message
+   where id = p_voice_id
+  returning * into v_voice;
+  return to_jsonb(v_voice);
+end $$;
+
+-- Deletes a voice and its conversions; returns every object key they held, for the caller to
+-- delete from the bucket. A voice with a conversion in flight is kept until it ends.
+create or replace function public.delete_instant_voice(p_user_id uuid, p_voice_id uuid)
+returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_voice public.instant_voices;
+  v_keys text[];
+begin
+  select * into v_voice from public.instant_voices
+   where id = p_voice_id and user_id = p_user_id for update;
+  if not found then
+    perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
+                                    jsonb_build_object('voice_id', p_voice_id));
+  end if;
+  perform 1 from public.instant_jobs where voice_id = p_voice_id for update;
+  if exists (select 1 from public.instant_jobs where voice_id = p_voice_id
+               and status in ('queued', 'running')) then
+    perform svc_private.raise_error('INSTANT_IN_PROGRESS',
+      'A conversion with this voice is still running. Cancel it or wait for it first.',
+      jsonb_build_object('voice_id', p_voice_id));
+  end if;
+  select array[v_voice.reference_key] || coalesce(array_agg(k) filter (where k is not null), '{}')
+    into v_keys
+    from public.instant_jobs j,
+         unnest(array[j.input_key, j.output_key] || svc_private.instant_part_keys(j)) k
+   where j.voice_id = p_voice_id;
+  delete from public.instant_voices where id = p_voice_id;
+  return jsonb_build_object('voice_id', p_voice_id, 'keys', to_jsonb(v_keys));
+end $$;
+
+-- A song's converted vocal and instrumental beside its mix; none for a sung stem.
+create or replace function svc_private.instant_part_keys(p_job public.instant_jobs)
+returns text[] language sql immutable set search_path = '' as $$
+  select case when p_job.params ->> 'input_kind' = 'song' then array[
+    format('vc/users/%s/profiles/%s/instant-jobs/%s/vocal.wav',
+           p_job.user_id, p_job.profile_id, p_job.id),
+    format('vc/users/%s/profiles/%s/instant-jobs/%s/instrumental.wav',
+           p_job.user_id, p_job.profile_id, p_job.id)]
+  else '{}'::text[] end
+$$;
+
+-- An instant conversion awaiting its input's upload, its own quota unit reserved; refuses while
+-- the GPU budget is spent, while another runs, or when the voice's reference is not ready.
+create or replace function public.create_instant_job(
+  p_user_id uuid, p_voice_id uuid, p_job_id uuid, p_params jsonb, p_input_key text,
+  p_input_filename text, p_input_size_bytes bigint, p_upload_expires_at timestamptz,
+  p_default_limit integer, p_max_active integer default 1,
+  p_gpu_seconds_per_month integer default null
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_voice public.instant_voices;
+  v_period date;
+  v_job public.instant_jobs;
+begin
+  select * into v_voice from public.instant_voices
+   where id = p_voice_id and user_id = p_user_id for update;
+  if not found then
+    perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
+                                    jsonb_build_object('voice_id', p_voice_id));
+  end if;
+  perform svc_private.owned_profile(p_user_id, v_voice.profile_id);
+  if v_voice.status <> 'ready' then
+    perform svc_private.raise_error('REFERENCE_NOT_READY',
+      case v_voice.status when 'rejected' then 'This voice''s reference was rejected: '
+                                                || coalesce(v_voice.error_message, '')
+           else 'This voice''s reference has not been uploaded and checked yet.' end,
+      jsonb_build_object('voice_id', p_voice_id, 'status', v_voice.status));
+  end if;
+  if p_input_key not like format('vc/users/%s/profiles/%s/instant-jobs/%s/input.%%',
+                                 p_user_id, v_voice.profile_id, p_job_id) then
+    perform svc_private.raise_error('INVALID_ARGUMENT', 'The object key does not match its owner.',
+                                    jsonb_build_object('input_key', p_input_key));
+  end if;
+  perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
+  v_period := svc_private.reserve_quota(p_user_id, 'instant', p_default_limit);
+  if (select count(*) from public.instant_jobs where user_id = p_user_id
+        and status in ('awaiting_upload', 'queued', 'running')) >= p_max_active then
+    perform svc_private.raise_error('INSTANT_IN_PROGRESS',
+      'An instant conversion is already in progress for your account. Wait for it or cancel it.',
+      jsonb_build_object('max_active', p_max_active));
+  end if;
+  insert into public.instant_jobs
+    (id, user_id, profile_id, voice_id, params, input_key, input_filename, input_size_bytes,
+     upload_expires_at, progress, quota_period_start)
+  values (p_job_id, p_user_id, v_voice.profile_id, p_voice_id, coalesce(p_params, '{}'::jsonb),
+          p_input_key, p_input_filename, p_input_size_bytes, p_upload_expires_at,
+          jsonb_build_object('phase', 'awaiting_upload'), v_period)
+  returning * into v_job;
+  return to_jsonb(v_job);
+end $$;
+
+-- The input's upload event: awaiting_upload → queued. A duplicate or late event is a no-op.
+create or replace function public.queue_instant_job(p_job_id uuid)
+returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_job jsonb := svc_private.lock_job('instant', p_job_id);
+begin
+  if v_job ->> 'status' <> 'awaiting_upload' then
+    return v_job;
+  end if;
+  return svc_private.update_job('instant', v_job, jsonb_build_object(
+    'status', 'queued', 'progress', jsonb_build_object('phase', 'queued')));
+end $$;
+
+-- The reference an instant job converts with, for the worker (which holds only the job id).
+create or replace function public.instant_job_voice(p_job_id uuid)
+returns jsonb language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_voice jsonb;
+begin
+  select to_jsonb(v) into v_voice
+    from public.instant_jobs j join public.instant_voices v on v.id = j.voice_id
+   where j.id = p_job_id and v.status = 'ready';
+  if v_voice is null then
+    perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
+                                    jsonb_build_object('job_id', p_job_id));
+  end if;
+  return v_voice;
+end $$;
+
+create or replace function public.finish_instant_job(
+  p_job_id uuid, p_output_key text, p_input_duration_sec double precision, p_pitch jsonb,
+  p_quality jsonb, p_attempt integer default null
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_job jsonb := svc_private.worker_job('instant', p_job_id, p_attempt);
+begin
+  if svc_private.is_terminal(v_job ->> 'status') then
+    return v_job;
+  end if;
+  if v_job ->> 'status' <> 'running' then
+    perform svc_private.invalid_transition('instant', v_job, 'succeeded');
+  end if;
+  if p_output_key <> format('vc/users/%s/profiles/%s/instant-jobs/%s/output.wav',
+                            v_job ->> 'user_id', v_job ->> 'profile_id', p_job_id) then
+    perform svc_private.raise_error('INVALID_ARGUMENT', 'The output key does not match the job.',
+                                    jsonb_build_object('output_key', p_output_key));
+  end if;
+  update public.instant_jobs
+     set output_key = p_output_key, input_duration_sec = p_input_duration_sec,
+         pitch = p_pitch, quality = p_quality
+   where id = p_job_id;
+  perform svc_private.charge_gpu('instant', v_job);
+  return svc_private.update_job('instant', v_job, jsonb_build_object(
+    'status', 'succeeded', 'finished_at', now(), 'quota_state', 'charged',
+    'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded', 'percent', 100)));
+end $$;
+
+select svc_private.restrict_to_service(array[
+  'create_instant_voice', 'get_instant_voice_by_id', 'get_instant_voice', 'list_instant_voices',
+  'record_instant_reference', 'delete_instant_voice', 'create_instant_job', 'queue_instant_job',
+  'instant_job_voice', 'finish_instant_job']);
+select svc_private.restrict_to_service(array[]::text[]);
+-- The worker reads its job's reference and finishes; the probe records the reference's check.
+select svc_private.grant_to_worker(array[
+  'instant_job_voice', 'finish_instant_job', 'get_instant_voice_by_id',
+  'record_instant_reference']);
