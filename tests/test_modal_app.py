@@ -178,7 +178,9 @@ class FakeModal:
 
         def cls(app, name, environment_name=None):
             self.lookups.append(environment_name)
-            methods = {m: spawner(f"{app}.{name}.{m}") for m in ("convert", "probe", "probe_reference")}
+            methods = {
+                m: spawner(f"{app}.{name}.{m}") for m in ("convert", "probe", "probe_reference")
+            }
             return lambda: SimpleNamespace(**methods)
 
         self.Function = SimpleNamespace(from_name=function)
