@@ -65,3 +65,23 @@ def new_conversion(
         upload_expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
     )
     return job_id
+
+
+def instant_rows(repo: Repository, user_id: UUID, profile_id: UUID) -> UUID:
+    """An instant voice marked ready (no audio) and an instant job awaiting its input."""
+    from pipeline.instant import InstantCalls
+
+    calls, voice_id, job_id = InstantCalls(repo), uuid4(), uuid4()
+    calls.create_voice(
+        user_id=user_id, profile_id=profile_id, voice_id=voice_id, name="instant",
+        reference_key=keys.instant_reference_key(user_id, profile_id, voice_id, "wav"),
+        filename="me.wav", size_bytes=1000, consent_text="mine",
+        upload_expires_at=datetime.now(UTC),
+    )  # fmt: skip
+    calls.record_reference(voice_id, "ready", 12.0)
+    calls.create_job(
+        user_id=user_id, voice_id=voice_id, job_id=job_id, params={},
+        input_key=keys.instant_input_key(user_id, profile_id, job_id, "wav"),
+        input_filename="in.wav", input_size_bytes=1000, upload_expires_at=datetime.now(UTC),
+    )  # fmt: skip
+    return job_id

@@ -200,3 +200,17 @@ def test_deleting_a_voice_deletes_its_audio(services, alice) -> None:
     assert services.storage.head(job.input_key) is None
     assert InstantCalls(services.repo).voice_by_id(voice.id) is None
     assert services.repo.get_job_by_id("instant", job.id) is None
+
+
+def test_orphan_sweep_leaves_instant_audio_alone(services, alice) -> None:
+    """The sweep deletes layout keys no row claims; the claim lookup does not know the instant
+    tables yet, so instant keys are left out of the sweep rather than deleted as orphans."""
+    from datetime import timedelta
+
+    from pipeline.retention import sweep_orphans
+
+    profile = services.repo.create_profile(alice.id, "sweep")
+    voice = _voice(services.repo, services.storage, alice.id, profile.id)
+    later = datetime.now(UTC) + timedelta(days=30)
+    sweep_orphans(services.repo, services.storage, now=later)
+    assert services.storage.head(voice.reference_key) is not None

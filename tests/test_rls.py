@@ -9,13 +9,20 @@ import pytest
 
 from pipeline.local.stack import LocalStack
 from pipeline.repository import Repository
-from tests.helpers import USER_TABLES, new_conversion, ready_dataset, trained_profile
+from tests.helpers import (
+    USER_TABLES,
+    instant_rows,
+    new_conversion,
+    ready_dataset,
+    trained_profile,
+)
 
 
 def _populate(repo: Repository, sql: psycopg.Connection, user_id: UUID) -> None:
     made = trained_profile(repo, user_id)
     new_conversion(repo, user_id, made["profile_id"])
     ready_dataset(repo, user_id, made["profile_id"], 30, full_mix=True)  # its separation job
+    instant_rows(repo, user_id, made["profile_id"])
     sql.execute(
         "insert into public.quota_overrides (user_id, conversions_per_day) values (%s, 5)",
         (user_id,),
