@@ -8,7 +8,7 @@ are checked for presence and range only.
 
 import io
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import httpx
@@ -60,7 +60,8 @@ def _job(repo: Repository, storage, voice, samples: np.ndarray, **params):
     data = encode(samples, RATE, "wav", "PCM_16")
     row = InstantCalls(repo).create_job(
         user_id=voice.user_id, voice_id=voice.id, job_id=job_id, params=params, input_key=key,
-        input_filename="in.wav", input_size_bytes=len(data), upload_expires_at=datetime.now(UTC),
+        input_filename="in.wav", input_size_bytes=len(data),
+        upload_expires_at=datetime.now(UTC) + timedelta(minutes=5),
     )  # fmt: skip
     storage._s3.put_object(Bucket=storage.bucket, Key=key, Body=data)
     return row
@@ -205,8 +206,6 @@ def test_deleting_a_voice_deletes_its_audio(services, alice) -> None:
 def test_orphan_sweep_leaves_instant_audio_alone(services, alice) -> None:
     """The sweep deletes layout keys no row claims; the claim lookup does not know the instant
     tables yet, so instant keys are left out of the sweep rather than deleted as orphans."""
-    from datetime import timedelta
-
     from pipeline.retention import sweep_orphans
 
     profile = services.repo.create_profile(alice.id, "sweep")
@@ -214,3 +213,21 @@ def test_orphan_sweep_leaves_instant_audio_alone(services, alice) -> None:
     later = datetime.now(UTC) + timedelta(days=30)
     sweep_orphans(services.repo, services.storage, now=later)
     assert services.storage.head(voice.reference_key) is not None
+
+
+def test_an_expired_upload_does_not_block_the_next_one(services, alice) -> None:
+    """One at a time must not mean stuck behind a ticket whose input never came: creating the
+    next one cancels (and refunds) the person's expired ones first."""
+    profile = services.repo.create_profile(alice.id, "expired")
+    voice = _voice(services.repo, services.storage, alice.id, profile.id)
+    job_id = uuid4()
+    InstantCalls(services.repo).create_job(
+        user_id=alice.id, voice_id=voice.id, job_id=job_id, params={},
+        input_key=keys.instant_input_key(alice.id, profile.id, job_id, "wav"),
+        input_filename="in.wav", input_size_bytes=1000,
+        upload_expires_at=datetime.now(UTC) - timedelta(seconds=1),
+    )  # fmt: skip
+    _job(services.repo, services.storage, voice, singing(2.0))
+    expired = services.repo.get_job_by_id("instant", job_id)
+    assert expired.status == "canceled" and expired.error_code == "UPLOAD_EXPIRED"
+    assert expired.quota_state == "refunded"

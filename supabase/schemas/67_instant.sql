@@ -212,6 +212,7 @@ declare
   v_voice public.instant_voices;
   v_period date;
   v_job public.instant_jobs;
+  v_stale uuid;
 begin
   select * into v_voice from public.instant_voices
    where id = p_voice_id and user_id = p_user_id for update;
@@ -232,6 +233,14 @@ begin
     perform svc_private.raise_error('INVALID_ARGUMENT', 'The object key does not match its owner.',
                                     jsonb_build_object('input_key', p_input_key));
   end if;
+  -- a ticket whose input never came must not hold the one-at-a-time slot: it ends here
+  -- (canceled, refunded) rather than waiting for a reaper that does not know this kind yet
+  for v_stale in select id from public.instant_jobs
+                  where user_id = p_user_id and status = 'awaiting_upload'
+                    and upload_expires_at < now() order by id for update loop
+    perform svc_private.end_job('instant', svc_private.lock_job('instant', v_stale),
+      'canceled', 'UPLOAD_EXPIRED', 'The input was not uploaded in time.');
+  end loop;
   perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
   v_period := svc_private.reserve_quota(p_user_id, 'instant', p_default_limit);
   if (select count(*) from public.instant_jobs where user_id = p_user_id
