@@ -1,0 +1,116 @@
+"""Instant voice speed: seconds and real-time factor of the Seed-VC adapter for a 30 s and a
+3-minute input with a 25 s reference, at the real architecture sizes (the singing preset's
+200M DiT, BigVGAN v2 44 kHz 512x, Whisper-small's encoder) with random weights, warm (one
+untimed conversion first). The goal on a GPU: at most 15 s for a 30 s input.
+
+    .venv/bin/python -m bench.instant [--device cuda] [--steps 30] [--seconds 30 180] [--tiny]
+
+`--tiny` uses the offline test weights instead (a smoke run on a CPU: its seconds say
+nothing about the real model). Nothing is downloaded: the weights are written at random in
+a temporary directory in the layout `gpu/instant/weights.py` bakes.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REAL_VOCODER = {
+    "resblock": "1",
+    "upsample_rates": [8, 4, 2, 2, 2, 2],  # 512 samples a mel frame at 44.1 kHz
+    "upsample_kernel_sizes": [16, 8, 4, 4, 4, 4],
+    "upsample_initial_channel": 1536,
+    "resblock_kernel_sizes": [3, 7, 11],
+    "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+    "use_tanh_at_final": False,
+    "use_bias_at_final": False,
+    "activation": "snakebeta",
+    "snake_logscale": True,
+    "num_mels": 128,
+    "n_fft": 2048,
+    "hop_size": 512,
+    "win_size": 2048,
+    "sampling_rate": 44100,
+    "fmin": 0,
+    "fmax": None,
+}
+
+
+def write_real_sized(cache: Path) -> None:
+    """The production layout with random weights of the real sizes."""
+    import torch
+    import yaml
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    from gpu.instant import seedvc, weights
+
+    modules = seedvc.import_modules()
+    root = weights.folder(cache)
+    (root / weights.VOCODER_DIRNAME).mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load(
+        Path(seedvc.package_file("configs/presets/" + weights.CONFIG_FILE)).read_text()
+    )
+    model = modules.build_model(modules.recursive_munch(config["model_params"]), stage="DiT")
+    torch.save({"net": {k: model[k].state_dict() for k in model}}, root / weights.DIT_NAME)
+    (root / weights.CONFIG_NAME).write_text(yaml.safe_dump(config))
+    vocoder = modules.BigVGAN(modules.AttrDict(dict(REAL_VOCODER)), use_cuda_kernel=False)
+    torch.save(
+        {"generator": vocoder.state_dict()}, root / weights.VOCODER_DIRNAME / "bigvgan_generator.pt"
+    )
+    (root / weights.VOCODER_DIRNAME / "config.json").write_text(json.dumps(REAL_VOCODER))
+    small = WhisperConfig(
+        d_model=768, encoder_layers=12, encoder_attention_heads=12, encoder_ffn_dim=3072,
+        decoder_layers=1, decoder_attention_heads=12, decoder_ffn_dim=64, num_mel_bins=80,
+        vocab_size=64, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+        max_target_positions=16,
+    )  # fmt: skip
+    WhisperModel(small).save_pretrained(root / weights.WHISPER_DIRNAME)
+    WhisperFeatureExtractor().save_pretrained(root / weights.WHISPER_DIRNAME)
+    params = sum(p.numel() for k in model for p in model[k].parameters())
+    print(f"DiT + length regulator: {params / 1e6:.1f} M parameters (random)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[30.0, 180.0])
+    parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--f0", default="fcpe", help="pitch tracker (fcpe ships its weights)")
+    args = parser.parse_args()
+
+    import torch
+
+    from gpu.instant import seedvc, weights
+    from tests.vocals import singing
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with tempfile.TemporaryDirectory(prefix="bench-instant-") as tmp:
+        cache = Path(tmp)
+        (weights.write_tiny if args.tiny else write_real_sized)(cache)
+        started = time.perf_counter()
+        model = seedvc.load(cache, device, args.f0)
+        print(f"load: {time.perf_counter() - started:.1f} s on {device}")
+        reference = singing(25.0, f0=330, seed=1).astype(np.float32)
+        model.convert(
+            singing(5.0, seed=2).astype(np.float32), reference, diffusion_steps=args.steps
+        )
+        for seconds in args.seconds:
+            source = singing(seconds, f0=220, seed=3).astype(np.float32)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            out = model.convert(source, reference, diffusion_steps=args.steps)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            took = time.perf_counter() - started
+            assert len(out) == len(source)
+            rtf = took / seconds
+            print(f"{seconds:6.0f} s input: {took:7.2f} s, RTF {rtf:.3f} ({args.steps} steps)")
+
+
+if __name__ == "__main__":
+    main()
