@@ -1,0 +1,125 @@
+// Instant voice: add a 10–30 s sample (with the consent the API stores), then convert a stem
+// or a song with it at once; follow the job by polling, show its quality report honestly and
+// point to a trained voice when the likeness is loose.
+
+import { contentTypeOf, putFile } from "./upload.js";
+import { $, announce, el, formatDuration, guarded } from "./ui.js";
+
+const ACTIVE = new Set(["awaiting_upload", "queued", "running"]);
+const PHASES = {
+  awaiting_upload: "Uploading…", queued: "Waiting for a GPU…", download: "Fetching your files…",
+  separate: "Separating the voice from the music", load_model: "Loading the instant model…",
+  pitch: "Measuring the pitch…", convert: "Converting", mix: "Mixing the cover",
+  evaluate: "Measuring the likeness…", upload: "Saving the result…",
+};
+
+export class InstantPanel {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.timer = null;
+    this.job = null;
+    $("instant-voice-form").addEventListener("submit", guarded((event) => this.addVoice(event)));
+    $("instant-form").addEventListener("submit", guarded((event) => this.convert(event)));
+    $("instant-cancel").addEventListener("click", guarded(() => this.cancel()));
+    const transpose = $("instant-transpose");
+    transpose.addEventListener("input", () => { $("instant-transpose-out").value = transpose.value; });
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  async show() {
+    const voices = await this.ctx.api.get(`/profiles/${this.ctx.profile.id}/instant/voices`);
+    $("instant-voices").replaceChildren(...voices.map((voice) => this.voiceItem(voice)));
+    const ready = voices.filter((voice) => voice.status === "ready");
+    $("instant-voice").replaceChildren(...ready.map((voice) => el("option", { value: voice.id }, voice.name)));
+    $("instant-form").hidden = ready.length === 0;
+    if (voices.some((voice) => voice.status === "awaiting_upload")) this.later(() => this.show());
+  }
+
+  voiceItem(voice) {
+    const state = voice.status === "ready" ? `${formatDuration(voice.reference_seconds)} sample`
+      : voice.status === "rejected" ? `refused: ${voice.error_message}` : "being checked…";
+    return el("li", {}, `${voice.name} (${state}) `,
+      el("button", { type: "button", class: "danger", onclick: guarded(() => this.deleteVoice(voice)) }, "Delete"));
+  }
+
+  async addVoice(event) {
+    event.preventDefault();
+    const file = $("instant-reference").files[0];
+    const ticket = await this.ctx.api.post(`/profiles/${this.ctx.profile.id}/instant/voices`, {
+      name: $("instant-voice-name").value, filename: file.name, content_type: contentTypeOf(file),
+      size_bytes: file.size, consent: $("instant-consent").checked,
+    });
+    await putFile(ticket.upload.upload_url, ticket.upload.headers, file);
+    announce("Sample uploaded: it is being checked.");
+    await this.show();
+  }
+
+  async deleteVoice(voice) {
+    if (!window.confirm(`Delete "${voice.name}", its sample and every conversion made with it?`)) return;
+    await this.ctx.api.delete(`/instant/voices/${voice.id}`);
+    await this.show();
+  }
+
+  async convert(event) {
+    event.preventDefault();
+    const file = $("instant-file").files[0];
+    const kind = document.querySelector('input[name="instant-kind"]:checked')?.value || "vocal";
+    const ticket = await this.ctx.api.post("/instant/jobs", {
+      voice_id: $("instant-voice").value, filename: file.name, content_type: contentTypeOf(file),
+      size_bytes: file.size, params: { input_kind: kind, transpose: Number($("instant-transpose").value) },
+    });
+    this.job = ticket.job;
+    $("instant-result").hidden = true;
+    this.render();
+    await putFile(ticket.upload.upload_url, ticket.upload.headers, file,
+      (done) => { $("instant-progress").value = Math.round(100 * done); });
+    await this.poll();
+  }
+
+  async poll() {
+    this.job = await this.ctx.api.get(`/instant/jobs/${this.job.id}`);
+    this.render();
+    if (ACTIVE.has(this.job.status)) this.later(() => this.poll());
+    else if (this.job.status === "succeeded") await this.showResult();
+  }
+
+  async cancel() {
+    if (!this.job) return;
+    this.job = await this.ctx.api.post(`/instant/jobs/${this.job.id}/cancel`);
+    this.stop();
+    this.render();
+  }
+
+  render() {
+    const job = this.job;
+    $("instant-run").hidden = !job || !ACTIVE.has(job.status);
+    if (!job) return;
+    const p = job.progress || {};
+    const percent = p.percent ?? 0;
+    $("instant-progress").value = percent;
+    $("instant-status").textContent = job.status === "failed" ? job.error_message
+      : (PHASES[p.phase] || PHASES[job.status] || "Working…") + (p.eta_s ? `, about ${formatDuration(p.eta_s)} left` : "");
+  }
+
+  async showResult() {
+    const link = await this.ctx.api.get(`/instant/jobs/${this.job.id}/download`);
+    $("instant-audio").src = link.url;
+    $("instant-download").href = link.url;
+    $("instant-download").setAttribute("download", link.filename);
+    const q = this.job.quality || {};
+    $("instant-quality").textContent = q.similarity == null ? "Done."
+      : `Likeness to your sample: ${Math.round(100 * q.similarity)}% (your sample against itself: ${Math.round(100 * q.ceiling)}%).`;
+    $("instant-train").hidden = !q.suggest_training;
+    $("instant-result").hidden = false;
+    announce("Your instant conversion is ready.");
+  }
+
+  later(action) {
+    this.stop();
+    this.timer = setTimeout(guarded(action), 1500);
+  }
+}
