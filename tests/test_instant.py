@@ -231,3 +231,21 @@ def test_an_expired_upload_does_not_block_the_next_one(services, alice) -> None:
     expired = services.repo.get_job_by_id("instant", job_id)
     assert expired.status == "canceled" and expired.error_code == "UPLOAD_EXPIRED"
     assert expired.quota_state == "refunded"
+
+
+def test_rows_deleted_with_their_profile_queue_their_audio(services, alice, sql) -> None:
+    """A deleted profile is purged by retention, which deletes its rows (instant ones by
+    cascade): their reference, input and outputs are queued for deletion with them, since the
+    orphan sweep leaves instant keys alone."""
+    profile = services.repo.create_profile(alice.id, "purged")
+    voice = _voice(services.repo, services.storage, alice.id, profile.id)
+    job = _job(services.repo, services.storage, voice, singing(2.0), input_kind="song")
+    sql.execute("delete from public.voice_profiles where id = %s", (profile.id,))
+    queued = {
+        r[0]
+        for r in sql.execute(
+            "select object_key from public.object_deletions where user_id = %s", (alice.id,)
+        ).fetchall()
+    }
+    part = keys.instant_part_key(alice.id, profile.id, job.id, "instrumental")
+    assert {voice.reference_key, job.input_key, part} <= queued

@@ -200,6 +200,26 @@ returns text[] language sql immutable set search_path = '' as $$
   else '{}'::text[] end
 $$;
 
+-- Whatever deletes an instant voice or job (its profile's purge, by cascade, or the voice's
+-- own delete) queues its objects with it (pipeline/retention.py deletes them): the orphan
+-- sweep leaves instant keys alone, so nothing else would.
+create or replace function svc_private.queue_instant_objects()
+returns trigger language plpgsql set search_path = '' as $$
+begin
+  if tg_table_name = 'instant_voices' then
+    perform svc_private.enqueue_deletions(old.user_id, array[old.reference_key], 'instant voice');
+  else
+    perform svc_private.enqueue_deletions(old.user_id,
+      array[old.input_key, old.output_key] || svc_private.instant_part_keys(old), 'instant job');
+  end if;
+  return old;
+end $$;
+
+create trigger queue_instant_objects after delete on public.instant_voices
+  for each row execute function svc_private.queue_instant_objects();
+create trigger queue_instant_objects after delete on public.instant_jobs
+  for each row execute function svc_private.queue_instant_objects();
+
 -- An instant conversion awaiting its input's upload, its own quota unit reserved; refuses while
 -- the GPU budget is spent, while another runs, or when the voice's reference is not ready.
 create or replace function public.create_instant_job(
