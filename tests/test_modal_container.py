@@ -26,6 +26,7 @@ from uuid import UUID, uuid4
 import pytest
 
 import modal_app
+from gpu.instant import weights as instant_weights
 from gpu.separation import weights as separator_weights
 from gpu.separation.separate import MODEL_NAME, demucs_repo
 from gpu.weights import tiny_contentvec_dir
@@ -180,6 +181,7 @@ def test_gpu_build_step_bakes_the_weights_where_the_cache_says(gpu_container) ->
     separator = demucs_repo(Path(cache))  # the separator's repository, read by get_model
     assert (separator / f"{MODEL_NAME}.yaml").is_file()
     assert (separator / f"{separator_weights.TINY_SIGNATURE}.th").is_file()
+    assert instant_weights.ready(Path(cache))  # Seed-VC's, for instant voice
     assert {
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
