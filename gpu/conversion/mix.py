@@ -7,7 +7,8 @@ instrumental. If the sum's true peak (four times oversampled) is above `CEILING_
 whole mix, and the two parts with it, is turned down by one static gain until it is at the
 ceiling: no clipping, no pumping, and the parts still add up to the mix. Every pass streams
 from file to file. Outputs have the song's rate and length: the mix in the song's channels,
-the vocal mono, the instrumental in the song's channels; 16-bit WAVs.
+the vocal mono, the instrumental in the song's channels; 16-bit WAVs. When the vocal is
+transposed the instrumental follows, through Rubber Band (`gpu.conversion.shift`).
 """
 
 from dataclasses import dataclass
@@ -16,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from gpu.chunked import Progress, map_chunks
+from gpu.chunked import Progress
+from gpu.conversion.shift import shift_pitch
 from gpu.errors import JobCanceled
 from gpu.measures.loudness import BLOCK_FRAMES, db, integrated_loudness, true_peak
 
 CEILING_DB = -1.0
 MAX_GAIN_DB = 24.0  # a near-silent conversion is not amplified into its noise floor
-SHIFT_CHUNK_SECONDS, SHIFT_OVERLAP_SECONDS = 30.0, 1.0
 
 
 @dataclass(frozen=True)
@@ -57,27 +58,6 @@ def place(converted: Path, target: Path, rate: int, channels: int, frames: int) 
             put(stream.resample_chunk(np.zeros(0, np.float32), last=True))
         while written < frames:
             put(np.zeros(min(BLOCK_FRAMES, frames - written), np.float32))
-
-
-def shift_pitch(source: Path, target: Path, semitones: int, progress: Progress | None) -> None:
-    """The instrumental transposed with the vocal, duration kept (librosa's phase vocoder),
-    chunk by chunk."""
-    import librosa
-
-    rate = sf.info(str(source)).samplerate
-
-    def one(block: np.ndarray) -> list[np.ndarray]:
-        shifted = librosa.effects.pitch_shift(block.T, sr=rate, n_steps=semitones)
-        return [np.ascontiguousarray(shifted.T, dtype=np.float32)]
-
-    map_chunks(
-        source,
-        [target],
-        one,
-        chunk_seconds=SHIFT_CHUNK_SECONDS,
-        overlap_seconds=SHIFT_OVERLAP_SECONDS,
-        progress=progress,
-    )
 
 
 def _check(progress: Progress | None, done: float) -> None:
