@@ -7,7 +7,8 @@ instrumental. If the sum's true peak (four times oversampled) is above `CEILING_
 whole mix, and the two parts with it, is turned down by one static gain until it is at the
 ceiling: no clipping, no pumping, and the parts still add up to the mix. Every pass streams
 from file to file. Outputs have the song's rate and length: the mix in the song's channels,
-the vocal mono, the instrumental in the song's channels; 16-bit WAVs. When the vocal is
+the vocal mono, the instrumental in the song's channels; 24-bit WAVs (the masters the
+download formats are encoded from, `pipeline.encode`). When the vocal is
 transposed the instrumental follows, through Rubber Band (`gpu.conversion.shift`).
 """
 
@@ -23,13 +24,14 @@ from gpu.errors import JobCanceled
 from gpu.measures.loudness import BLOCK_FRAMES, db, integrated_loudness, true_peak
 
 CEILING_DB = -1.0
+STREAMING_LUFS = -14.0  # the integrated loudness streaming services normalise to
 MAX_GAIN_DB = 24.0  # a near-silent conversion is not amplified into its noise floor
 
 
 @dataclass(frozen=True)
 class MixReport:
     vocal_gain_db: float  # applied to the converted vocal to match the original's loudness
-    limiter_db: float  # the static gain the ceiling asked of the whole mix (≤ 0)
+    limiter_db: float  # the static gain applied to the whole mix (≤ 0 unless "streaming")
     true_peak_db: float  # of the mix as written
 
 
@@ -72,9 +74,12 @@ def mix(
     out: dict[str, Path],
     *,
     shift_semitones: int = 0,
+    loudness: str = "original",
     progress: Progress | None = None,
 ) -> MixReport:
-    """Writes `out["mix"]`, `out["vocal"]` and `out["instrumental"]` (see the module)."""
+    """Writes `out["mix"]`, `out["vocal"]` and `out["instrumental"]` (see the module).
+    `loudness="streaming"` brings the mix to `STREAMING_LUFS` by one static gain (up or
+    down), the ceiling still holding: the parts follow, so they still add up to it."""
     info = sf.info(str(instrumental))
     rate, channels, frames = info.samplerate, info.channels, info.frames
     work = out["mix"].parent
@@ -106,14 +111,19 @@ def mix(
 
     peak = true_peak(raw)
     ceiling = 10 ** (CEILING_DB / 20)
-    limiter = min(1.0, ceiling / peak) if peak > 0 else 1.0
+    wanted = 1.0
+    if loudness == "streaming":
+        level = integrated_loudness(raw)
+        if np.isfinite(level):
+            wanted = 10 ** (min(STREAMING_LUFS - level, MAX_GAIN_DB) / 20)
+    limiter = min(wanted, ceiling / peak) if peak > 0 else wanted
     with (
         sf.SoundFile(raw) as mixed,
         sf.SoundFile(placed) as voc,
         sf.SoundFile(instrumental) as inst,
-        sf.SoundFile(out["mix"], "w", rate, channels, "PCM_16") as mix_out,
-        sf.SoundFile(out["vocal"], "w", rate, 1, "PCM_16") as vocal_out,
-        sf.SoundFile(out["instrumental"], "w", rate, channels, "PCM_16") as inst_out,
+        sf.SoundFile(out["mix"], "w", rate, channels, "PCM_24") as mix_out,
+        sf.SoundFile(out["vocal"], "w", rate, 1, "PCM_24") as vocal_out,
+        sf.SoundFile(out["instrumental"], "w", rate, channels, "PCM_24") as inst_out,
     ):
         for block in mixed.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
             n = len(block)
