@@ -8,12 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query, status
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
+from endpoints.downloads import result_link
 from pipeline import keys
 from pipeline.conversions import request_conversion
 from pipeline.errors import NotFound, PipelineError
 from pipeline.launch import cancel
 from pipeline.services import Services
 from schemas.conversions import ConversionRequest, ConversionTicket, DownloadLink, InputUpload
+from schemas.downloads import FORMAT_HELP, DownloadFormat
 from schemas.jobs import ConversionJob, ConversionJobRow, ConversionParams, ConversionPart
 
 router = APIRouter(tags=["conversions"])
@@ -65,8 +67,10 @@ def download_output(
     user: UserDep,
     services: ServicesDep,
     part: Annotated[ConversionPart | None, Query(description=PART_HELP)] = None,
+    format: Annotated[DownloadFormat | None, Query(description=FORMAT_HELP)] = None,
 ) -> DownloadLink:
-    """The converted WAV (or one of a song's three), once the job has succeeded."""
+    """The converted audio (or one of a song's three), once the job has succeeded, as stored
+    or in the format asked for (titled after the input)."""
     job = _job(services, user.id, job_id)
     song = ConversionParams.model_validate(job.params).input_kind == "song"
     if not song and part not in {None, "vocal"}:
@@ -79,10 +83,15 @@ def download_output(
         )
     stem = PurePosixPath(job.input_filename or "audio").stem
     if not song:
-        return _link(services, job.output_key, f"{stem}-converted.wav")
+        return result_link(
+            services, job.output_key, f"{stem}-converted", format, f"{stem} (converted)"
+        )
     part = part or "mix"
     key = keys.conversion_part_key(job.user_id, job.profile_id, job.id, part)
-    return _link(services, key, f"{stem}-{SONG_PART_NAMES[part]}.wav")
+    name = SONG_PART_NAMES[part]
+    return result_link(
+        services, key, f"{stem}-{name}", format, f"{stem} ({name.replace('-', ' ')})"
+    )
 
 
 @router.get("/conversions/{job_id}/input")
