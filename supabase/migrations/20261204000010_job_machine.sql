@@ -14,7 +14,7 @@ set check_function_bodies = off;
 -- per UTC month or day, and an operator's per-user limit sits in the named column of
 -- `quota_overrides` (null: none).
 create table if not exists svc_private.quotas (
-  name text primary key check (name ~ '^[a-z][a-z_]*$'),
+  name text primary key check (name ~ '^[a-z][a-z0-9_]*$'),
   period text not null check (period in ('day', 'month')),
   override_column text
 );
@@ -37,7 +37,7 @@ alter table public.quota_grants add constraint quota_grants_kind_fkey
 
 -- One row a job kind: what the shared machine needs to know of it.
 create table if not exists svc_private.job_kinds (
-  kind text primary key check (kind ~ '^[a-z][a-z_]*$'),
+  kind text primary key check (kind ~ '^[a-z][a-z0-9_]*$'),
   -- Its table: the shared columns (svc_private.job_columns) plus whatever the kind needs.
   job_table regclass not null unique,
   -- The counted quota a job takes a unit of at admission (svc_private.quotas), or null.
@@ -105,6 +105,16 @@ begin
          busy_message = excluded.busy_message, on_requeue = excluded.on_requeue;
   execute format('create or replace trigger stamp_queued_at before insert or update of status '
                  'on %s for each row execute function svc_private.stamp_queued_at()', p_table);
+  perform svc_private.build_jobs_view();
+end $$;
+
+-- Retires a job kind: its declaration goes and `svc_private.jobs` no longer reads its table
+-- (the table, its trigger and any quota are the caller's to drop). A scratch kind
+-- (tests/test_job_kinds.py) is forgotten so before its schema is dropped.
+create or replace function svc_private.forget_job_kind(p_kind text)
+returns void language plpgsql as $$
+begin
+  delete from svc_private.job_kinds where kind = p_kind;
   perform svc_private.build_jobs_view();
 end $$;
 

@@ -292,7 +292,7 @@ grant select on table public.separation_jobs to authenticated;
 -- per UTC month or day, and an operator's per-user limit sits in the named column of
 -- `quota_overrides` (null: none).
 create table svc_private.quotas (
-  name text primary key check (name ~ '^[a-z][a-z_]*$'),
+  name text primary key check (name ~ '^[a-z][a-z0-9_]*$'),
   period text not null check (period in ('day', 'month')),
   override_column text
 );
