@@ -436,10 +436,7 @@ begin
     perform svc_private.slot_lock(p_kind, p_user_id);
   end if;
   if v_kind.active_limit = 'refuse' then
-    execute format('select count(*) from %s where user_id = $1
-                      and status in (''awaiting_upload'', ''queued'', ''running'')',
-                   svc_private.job_table(p_kind))
-      into v_live using p_user_id;
+    v_live := svc_private.live_jobs(p_kind, p_user_id);
     if v_live >= p_max_active then
       perform svc_private.raise_error(upper(p_kind) || '_IN_PROGRESS',
         coalesce(v_kind.busy_message, format(
@@ -448,6 +445,19 @@ begin
     end if;
   end if;
   return v_period;
+end $$;
+
+-- A user's live jobs of a kind (not yet ended: awaiting upload, queued or running).
+create or replace function svc_private.live_jobs(p_kind text, p_user_id uuid)
+returns integer language plpgsql stable as $$
+declare
+  v_count integer;
+begin
+  execute format('select count(*)::integer from %s where user_id = $1
+                    and status in (''awaiting_upload'', ''queued'', ''running'')',
+                 svc_private.job_table(p_kind))
+    into v_count using p_user_id;
+  return v_count;
 end $$;
 
 -- One taker at a time per person and kind, so two starts (or hand-outs) cannot both see a
@@ -982,7 +992,6 @@ declare
   v_kind svc_private.job_kinds := svc_private.job_kind(p_kind);
   v_user uuid := (v_job ->> 'user_id')::uuid;
   v_period date;
-  v_live integer;
   v_patch jsonb := jsonb_build_object('worker_call_id', 'requeued',
     'progress', jsonb_build_object('phase', 'queued', 'requeued', true));
 begin
@@ -1003,11 +1012,7 @@ begin
     v_patch := v_patch || jsonb_build_object('quota_state', 'reserved');
   end if;
   if v_kind.active_limit = 'refuse' then
-    execute format('select count(*) from %s where user_id = $1
-                      and status in (''awaiting_upload'', ''queued'', ''running'')',
-                   svc_private.job_table(p_kind))
-      into v_live using v_user;
-    if v_live > 0 then
+    if svc_private.live_jobs(p_kind, v_user) > 0 then
       perform svc_private.raise_error(upper(p_kind) || '_IN_PROGRESS',
         format('That user already has a %s in progress.', p_kind),
         jsonb_build_object('user_id', v_user));

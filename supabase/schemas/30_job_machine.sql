@@ -524,10 +524,7 @@ begin
     perform svc_private.slot_lock(p_kind, p_user_id);
   end if;
   if v_kind.active_limit = 'refuse' then
-    execute format('select count(*) from %s where user_id = $1
-                      and status in (''awaiting_upload'', ''queued'', ''running'')',
-                   svc_private.job_table(p_kind))
-      into v_live using p_user_id;
+    v_live := svc_private.live_jobs(p_kind, p_user_id);
     if v_live >= p_max_active then
       perform svc_private.raise_error(upper(p_kind) || '_IN_PROGRESS',
         coalesce(v_kind.busy_message, format(
@@ -536,6 +533,19 @@ begin
     end if;
   end if;
   return v_period;
+end $$;
+
+-- A user's live jobs of a kind (not yet ended: awaiting upload, queued or running).
+create or replace function svc_private.live_jobs(p_kind text, p_user_id uuid)
+returns integer language plpgsql stable as $$
+declare
+  v_count integer;
+begin
+  execute format('select count(*)::integer from %s where user_id = $1
+                    and status in (''awaiting_upload'', ''queued'', ''running'')',
+                 svc_private.job_table(p_kind))
+    into v_count using p_user_id;
+  return v_count;
 end $$;
 
 -- One taker at a time per person and kind, so two starts (or hand-outs) cannot both see a

@@ -176,7 +176,6 @@ declare
   v_kind svc_private.job_kinds := svc_private.job_kind(p_kind);
   v_user uuid := (v_job ->> 'user_id')::uuid;
   v_period date;
-  v_live integer;
   v_patch jsonb := jsonb_build_object('worker_call_id', 'requeued',
     'progress', jsonb_build_object('phase', 'queued', 'requeued', true));
 begin
@@ -197,11 +196,7 @@ begin
     v_patch := v_patch || jsonb_build_object('quota_state', 'reserved');
   end if;
   if v_kind.active_limit = 'refuse' then
-    execute format('select count(*) from %s where user_id = $1
-                      and status in (''awaiting_upload'', ''queued'', ''running'')',
-                   svc_private.job_table(p_kind))
-      into v_live using v_user;
-    if v_live > 0 then
+    if svc_private.live_jobs(p_kind, v_user) > 0 then
       perform svc_private.raise_error(upper(p_kind) || '_IN_PROGRESS',
         format('That user already has a %s in progress.', p_kind),
         jsonb_build_object('user_id', v_user));
