@@ -7,11 +7,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
-from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
+from endpoints.deps import ServicesDep, UserDep, rate_limit
+from endpoints.job_routes import JobResource, add_job_routes
 from pipeline import keys
 from pipeline.conversions import request_conversion
 from pipeline.errors import NotFound, PipelineError
-from pipeline.launch import cancel
 from pipeline.services import Services
 from schemas.conversions import ConversionRequest, ConversionTicket, DownloadLink, InputUpload
 from schemas.jobs import ConversionJob, ConversionJobRow, ConversionParams, ConversionPart
@@ -40,23 +40,8 @@ def create_conversion(
     return ConversionTicket(job=job, upload=ticket)
 
 
-@router.get("/profiles/{profile_id}/conversions")
-def list_conversions(
-    profile_id: UUID, user: UserDep, repo: RepoDep, limit: int = Query(50, ge=1, le=200)
-) -> list[ConversionJob]:
-    repo.get_profile(user.id, profile_id)
-    return repo.list_jobs("conversion", user.id, profile_id, limit)
-
-
-@router.get("/conversions/{job_id}")
-def get_conversion(job_id: UUID, user: UserDep, repo: RepoDep) -> ConversionJob:
-    return repo.get_job("conversion", user.id, job_id)
-
-
-@router.post("/conversions/{job_id}/cancel", dependencies=[rate_limit("cancel")])
-def cancel_conversion(job_id: UUID, user: UserDep, services: ServicesDep) -> ConversionJob:
-    cancel(services.repo, services.dispatcher, "conversion", user.id, job_id)
-    return services.repo.get_job("conversion", user.id, job_id)
+# Listed, read and canceled as every job kind is; its downloads are its own.
+add_job_routes(router, JobResource("conversion", ConversionJob))
 
 
 @router.get("/conversions/{job_id}/download")
