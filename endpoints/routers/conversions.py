@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 
 from endpoints.deps import ServicesDep, UserDep, rate_limit
 from endpoints.job_routes import JobResource, add_job_routes
+from endpoints.links import download_link
 from pipeline import keys
 from pipeline.conversions import request_conversion
 from pipeline.errors import NotFound, PipelineError
@@ -64,10 +65,10 @@ def download_output(
         )
     stem = PurePosixPath(job.input_filename or "audio").stem
     if not song:
-        return _link(services, job.output_key, f"{stem}-converted.wav")
+        return download_link(services, job.output_key, f"{stem}-converted.wav")
     part = part or "mix"
     key = keys.conversion_part_key(job.user_id, job.profile_id, job.id, part)
-    return _link(services, key, f"{stem}-{SONG_PART_NAMES[part]}.wav")
+    return download_link(services, key, f"{stem}-{SONG_PART_NAMES[part]}.wav")
 
 
 @router.get("/conversions/{job_id}/input")
@@ -76,7 +77,7 @@ def download_input(job_id: UUID, user: UserDep, services: ServicesDep) -> Downlo
     job = _job(services, user.id, job_id)
     if job.status == "awaiting_upload" or services.storage.head(job.input_key) is None:
         raise PipelineError("NOT_READY", "The input has not been uploaded.", {"status": job.status})
-    return _link(services, job.input_key, job.input_filename or "input")
+    return download_link(services, job.input_key, job.input_filename or "input")
 
 
 def _job(services: Services, user_id: UUID, job_id: UUID) -> ConversionJobRow:
@@ -89,10 +90,3 @@ def _job(services: Services, user_id: UUID, job_id: UUID) -> ConversionJobRow:
             {"files_removed_at": job.files_removed_at.isoformat()},
         )
     return job
-
-
-def _link(services: Services, key: str, filename: str) -> DownloadLink:
-    seconds = services.settings.download_url_seconds
-    safe = PurePosixPath(filename).name.replace('"', "")
-    url = services.storage.presign_get(key, seconds, safe)
-    return DownloadLink(url=url, filename=safe, expires_in=seconds)
