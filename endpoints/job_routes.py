@@ -78,7 +78,7 @@ class JobResource:
 
 def add_job_routes(router: APIRouter, resource: JobResource) -> None:
     """Adds the resource's shared routes to its router, whose tag they carry, in the order
-    list, get, cancel, retry (where the router adds them, so its own routes keep their place
+    list, get, cancel, retry, where the router calls this (so its own routes keep their place
     in the document)."""
     kind, plural, model = resource.kind, resource.plural, resource.model
     job_kind = cast(JobKind, kind)  # a throwaway kind in a test passes all its calls
@@ -112,35 +112,30 @@ def add_job_routes(router: APIRouter, resource: JobResource) -> None:
 
     add(resource.get, f"get_{kind}", f"/{plural}/{{job_id}}", get_job, response_model=model)
 
-    def cancel_job(s: Services, user_id: UUID, job_id: UUID) -> None:
-        cancel(s.repo, s.dispatcher, job_kind, user_id, job_id)
+    def change(verb: str, route: JobRoute, call: JobCall, rate: UserAction, *also: int) -> None:
+        """A POST that acts on the job, then answers the job as it then is."""
 
-    # verb, route, its default call, its rate limit, what else may refuse it
-    changes: list[tuple[str, JobRoute | None, JobCall | None, UserAction, set[int]]] = [
-        ("cancel", resource.cancel, cancel_job, "cancel", set()),
-        # Refused by the job's state (409), or by the quota or the GPU budget (429).
-        ("retry", resource.retry, None, "job_start", {409, 429}),
-    ]
-    for verb, route, default, action, refusals in changes:
-        if route is None:
-            continue
-        call = route.call or default
-        if call is None:
-            raise ValueError(f"{kind}: {verb} has no shared default; give its call")
+        def change_job(job_id: UUID, user: UserDep, services: ServicesDep) -> Any:
+            call(services, user.id, job_id)
+            return get(services, user.id, job_id)
+
         add(
             route,
             f"{verb}_{kind}",
             f"/{plural}/{{job_id}}/{verb}",
-            may_answer(_change(call, get), *refusals),
+            may_answer(change_job, *also),
             response_model=model,
             methods=["POST"],
-            dependencies=[rate_limit(action)],
+            dependencies=[rate_limit(rate)],
         )
 
+    def cancel_job(s: Services, user_id: UUID, job_id: UUID) -> None:
+        cancel(s.repo, s.dispatcher, job_kind, user_id, job_id)  # in SQL, then the worker
 
-def _change(call: JobCall, get: JobCall) -> Callable[..., Any]:
-    def change_job(job_id: UUID, user: UserDep, services: ServicesDep) -> Any:
-        call(services, user.id, job_id)
-        return get(services, user.id, job_id)
-
-    return change_job
+    if resource.cancel is not None:
+        change("cancel", resource.cancel, resource.cancel.call or cancel_job, "cancel")
+    if resource.retry is not None:
+        if resource.retry.call is None:
+            raise ValueError(f"{kind}: retry has no shared default; give its call")
+        # Refused by the job's state (409), or by the quota or the GPU budget (429).
+        change("retry", resource.retry, resource.retry.call, "job_start", 409, 429)
