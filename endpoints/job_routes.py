@@ -5,8 +5,9 @@ A job resource answers the same questions whatever its work is: its jobs under a
 (`POST /<kind>s/{job_id}/cancel`) and, where the kind allows, try it again
 (`POST /<kind>s/{job_id}/retry`). Written once here, they check the same things and carry the
 same OpenAPI for every kind (response model, rate limit, error statuses, and the operation
-name `<verb>_<kind>` that becomes the operation id and summary); a router keeps only what is
-its own, such as how a job starts and what it lets you download.
+names `list_<kind>s`, `get_<kind>`, `cancel_<kind>`, `retry_<kind>` that FastAPI makes the
+operation ids and summaries of); a router keeps only what is its own, such as how a job
+starts and what it lets you download.
 
 By default a route calls the shared job machine for the kind (`Repository.get_job`,
 `Repository.list_jobs`, and `pipeline.launch.cancel`, which cancels in SQL and then stops the
@@ -24,8 +25,9 @@ worker); retry has no default, as each kind says how its job starts again. A kin
     add_job_routes(router, JobResource("widget", WidgetJob, retry=JobRoute(_retry)))
 
 `JobRoute(call, description)` replaces a route's call or documents it; a route set to `None`
-is not offered. cancel and retry answer the job as it is afterwards, read with the resource's
-get, so what their calls return is not sent.
+is not offered; `plural` names the collection when `<kind>s` is not the word. cancel and
+retry answer the job as it is afterwards, read with the resource's get, so what their calls
+return is not sent.
 """
 
 from collections.abc import Callable
@@ -51,7 +53,7 @@ ListCall = Callable[[Services, UUID, UUID, int], list[Any]]
 @dataclass(frozen=True)
 class JobRoute:
     """One shared route of a resource: what it calls (None: the shared job machine's), the
-    description its operation shows, and its operation name when not `<verb>_<kind>`."""
+    description its operation shows, and its operation name when not the usual one."""
 
     call: Callable[..., Any] | None = None
     description: str | None = None
@@ -69,18 +71,19 @@ class JobResource:
     get: JobRoute = JobRoute()
     cancel: JobRoute | None = JobRoute()
     retry: JobRoute | None = None
+    plural: str = ""  # when `<kind>s` is not the word
 
     @property
-    def plural(self) -> str:
-        """The path segment and the router's tag: `trainings`."""
-        return f"{self.kind}s"
+    def collection(self) -> str:
+        """The path segment, the router's module and its tag: `trainings`."""
+        return self.plural or f"{self.kind}s"
 
 
 def add_job_routes(router: APIRouter, resource: JobResource) -> None:
     """Adds the resource's shared routes to its router, whose tag they carry, in the order
     list, get, cancel, retry, where the router calls this (so its own routes keep their place
     in the document)."""
-    kind, plural, model = resource.kind, resource.plural, resource.model
+    kind, plural, model = resource.kind, resource.collection, resource.model
     job_kind = cast(JobKind, kind)  # a throwaway kind in a test passes all its calls
     get: JobCall = resource.get.call or (lambda s, u, j: s.repo.get_job(job_kind, u, j))
 

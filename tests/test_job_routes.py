@@ -68,15 +68,17 @@ GADGET = JobResource(
     cancel=JobRoute(_cancel, "Stops a gadget."),
     retry=JobRoute(_retry),
 )
-# Offers one route only: the others are not served.
-WIDGET = JobResource("widget", Gadget, get=JobRoute(_get), listing=None, cancel=None)
+# Offers one route only, under a collection word of its own.
+WIDGET = JobResource(
+    "widget", Gadget, get=JobRoute(_get), listing=None, cancel=None, plural="widgetry"
+)
 
 
 @pytest.fixture(scope="module")
 def gadgets_url(services: Services) -> Iterator[str]:
     app = create_app(services=services)
     for resource in (GADGET, WIDGET):
-        router = APIRouter(tags=[resource.plural])
+        router = APIRouter(tags=[resource.collection])
         add_job_routes(router, resource)
         app.include_router(router)
     server = ThreadedServer(app, free_port()).start()
@@ -95,14 +97,14 @@ def test_the_routes_and_their_openapi_follow_from_the_description(gadgets_url) -
         (method, path): op
         for path, methods in doc["paths"].items()
         for method, op in methods.items()
-        if "gadget" in path or "widget" in path
+        if "gadget" in path or "widgetry" in path
     }
     assert {(m, p): op["operationId"] for (m, p), op in ops.items()} == {
         ("get", "/profiles/{profile_id}/gadgets"): "list_gadgets_profiles__profile_id__gadgets_get",
         ("get", "/gadgets/{job_id}"): "get_gadget_gadgets__job_id__get",
         ("post", "/gadgets/{job_id}/cancel"): "cancel_gadget_gadgets__job_id__cancel_post",
         ("post", "/gadgets/{job_id}/retry"): "retry_gadget_gadgets__job_id__retry_post",
-        ("get", "/widgets/{job_id}"): "get_widget_widgets__job_id__get",
+        ("get", "/widgetry/{job_id}"): "get_widget_widgetry__job_id__get",
     }
     one = {"$ref": "#/components/schemas/Gadget"}
     listing = ops["get", "/profiles/{profile_id}/gadgets"]
@@ -161,9 +163,9 @@ def test_a_route_set_to_none_is_not_served(gadgets_url, alice) -> None:
     job_id = uuid4()
     GADGETS[job_id] = (alice.id, Gadget(id=job_id, profile_id=uuid4(), status="running"))
     with _client(gadgets_url, alice.token) as a:
-        assert a.get(f"/widgets/{job_id}").json()["status"] == "running"
-        assert a.post(f"/widgets/{job_id}/cancel").status_code == 404
-        assert a.get(f"/profiles/{uuid4()}/widgets").status_code == 404
+        assert a.get(f"/widgetry/{job_id}").json()["status"] == "running"
+        assert a.post(f"/widgetry/{job_id}/cancel").status_code == 404
+        assert a.get(f"/profiles/{uuid4()}/widgetry").status_code == 404
 
 
 def test_retry_needs_a_call_of_the_kind() -> None:
