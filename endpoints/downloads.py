@@ -1,8 +1,7 @@
 """Download links in the format asked for (`?format=`): the routers name the stored result,
 its download name and its title; `pipeline.encode` makes and keeps the encoding."""
 
-from pathlib import PurePosixPath
-
+from endpoints.links import download_link
 from pipeline import encode
 from pipeline.services import Services
 from schemas.conversions import DownloadLink
@@ -18,7 +17,6 @@ def result_link(
     services: Services, key: str, stem: str, fmt: DownloadFormat | None, title: str
 ) -> DownloadLink:
     """A short-lived link to the result at `key` as `fmt`, offered as `stem` + extension."""
-    seconds = services.settings.download_url_seconds
-    safe = PurePosixPath(encode.download_name(stem, fmt)).name.replace('"', "")
-    url = services.storage.presign_get(format_key(services, key, fmt, title), seconds, safe)
-    return DownloadLink(url=url, filename=safe, expires_in=seconds)
+    return download_link(
+        services, format_key(services, key, fmt, title), encode.download_name(stem, fmt)
+    )
