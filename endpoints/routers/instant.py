@@ -10,12 +10,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
-from endpoints.routers.conversions import SONG_PART_NAMES, _link
+from endpoints.downloads import result_link
+from endpoints.job_routes import JobResource, JobRoute, add_job_routes
+from endpoints.routers.conversions import SONG_PART_NAMES
 from pipeline import keys
 from pipeline.errors import NotFound, PipelineError
 from pipeline.instant import InstantCalls, delete_voice, request_instant, request_voice
-from pipeline.launch import cancel
 from schemas.conversions import DownloadLink, InputUpload
+from schemas.downloads import FORMAT_HELP, DownloadFormat
 from schemas.instant import (
     InstantJob,
     InstantJobRow,
@@ -82,23 +84,19 @@ def create_instant(body: InstantRequest, user: UserDep, services: ServicesDep) -
     return InstantTicket(job=job, upload=ticket)
 
 
-@router.get("/profiles/{profile_id}/instant/jobs")
-def list_instant(
-    profile_id: UUID, user: UserDep, repo: RepoDep, limit: int = Query(50, ge=1, le=200)
-) -> list[InstantJob]:
-    repo.get_profile(user.id, profile_id)
-    return cast(list[InstantJob], repo.list_jobs("instant", user.id, profile_id, limit))
-
-
-@router.get("/instant/jobs/{job_id}")
-def get_instant(job_id: UUID, user: UserDep, repo: RepoDep) -> InstantJob:
-    return cast(InstantJob, repo.get_job("instant", user.id, job_id))
-
-
-@router.post("/instant/jobs/{job_id}/cancel", dependencies=[rate_limit("cancel")])
-def cancel_instant(job_id: UUID, user: UserDep, services: ServicesDep) -> InstantJob:
-    cancel(services.repo, services.dispatcher, "instant", user.id, job_id)
-    return cast(InstantJob, services.repo.get_job("instant", user.id, job_id))
+# Listed, read and canceled as every job kind is (endpoints/job_routes.py); the collection is
+# `instant/jobs`, beside the voices under `instant/voices`.
+add_job_routes(
+    router,
+    JobResource(
+        "instant",
+        InstantJob,
+        listing=JobRoute(name="list_instant_jobs"),
+        get=JobRoute(name="get_instant_job"),
+        cancel=JobRoute(name="cancel_instant_job"),
+        plural="instant/jobs",
+    ),
+)
 
 
 @router.get("/instant/jobs/{job_id}/download")
@@ -107,8 +105,10 @@ def download_instant(
     user: UserDep,
     services: ServicesDep,
     part: Annotated[ConversionPart | None, Query()] = None,
+    format: Annotated[DownloadFormat | None, Query(description=FORMAT_HELP)] = None,
 ) -> DownloadLink:
-    """The converted WAV (a song's `mix`, `vocal` or `instrumental`), once it has succeeded."""
+    """The converted audio (a song's `mix`, `vocal` or `instrumental`), once it has
+    succeeded, as stored or in the format asked for."""
     job = cast(InstantJobRow, services.repo.get_job_row("instant", user.id, job_id))
     if job.files_removed_at:
         raise PipelineError("FILES_EXPIRED", "This conversion's files were deleted.")
@@ -123,7 +123,8 @@ def download_instant(
         )
     stem = PurePosixPath(job.input_filename or "audio").stem
     if not song:
-        return _link(services, job.output_key, f"{stem}-instant.wav")
+        return result_link(services, job.output_key, f"{stem}-instant", format, f"{stem} (instant)")
     part = part or "mix"
     key = keys.instant_part_key(job.user_id, job.profile_id, job.id, part)
-    return _link(services, key, f"{stem}-instant-{SONG_PART_NAMES[part]}.wav")
+    name = SONG_PART_NAMES[part]
+    return result_link(services, key, f"{stem}-instant-{name}", format, f"{stem} (instant {name})")

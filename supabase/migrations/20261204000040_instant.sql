@@ -76,26 +76,15 @@ create policy instant_jobs_owner_select on public.instant_jobs
 revoke all on table public.instant_jobs from anon, authenticated;
 grant select on table public.instant_jobs to authenticated;
 
-drop trigger if exists stamp_queued_at on public.instant_jobs;
-create trigger stamp_queued_at before insert or update of status on public.instant_jobs
-  for each row execute function svc_private.stamp_queued_at();
 
--- An instant conversion is counted on its own (settings.instant_conversions_per_day).
-alter table public.usage_counters drop constraint if exists usage_counters_kind_check;
-alter table public.usage_counters add constraint usage_counters_kind_check
-  check (kind in ('training', 'conversion', 'instant'));
-
--- The job machine learns the kind (until the kind declarations of the shared machine land).
-create or replace function svc_private.job_table(p_kind text)
-returns text language plpgsql immutable as $$
-begin
-  if p_kind = 'training' then return 'training_jobs'; end if;
-  if p_kind = 'conversion' then return 'conversion_jobs'; end if;
-  if p_kind = 'separation' then return 'separation_jobs'; end if;
-  if p_kind = 'instant' then return 'instant_jobs'; end if;
-  perform svc_private.raise_error('INVALID_ARGUMENT', 'Unknown job kind.',
-                                  jsonb_build_object('kind', p_kind));
-end $$;
+-- Its own daily count (settings.instant_conversions_per_day; no per-user override column) and
+-- the job kind on the shared machine: a unit each, refunded when it does not succeed; a second
+-- live one is refused.
+insert into svc_private.quotas (name, period, override_column) values ('instant', 'day', null)
+on conflict (name) do nothing;
+select svc_private.declare_job_kind('instant', 'public.instant_jobs',
+  p_quota => 'instant', p_busy_message =>
+    'An instant conversion is already in progress for your account. Wait for it or cancel it.');
 
 -- A named reference awaiting its upload; the consent text is stored with it.
 create or replace function public.create_instant_voice(
@@ -275,21 +264,15 @@ begin
                                     jsonb_build_object('input_key', p_input_key));
   end if;
   -- a ticket whose input never came must not hold the one-at-a-time slot: it ends here
-  -- (canceled, refunded) rather than waiting for a reaper that does not know this kind yet
+  -- (canceled, refunded) rather than waiting for the next reaper run
   for v_stale in select id from public.instant_jobs
                   where user_id = p_user_id and status = 'awaiting_upload'
                     and upload_expires_at < now() order by id for update loop
     perform svc_private.end_job('instant', svc_private.lock_job('instant', v_stale),
       'canceled', 'UPLOAD_EXPIRED', 'The input was not uploaded in time.');
   end loop;
-  perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
-  v_period := svc_private.reserve_quota(p_user_id, 'instant', p_default_limit);
-  if (select count(*) from public.instant_jobs where user_id = p_user_id
-        and status in ('awaiting_upload', 'queued', 'running')) >= p_max_active then
-    perform svc_private.raise_error('INSTANT_IN_PROGRESS',
-      'An instant conversion is already in progress for your account. Wait for it or cancel it.',
-      jsonb_build_object('max_active', p_max_active));
-  end if;
+  v_period := svc_private.admit_job('instant', p_user_id, p_default_limit, p_max_active,
+                                   p_gpu_seconds_per_month);
   insert into public.instant_jobs
     (id, user_id, profile_id, voice_id, params, input_key, input_filename, input_size_bytes,
      upload_expires_at, progress, quota_period_start)
@@ -334,13 +317,10 @@ create or replace function public.finish_instant_job(
   p_quality jsonb, p_attempt integer default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.worker_job('instant', p_job_id, p_attempt);
+  v_job jsonb := svc_private.finishing_job('instant', p_job_id, p_attempt);
 begin
   if svc_private.is_terminal(v_job ->> 'status') then
-    return v_job;
-  end if;
-  if v_job ->> 'status' <> 'running' then
-    perform svc_private.invalid_transition('instant', v_job, 'succeeded');
+    return v_job;  -- a repeated finish, or a job canceled meanwhile
   end if;
   if p_output_key <> format('vc/users/%s/profiles/%s/instant-jobs/%s/output.wav',
                             v_job ->> 'user_id', v_job ->> 'profile_id', p_job_id) then
@@ -351,10 +331,7 @@ begin
      set output_key = p_output_key, input_duration_sec = p_input_duration_sec,
          pitch = p_pitch, quality = p_quality
    where id = p_job_id;
-  perform svc_private.charge_gpu('instant', v_job);
-  return svc_private.update_job('instant', v_job, jsonb_build_object(
-    'status', 'succeeded', 'finished_at', now(), 'quota_state', 'charged',
-    'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded', 'percent', 100)));
+  return svc_private.succeed_job('instant', v_job, '{"percent": 100}');
 end $$;
 
 select svc_private.restrict_to_service(array[
