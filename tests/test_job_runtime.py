@@ -18,7 +18,7 @@ from gpu.errors import JobCanceled, JobFailure
 from gpu.job_runtime import JobKindSpec, JobRun
 from pipeline import keys
 from pipeline.repository import Repository
-from tests.helpers import ready_dataset
+from tests.helpers import new_conversion, ready_dataset, trained_profile
 
 SCRATCH_FILE = "scratch.bin"
 
@@ -213,3 +213,25 @@ def test_a_newer_attempt_takes_over_and_the_older_stops_quietly(services, repo, 
     assert (run.work / "G_1.pth").exists(), "the dir is the newer attempt's"
     run.work.joinpath("G_1.pth").unlink()
     run.work.rmdir()
+
+
+def test_a_conversion_erased_while_it_runs_ends_failed_instead_of_raising(services, repo, alice):
+    """Every kind now takes the training's way with an erasure while it runs: the fail that
+    finds no row is the end of the job, not an error out of the worker (which Modal would
+    log as a crash and the local CLI exit on with a traceback)."""
+    from gpu.conversion.job import ConversionRun
+
+    voice = trained_profile(repo, alice.id, "toy erased")
+    job_id = new_conversion(repo, alice.id, voice["profile_id"])
+    repo.queue_conversion(job_id)
+    run = ConversionRun(services.worker_repo, services.storage, services.settings, None, job_id)
+    send = run.heartbeat.send
+
+    def erase_first(progress):
+        response = alice.client.request("DELETE", "/me", json={"confirm": "erase my data"})
+        assert response.status_code == 200, response.text
+        run.heartbeat.send = send
+        return send(progress)
+
+    run.heartbeat.send = erase_first
+    assert run.run() == "failed"
