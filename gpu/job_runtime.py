@@ -38,6 +38,7 @@ recorded as INTERNAL (or OUT_OF_MEMORY) with the kind's wording. The worker's pr
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +129,6 @@ class JobRun:
         """A `progress(fraction)` callback for a long step: percent and ETA on a heartbeat
         (at most one per `every` seconds, and always the last), False once the row has left
         `running`, so the step stops itself."""
-        import time
-
         started = last = time.monotonic()
         first = True
 
