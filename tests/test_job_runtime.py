@@ -235,3 +235,20 @@ def test_a_conversion_erased_while_it_runs_ends_failed_instead_of_raising(servic
 
     run.heartbeat.send = erase_first
     assert run.run() == "failed"
+
+
+def test_progress_beats_at_most_once_per_period_and_always_at_the_end(services, repo, alice):
+    """A separator or mixer calls `progress` per chunk: the first call and the last reach
+    the row, the ones between wait for the period (the separation's `VC_HEARTBEAT_SECONDS`)."""
+    job_id = _job(repo, alice.id, "toy progress")
+    shown: list[float | None] = []
+
+    def phases(run: JobRun, job) -> None:
+        progress = run.progress("train", every=3600)
+        for done in (0.25, 0.5, 1.0):
+            assert progress(done) is True
+            shown.append(repo.get_job("training", alice.id, job_id).progress.percent)
+        _finish(run, job)
+
+    assert ToyRun(services, job_id, phases).run() == "succeeded"
+    assert shown == [25.0, 25.0, 100.0]
