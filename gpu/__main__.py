@@ -102,14 +102,13 @@ def separate(job_id: UUID) -> None:
 @app.command()
 def instant(job_ids: list[UUID]) -> None:
     """Run instant conversions (Seed-VC from a reference) in one process, the model loaded once."""
-    from gpu.runtime import worker_context
 
-    ctx = worker_context()
-    from gpu.instant.job import InstantRun
+    def run(ctx: "WorkerContext") -> list[str]:
+        from gpu.instant.job import InstantRun
 
-    statuses = [InstantRun(ctx.repo, ctx.storage, ctx.settings, j).run() for j in job_ids]
-    ctx.close()
-    sys.exit(0 if all(s in {"succeeded", "canceled"} for s in statuses) else 1)
+        return [InstantRun(ctx.repo, ctx.storage, ctx.settings, j).run() for j in job_ids]
+
+    _run_jobs(run)
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""`InstantRun(...).run()`: one instant conversion from claim to output, as a worker runs it.
+"""`InstantRun(...).run()`: one instant conversion from claim to output, on the shared worker
+runtime (gpu/job_runtime.py: claim, scratch dir, heartbeats, fenced finish, failures).
 
 The same shape as a trained voice's conversion (gpu/conversion/job.py), with the voice's
 reference in place of a model: the input is probed like any upload and read as mono 44.1 kHz;
@@ -10,8 +11,6 @@ similarity to the reference, its ceiling, F0 correlation to the input) is stored
 """
 
 import logging
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,8 +20,9 @@ import soundfile as sf
 
 from gpu.conversion.audio_io import to_mono
 from gpu.conversion.mix import mix
-from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.errors import JobFailure
 from gpu.instant import seedvc
+from gpu.job_runtime import KINDS, JobKindSpec, JobRun
 from gpu.measures import f0, pitch_range, quality
 from gpu.separation.separate import Separator, separate
 from pipeline import keys
@@ -42,6 +42,14 @@ MIN_INPUT_SECONDS = 0.5  # under a few mel frames there is nothing to convert
 _models: dict[tuple[str, str, str], seedvc.InstantModel] = {}
 
 
+def _finish(repo: Repository, job_id: UUID, *outcome: Any, attempt: int | None) -> Any:
+    return InstantCalls(repo).finish_job(job_id, *outcome, attempt)
+
+
+# The worker side of the kind, registered beside the others (gpu/job_runtime.py's KINDS).
+KINDS["instant"] = JobKindSpec("instant", "The instant conversion", _finish)
+
+
 def load_model(settings: Settings, device: str) -> seedvc.InstantModel:
     """Loaded once per process: a warm container converts job after job without reloading."""
     key = (settings.model_cache_dir, device, settings.instant_f0_method)
@@ -50,7 +58,9 @@ def load_model(settings: Settings, device: str) -> seedvc.InstantModel:
     return _models[key]
 
 
-class InstantRun:
+class InstantRun(JobRun):
+    spec = KINDS["instant"]
+
     def __init__(
         self,
         repo: Repository,
@@ -59,47 +69,19 @@ class InstantRun:
         job_id: UUID,
         separator: Separator = separate,
     ) -> None:
-        self.repo, self.storage, self.settings = repo, storage, settings
-        self.job_id, self.separator = job_id, separator
+        super().__init__(repo, storage, settings, job_id)
+        self.separator = separator
         self.calls = InstantCalls(repo)
-        self.heartbeat = Heartbeat(repo, "instant", job_id)
-        self.beat = self.heartbeat.require
         f0.install(settings.model_cache_dir)
 
-    def run(self) -> str:
-        job = self.heartbeat.claim()
-        if job.status != "running":
-            return job.status
-        try:
-            with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir) as tmp:
-                self._convert(InstantJobRow.model_validate(job.model_dump()), Path(tmp))
-            return "succeeded"
-        except JobCanceled:
-            return "canceled"
-        except Exception as exc:
-            code, message = describe_failure(exc, "The instant conversion")
-            log.exception("instant conversion %s failed: %s", self.job_id, code)
-            self.heartbeat.fail(code, message)
-            return "canceled" if self.heartbeat.stop_code == STALE_ATTEMPT else "failed"
-
-    def progress(self, phase: str):  # noqa: ANN201 - a `progress(done) -> bool`
-        """Percent and ETA on the heartbeat; False once the row has left `running`."""
-        started = time.monotonic()
-
-        def report(done: float) -> bool:
-            elapsed = time.monotonic() - started
-            eta = round(elapsed / done * (1 - done), 1) if done > 0 else None
-            return self.heartbeat.send(
-                {"phase": phase, "percent": round(100 * done, 1), "eta_s": eta}
-            )
-
-        return report
+    def phases(self, job: Any) -> None:
+        self._convert(InstantJobRow.model_validate(job.model_dump()), self.scratch)
 
     def _convert(self, job: InstantJobRow, tmp: Path) -> None:
         from gpu.runtime import device
 
         params = InstantParams.model_validate(job.params)
-        self.beat(phase="download", percent=0)
+        self.phase("download", percent=0)
         source = self._fetch(job.input_key, tmp / "input", self.settings.max_conversion_seconds)
         voice = self.calls.job_voice(self.job_id)
         reference_file = self._fetch(
@@ -108,10 +90,11 @@ class InstantRun:
         vocal = source
         if params.input_kind == "song":
             vocal, instrumental = tmp / "song-vocals.wav", tmp / "song-instrumental.wav"
-            self.beat(phase="separate", percent=0)
+            self.phase("separate", percent=0)
+            every = self.settings.heartbeat_seconds
             self.separator(
                 source, vocal, instrumental, cache_dir=Path(self.settings.model_cache_dir),
-                device=device(), progress=self.progress("separate"),
+                device=device(), progress=self.progress("separate", every=every),
             )  # fmt: skip
         mono, ref_mono = tmp / "vocal-mono.wav", tmp / "reference-mono.wav"
         frames = to_mono(vocal, mono, seedvc.RATE)
@@ -119,12 +102,12 @@ class InstantRun:
         if frames < MIN_INPUT_SECONDS * seedvc.RATE:
             raise JobFailure("TOO_SHORT", f"The input is shorter than {MIN_INPUT_SECONDS:g} s.")
 
-        self.beat(phase="load_model", percent=0)
+        self.phase("load_model", percent=0)
         model = load_model(self.settings, device())
-        self.beat(phase="pitch", percent=0)
+        self.phase("pitch", percent=0)
         pitch = self._pitch(mono, ref_mono)
 
-        self.beat(phase="convert", percent=0)
+        self.phase("convert", percent=0)
         audio = sf.read(mono, dtype="float32")[0]
         reference = sf.read(ref_mono, dtype="float32")[0]
         converted = model.convert(
@@ -140,29 +123,26 @@ class InstantRun:
 
         outputs = {"mix": out_vocal}
         if params.input_kind == "song":
-            self.beat(phase="mix", percent=0)
+            self.phase("mix", percent=0)
             outputs = {part: tmp / f"out-{part}.wav" for part in ("mix", "vocal", "instrumental")}
             mix(
                 out_vocal, vocal, instrumental, outputs,
-                shift_semitones=params.instrumental_shift(), progress=self.progress("mix"),
+                shift_semitones=params.instrumental_shift(),
+                progress=self.progress("mix", every=self.settings.heartbeat_seconds),
             )  # fmt: skip
 
-        self.beat(phase="evaluate", percent=0)
+        self.phase("evaluate", percent=0)
         with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):
             report = measure_quality(audio, converted, reference, params.transpose, self.settings)
 
-        self.beat(phase="upload", percent=100)
+        self.phase("upload", percent=100)
         for part in ("vocal", "instrumental", "mix"):  # the output last: it marks the set complete
             if part in outputs:
                 key = keys.instant_part_key(job.user_id, job.profile_id, self.job_id, part)
                 self.storage.upload_file(outputs[part], key, "audio/wav")
         output_key = keys.instant_part_key(job.user_id, job.profile_id, self.job_id, "mix")
         info = sf.info(str(source))
-        with self.heartbeat.fenced():
-            self.calls.finish_job(
-                self.job_id, output_key, info.frames / info.samplerate,
-                pitch, report.model_dump(), self.heartbeat.attempt,
-            )  # fmt: skip
+        self.finish(output_key, info.frames / info.samplerate, pitch, report.model_dump())
 
     def _fetch(self, key: str, stem: Path, max_seconds: float) -> Path:
         """The object, screened and decoded like any upload; a failure has a code."""
