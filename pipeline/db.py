@@ -48,7 +48,9 @@ def _check_name(fn: str) -> str:
 
 
 class PostgresDatabase:
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0
+    ) -> None:
         from psycopg_pool import ConnectionPool
 
         # prepare_threshold=None: PgBouncer in transaction mode cannot keep prepared statements.
@@ -61,6 +63,7 @@ class PostgresDatabase:
             max_size=max_size,
             kwargs={"autocommit": True, "prepare_threshold": None},
             check=ConnectionPool.check_connection,
+            timeout=timeout,  # waiting for a connection; then Unavailable (503)
             open=True,
         )
 

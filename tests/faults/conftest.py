@@ -1,0 +1,20 @@
+"""A Postgres of the fault tests' own, which they may stop and restart without disturbing the
+session's (tests/conftest.py), with the same migrations."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.faults.stack import ChaosStack
+
+
+@pytest.fixture(scope="module")
+def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
+    stack = ChaosStack.create(tmp_path_factory.mktemp("own-pg"))
+    stack.start_database()
+    try:
+        yield stack
+    finally:
+        if stack.postgres is not None:
+            stack.start_postgres_if_stopped()
+            stack.postgres.cleanup()
