@@ -29,9 +29,10 @@ from pipeline.local.stack import LocalStack, StackConfig
 
 log = logging.getLogger(__name__)
 
-# Small enough that a frozen worker is reaped within a short run; the heartbeat every second.
-HEARTBEAT_TIMEOUT_SECONDS = 30
-WORK_VOLUME_BYTES = 512 * 2**20  # the tmpfs the training work dir lives on
+# Short enough that a frozen worker is reaped within a run, long enough for a loaded CPU's
+# longest silent stretch (an epoch's validation and 0.5 GB checkpoint save); beats every second.
+HEARTBEAT_TIMEOUT_SECONDS = 90
+WORK_VOLUME_BYTES = 3 * 2**30  # the training work dir's tmpfs (a checkpoint is ~0.5 GB)
 
 RAISED_RATE_LIMITS = {
     f"VC_RATE_{action}_{kind}": "100000"

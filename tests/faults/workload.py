@@ -29,11 +29,14 @@ class Tally:
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
     transport_errors: Counter[str] = field(default_factory=Counter)
+    unavailable: list[tuple[float, str]] = field(default_factory=list)  # (monotonic, route)
 
     def record(self, route: str, response: httpx.Response) -> None:
         with self.lock:
             self.answers[(route, response.status_code)] += 1
             status = response.status_code
+            if status == 503:
+                self.unavailable.append((time.monotonic(), route))
             if status >= 500 and (status != 503 or "retry-after" not in response.headers):
                 self.violations.append(f"{route}: {status} {response.text[:300]}")
 
