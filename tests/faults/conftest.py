@@ -18,3 +18,14 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStac
         if stack.postgres is not None:
             stack.start_postgres_if_stopped()
             stack.postgres.cleanup()
+
+
+@pytest.fixture(scope="module")
+def own_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
+    """A SeaweedFS of the fault tests' own, to stop and restart."""
+    stack = ChaosStack.create(tmp_path_factory.mktemp("own-s3"))
+    stack.start_storage()
+    try:
+        yield stack
+    finally:
+        stack.stop()
