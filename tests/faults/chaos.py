@@ -47,6 +47,8 @@ FAULT_KINDS = (
 RECOVERY_SECONDS = {"pg_restart": 5.0, "s3_restart": 5.0, "s3_stall": 5.0}
 TRAINING_PHASES = ("download", "features", "train", "evaluate", "upload")
 CONVERSION_PHASES = ("load_model", "convert", "upload")
+# Phases a job stays in long enough on a CPU to be caught (the suite's short runs aim there).
+LINGERING_PHASES = ("features", "train", "convert")
 
 
 @dataclass
@@ -126,12 +128,13 @@ class Injector:
         self.records: list[FaultRecord] = []
         self.frozen: list[tuple[str, str, str | None]] = []  # (job, status, code) the reaper set
         self.done = threading.Event()
+        self.users_done = threading.Event()  # then a fault stops waiting for work to hit
         self.thread = threading.Thread(target=self._run, daemon=True, name="chaos-faults")
 
     def _run(self) -> None:
         try:
             for kind in self.kinds:
-                time.sleep(self.rng.uniform(3, 12))
+                time.sleep(self.rng.uniform(3, 12) if self.long else self.rng.uniform(2, 6))
                 record = FaultRecord(kind, round(time.monotonic() - self.t0, 1))
                 start = time.monotonic()
                 try:
@@ -152,7 +155,7 @@ class Injector:
 
     def _aim(self, r: FaultRecord, phases: tuple[str, ...], timeout: float = 60) -> None:
         """Waits (a while) for a job in one of `phases`, so the outage hits work in flight."""
-        hit = self._job_in_phase(phases, timeout)
+        hit = self._job_in_phase(phases, timeout if self.long else timeout / 2)
         if hit is not None:
             r.jobs = [hit[1]]
             r.detail = f"during {hit[0]} {hit[1]} in {'/'.join(phases)}; "
@@ -210,6 +213,8 @@ class Injector:
         found: list[tuple[str, str]] = []
 
         def look() -> bool:
+            if self.users_done.is_set():
+                return True  # nothing more will start
             with self.stack.sql() as conn:
                 for kind, table in (("train", "training_jobs"), ("convert", "conversion_jobs")):
                     rows = conn.execute(
@@ -220,15 +225,16 @@ class Injector:
                     found.extend((kind, str(r[0])) for r in rows)
             return bool(found)
 
-        return found[0] if wait_for(look, timeout, every=0.3) else None
+        return found[0] if wait_for(look, timeout, every=0.3) and found else None
 
     def _worker_of(self, kind: str, job_id: str) -> psutil.Process | None:
         procs = [p for p in self.stack.workers(kind) if job_id in p.cmdline()]
         return procs[0] if procs else None
 
     def worker_kill(self, r: FaultRecord) -> None:
-        phase = self.rng.choice(TRAINING_PHASES + CONVERSION_PHASES)
-        hit = self._job_in_phase((phase,), timeout=90)
+        phases = TRAINING_PHASES + CONVERSION_PHASES if self.long else LINGERING_PHASES
+        phase = self.rng.choice(phases)
+        hit = self._job_in_phase((phase,), timeout=90 if self.long else 60)
         if hit is None:
             r.detail = f"no job reached {phase} in time"
             return
@@ -241,8 +247,8 @@ class Injector:
         r.detail = f"SIGKILL {hit[0]} worker in {phase}"
 
     def worker_freeze(self, r: FaultRecord) -> None:
-        phase = self.rng.choice(("features", "train", "evaluate", "upload", "convert"))
-        hit = self._job_in_phase((phase,), timeout=90)
+        phase = self.rng.choice(LINGERING_PHASES)
+        hit = self._job_in_phase((phase,), timeout=90 if self.long else 60)
         proc = self._worker_of(*hit) if hit else None
         if hit is None or proc is None:
             r.detail = f"no worker in {phase} to freeze"
@@ -313,6 +319,7 @@ def run(
         injector = Injector(stack, kinds, rng, t0, long)
         injector.thread.start()
         runs = run_users(stack.api_url, list(tokens.values()), seed, tally, job_timeout)
+        injector.users_done.set()
         injector.done.wait()
         report.seconds = round(time.monotonic() - t0, 1)
         _settle(stack, crons)

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Short enough that a frozen worker is reaped within a run, long enough for a loaded CPU's
 # longest silent stretch (an epoch's validation and 0.5 GB checkpoint save); beats every second.
-HEARTBEAT_TIMEOUT_SECONDS = 90
+HEARTBEAT_TIMEOUT_SECONDS = 120
 WORK_VOLUME_BYTES = 3 * 2**30  # the training work dir's tmpfs (a checkpoint is ~0.5 GB)
 
 RAISED_RATE_LIMITS = {

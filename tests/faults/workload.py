@@ -139,10 +139,14 @@ class User:
         if rng.random() < 0.2:  # changes their mind
             time.sleep(rng.uniform(0, 5))
             self.cancel("training", training)
-        if self.wait_job("training", training, job_timeout) != "succeeded":
-            training = self.start_training()  # once more, as a person would after a failure
-            if training is None or self.wait_job("training", training, job_timeout) != "succeeded":
+        attempts = 1
+        while self.wait_job("training", training, job_timeout) != "succeeded":
+            if attempts == 3:
                 return
+            training = self.start_training()  # again, as a person would after a failure
+            if training is None:
+                return
+            attempts += 1
         for n in range(rng.choice([1, 2])):
             self.convert(n, job_timeout)
         if run.files and rng.random() < 0.5:
