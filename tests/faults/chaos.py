@@ -331,8 +331,15 @@ def run(
         report.transport_errors = dict(tally.transport_errors)
         report.gave_up = [f"{u.name}: {g}" for u in runs for g in u.gave_up]
         live = {j for p in stack.workers() for j in p.cmdline()[3:]}
+        grace = services.settings.orphan_grace_seconds
         findings: Findings = check_all(
-            stack.database_url, services.storage, services.db.call, stack.api_url, tokens, live
+            stack.database_url,
+            services.storage,
+            services.db.call,
+            stack.api_url,
+            tokens,
+            live,
+            grace,
         )
         report.broken, report.orphans = findings.broken, findings.orphans
         report.freeze_overwrites = _freeze_overwrites(stack, injector.frozen)

@@ -10,6 +10,7 @@ retention deletes after `VC_ORPHAN_GRACE_SECONDS` (`unclaimed_object_keys` decid
 """
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -153,14 +154,24 @@ def expected_objects(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
 
 
 def check_objects(
-    conn: psycopg.Connection[Any], storage: Storage, db_call: Any, findings: Findings
+    conn: psycopg.Connection[Any],
+    storage: Storage,
+    db_call: Any,
+    findings: Findings,
+    orphan_grace_seconds: int,
 ) -> None:
     missing = [f"{what}: {key}" for what, key in expected_objects(conn) if not storage.head(key)]
     findings.add("every ready row has its object", missing)
-    keys = [obj["Key"] for obj in _list(storage)]
+    listed = {obj["Key"]: obj["LastModified"] for obj in _list(storage)}
     pending = {k for (k,) in _rows(conn, "select object_key from public.object_deletions")}
-    unclaimed = [k for k in db_call("unclaimed_object_keys", keys=keys) if k not in pending]
+    unclaimed = [k for k in db_call("unclaimed_object_keys", keys=list(listed)) if k not in pending]
     findings.orphans.extend(unclaimed)
+    # an orphan is within the policy while retention would still leave it alone
+    too_old = datetime.now(UTC) - timedelta(seconds=orphan_grace_seconds)
+    findings.add(
+        "every object belongs to a row or is within the orphan policy",
+        [f"{k} (since {listed[k]:%H:%M:%S})" for k in unclaimed if listed[k] < too_old],
+    )
 
 
 def _list(storage: Storage) -> list[dict[str, Any]]:
@@ -207,6 +218,7 @@ def check_all(
     api: str,
     tokens: dict[str, str],
     live_job_ids: set[str],
+    orphan_grace_seconds: int,
 ) -> Findings:
     findings = Findings()
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -215,6 +227,6 @@ def check_all(
         findings.add("no job ran twice to success", check_single_success(conn))
         findings.add("counted quotas equal the jobs that hold them", check_quotas(conn))
         findings.add("GPU spend equals what jobs were charged", check_gpu_spend(conn))
-        check_objects(conn, storage, db_call, findings)
+        check_objects(conn, storage, db_call, findings, orphan_grace_seconds)
         findings.add("the API agrees with the database", check_api_view(conn, api, tokens))
     return findings

@@ -140,8 +140,8 @@ class User:
             time.sleep(rng.uniform(0, 5))
             self.cancel("training", training)
         attempts = 1
-        while self.wait_job("training", training, job_timeout) != "succeeded":
-            if attempts == 3:
+        while (ended := self.wait_job("training", training, job_timeout)) != "succeeded":
+            if attempts == 3 or ended not in TERMINAL:
                 return
             training = self.start_training()  # again, as a person would after a failure
             if training is None:
