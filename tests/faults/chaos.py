@@ -227,17 +227,28 @@ class Injector:
 
         return found[0] if wait_for(look, timeout, every=0.3) and found else None
 
+    def _phase_of(self, kind: str, job_id: str) -> str:
+        table = "training_jobs" if kind == "train" else "conversion_jobs"
+        with self.stack.sql() as conn:
+            row = conn.execute(
+                f"select progress ->> 'phase' from public.{table} where id = %s", (job_id,)
+            ).fetchone()
+        return str(row[0]) if row else "?"
+
     def _worker_of(self, kind: str, job_id: str) -> psutil.Process | None:
         procs = [p for p in self.stack.workers(kind) if job_id in p.cmdline()]
         return procs[0] if procs else None
 
     def worker_kill(self, r: FaultRecord) -> None:
-        phases = TRAINING_PHASES + CONVERSION_PHASES if self.long else LINGERING_PHASES
-        phase = self.rng.choice(phases)
-        hit = self._job_in_phase((phase,), timeout=90 if self.long else 60)
+        # a long run aims at one seeded phase of all; a short one at whichever lingering phase
+        # a job reaches first (a CPU passes through the others in a blink)
+        every = TRAINING_PHASES + CONVERSION_PHASES
+        phases = (self.rng.choice(every),) if self.long else LINGERING_PHASES
+        hit = self._job_in_phase(phases, timeout=300)
         if hit is None:
-            r.detail = f"no job reached {phase} in time"
+            r.detail = f"no job reached {'/'.join(phases)} in time"
             return
+        phase = self._phase_of(*hit)
         proc = self._worker_of(*hit)
         if proc is None:
             r.detail = f"{hit[0]} {hit[1]} in {phase}: worker already gone"
@@ -247,12 +258,12 @@ class Injector:
         r.detail = f"SIGKILL {hit[0]} worker in {phase}"
 
     def worker_freeze(self, r: FaultRecord) -> None:
-        phase = self.rng.choice(LINGERING_PHASES)
-        hit = self._job_in_phase((phase,), timeout=90 if self.long else 60)
+        hit = self._job_in_phase(LINGERING_PHASES, timeout=300)
         proc = self._worker_of(*hit) if hit else None
         if hit is None or proc is None:
-            r.detail = f"no worker in {phase} to freeze"
+            r.detail = "no worker to freeze"
             return
+        phase = self._phase_of(*hit)
         kind, job_id = hit
         table = "training_jobs" if kind == "train" else "conversion_jobs"
         proc.send_signal(signal.SIGSTOP)
