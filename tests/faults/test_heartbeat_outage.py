@@ -1,12 +1,13 @@
 """A worker's heartbeat rides out a short database outage instead of failing its job.
 
-Found by the fault harness (fault `pg_restart`): Postgres restarted for a few seconds while a
-training beat, the beat raised `Unavailable`, the training took it for its own failure and
-tried to record that (the database still down), so the worker died with the job `running`
-and the reaper failed it (WORKER_LOST) later: minutes of GPU work lost to a restart that
-hosted Postgres does for every minor upgrade. A missed beat is now only missed while the
-reaper would still wait for the next one (`VC_HEARTBEAT_TIMEOUT_SECONDS`); past that the job
-is the reaper's and the worker stops.
+Found while aiming the fault harness's `pg_restart` at a training: Postgres restarted for a
+few seconds while a training beat from its main thread (the train, evaluate or upload
+phase), the beat raised `Unavailable`, the training took it for its own failure and tried to
+record that (the database still down), so the worker died with the job `running` and the
+reaper failed it (WORKER_LOST) later: minutes of GPU work lost to a restart that hosted
+Postgres does for every minor upgrade. A missed beat is now only missed while the reaper
+would still wait for the next one (`VC_HEARTBEAT_TIMEOUT_SECONDS`); past that the job is the
+reaper's and the worker stops.
 """
 
 import threading

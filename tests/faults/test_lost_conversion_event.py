@@ -1,9 +1,10 @@
 """A conversion whose upload event was lost still starts: the reconciler looks for it.
 
-Found by the fault harness (fault `relay_down`): with the relay stopped, a dataset upload is
-probed by the reconciler's next pass, but a conversion's input was never looked for: the job
-sat in `awaiting_upload` with its input in the bucket until the reaper canceled it
-(`UPLOAD_EXPIRED`) when its upload link ran out, and the person had to start over.
+Found while checking what the fault harness's `relay_down` can cost: with the relay stopped,
+a dataset upload is probed by the reconciler's next pass, but a conversion's input was never
+looked for: the job sat in `awaiting_upload` with its input in the bucket until the reaper
+canceled it (`UPLOAD_EXPIRED`) when its upload link ran out, and the person had to start
+over.
 """
 
 import pytest
