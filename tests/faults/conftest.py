@@ -16,8 +16,8 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStac
         yield stack
     finally:
         if stack.postgres is not None:
-            stack.start_postgres_if_stopped()
             stack.postgres.cleanup()
+            stack.stop_postgres_if_running()
 
 
 @pytest.fixture(scope="module")

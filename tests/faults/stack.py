@@ -96,6 +96,7 @@ class ChaosStack(LocalStack):
                 proc.kill()
         self.restore_work_volume()
         super().stop()
+        self.stop_postgres_if_running()
 
     # Postgres ------------------------------------------------------------------------
 
@@ -121,6 +122,13 @@ class ChaosStack(LocalStack):
         log_file = self.pgdata / "log"
         args = ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(log_file), "start"]
         pg_ctl(args, pgdata=self.pgdata, user=self._pg_user, timeout=60)
+
+    def stop_postgres_if_running(self) -> None:
+        """pgserver's cleanup stops only the server it started: one the harness restarted
+        (`start_postgres`) is stopped here."""
+        if self.postgres is not None and (self.pgdata / "postmaster.pid").exists():
+            with contextlib.suppress(Exception):
+                self.stop_postgres()
 
     def start_postgres_if_stopped(self) -> None:
         if not (self.pgdata / "postmaster.pid").exists():
