@@ -2,12 +2,13 @@
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, Unavailable
 from pipeline.repository import Repository
 from schemas.jobs import JobKind, JobRow, Progress
 
@@ -35,13 +36,20 @@ STALE_ATTEMPT = "STALE_ATTEMPT"
 class Heartbeat:
     """Progress merged over the last report, written with a heartbeat; the row says whether
     the worker may go on. Every report carries the attempt this worker claimed, so once a
-    retried worker claims the job, this one is told to stop (STALE_ATTEMPT)."""
+    retried worker claims the job, this one is told to stop (STALE_ATTEMPT).
+
+    A beat the database cannot take (a restart, a failover: `Unavailable`) is a missed beat,
+    not the job's failure, for as long as the reaper would still wait for the next one
+    (`VC_HEARTBEAT_TIMEOUT_SECONDS` since the last beat that got through); the next beat
+    carries the merged progress and charges the GPU time since the last one, so nothing is
+    lost or charged twice. Past that, the job is the reaper's and `Unavailable` is raised."""
 
     def __init__(self, repo: Repository, kind: JobKind, job_id: UUID) -> None:
         self.repo, self.kind, self.job_id = repo, kind, job_id
         self.progress: dict[str, Any] = {}
         self.stop_code: str | None = None
         self.attempt: int | None = None
+        self._last_beat = time.monotonic()  # the last beat the database took
         self._lock = threading.Lock()  # the keep-alive thread beats beside the main one
 
     def claim(self) -> JobRow:
@@ -115,6 +123,15 @@ class Heartbeat:
                 )
         except JobCanceled:
             return False
+        except Unavailable:
+            silent = time.monotonic() - self._last_beat
+            if silent >= self.repo.settings.heartbeat_timeout_seconds:
+                raise
+            log.warning(
+                "heartbeat of %s missed (database unavailable for %.0fs)", self.job_id, silent
+            )
+            return True
+        self._last_beat = time.monotonic()
         if row.status != "running":
             self.stop_code = row.error_code
             return False

@@ -48,15 +48,22 @@ def _check_name(fn: str) -> str:
 
 
 class PostgresDatabase:
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0
+    ) -> None:
         from psycopg_pool import ConnectionPool
 
         # prepare_threshold=None: PgBouncer in transaction mode cannot keep prepared statements.
+        # check: a pooled connection the server closed (a restart, an upgrade, a pooler
+        # dropping idle links, `pg_terminate_backend`) is found and replaced at checkout,
+        # not handed to a request that would then answer 503 with the database up.
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True, "prepare_threshold": None},
+            check=ConnectionPool.check_connection,
+            timeout=timeout,  # waiting for a connection; then Unavailable (503)
             open=True,
         )
 

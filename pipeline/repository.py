@@ -196,6 +196,15 @@ class Repository:
         rows = self.db.call("list_stale_uploads", older_than_sec=older_than_seconds, limit=limit)
         return [DatasetFile.model_validate(r) for r in rows]
 
+    def list_stale_conversion_uploads(
+        self, older_than_seconds: int, limit: int = 500
+    ) -> list[ConversionJobRow]:
+        """Conversions still awaiting their input (their link not expired yet)."""
+        rows = self.db.call(
+            "list_stale_conversion_uploads", older_than_sec=older_than_seconds, limit=limit
+        )
+        return [ConversionJobRow.model_validate(r) for r in rows]
+
     def begin_probe(self, file_id: UUID) -> DatasetFile | None:
         """Counts a probe attempt on a pending file; past the limit the row comes back
         rejected with PROBE_FAILED, so a file whose probe keeps crashing is not retried forever."""

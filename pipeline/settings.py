@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     s3_access_key_id: str = "local"
     s3_secret_access_key: SecretStr = SecretStr("local-secret")
     s3_region: str = "auto"
+    # A worker's upload (a trained model, a conversion's output) keeps trying this long while
+    # the store is unreachable or answers 5xx, so an incident of a minute does not fail a job
+    # at its end; well under VC_HEARTBEAT_TIMEOUT_SECONDS.
+    upload_patience_seconds: float = Field(120, ge=0)
 
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000"])
 

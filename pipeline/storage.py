@@ -5,7 +5,9 @@ differs from what the API agreed to; presigned GETs are short-lived.
 """
 
 import hashlib
+import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,7 @@ from typing import Any, BinaryIO
 from pipeline.errors import Unavailable
 from pipeline.settings import Settings
 
+log = logging.getLogger(__name__)
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 CHUNK_BYTES = 1024 * 1024
 
@@ -67,9 +70,24 @@ def _status(exc: Any) -> int | None:
     return int(code) if code else None
 
 
+def _transient(exc: Exception) -> bool:
+    """The store was unreachable, timed out or failed on its side: worth another try."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, S3UploadFailedError):  # boto3's transfer wraps the ClientError
+        cause = exc.__cause__ or exc.__context__
+        return not isinstance(cause, Exception) or _transient(cause)
+    if isinstance(exc, ClientError):
+        status = _status(exc)
+        return status is None or status >= 500
+    return isinstance(exc, BotoCoreError | ConnectionError | TimeoutError)
+
+
 class Storage:
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.s3_bucket
+        self.upload_patience = settings.upload_patience_seconds
         self._s3 = _client(settings.s3_endpoint_url, settings)
         # URLs handed to browsers are signed for the host the browser will reach.
         public = settings.s3_public_endpoint_url or settings.s3_endpoint_url
@@ -166,7 +184,24 @@ class Storage:
         self._s3.download_file(self.bucket, key, str(path))
 
     def upload_file(self, path: Path, key: str, content_type: str) -> None:
-        self._s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
+        """Uploads a worker's result, trying again (backing off up to 10 s) for
+        `upload_patience_seconds` while the store is unreachable or failing (5xx): boto3's own
+        three quick attempts end inside a short incident, and a result lost at the end of a
+        job costs its whole GPU time. A 4xx (a refused request) is raised at once."""
+        deadline = time.monotonic() + self.upload_patience
+        delay = 1.0
+        while True:
+            try:
+                self._s3.upload_file(
+                    str(path), self.bucket, key, ExtraArgs={"ContentType": content_type}
+                )
+                return
+            except Exception as exc:
+                if not _transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("upload of %s failed (%s); trying again in %.0fs", key, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=key)
