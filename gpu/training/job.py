@@ -22,6 +22,7 @@ from gpu.errors import (
 )
 from gpu.measures import f0, pitch_range
 from gpu.sealed import input_check
+from gpu.training import cluster
 from gpu.training.evaluate import Evaluation, measure
 from gpu.training.prepare import SAMPLE_RATE, prepare, read_held_out
 from gpu.training.presets import PRESETS, Preset
@@ -154,9 +155,15 @@ class TrainingRun:
             size = export_generator(self.work / "model", weights)
             self.storage.upload_file(weights, model_key, "application/octet-stream")
             self.storage.upload_file(config, config_key, "application/json")
-            quality = self._evaluate(job, version, weights, config, params.f0_method, Path(tmp))
+            with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):  # timbre retrieval
+                key = keys.model_cluster_key(user, profile, version)
+                retrieval = cluster.build(self.storage, config, Path(tmp), key)
+            quality = self._evaluate(
+                job, version, weights, config, params.f0_method, Path(tmp), retrieval.path
+            )
         metrics = (
             result.metrics
+            | retrieval.metrics
             | quality
             | {
                 "steps": result.steps,
@@ -181,6 +188,7 @@ class TrainingRun:
         config: Path,
         f0_method: str,
         tmp: Path,
+        cluster_model: Path | None = None,
     ) -> dict:
         """The quality report and its preview (`evaluate`); never fails the training."""
         self.phase("evaluate")
@@ -193,7 +201,7 @@ class TrainingRun:
                 key = keys.model_preview_key(job.user_id, job.profile_id, version, side)
                 self.storage.upload_file(path, key, "audio/wav")
 
-        return measure(weights, config, f0_method, tmp / "preview", beat, publish)
+        return measure(weights, config, f0_method, tmp / "preview", beat, publish, cluster_model)
 
     def _record_pitch(self, config: Path, method: str) -> None:
         """Where this voice sings, from the F0 its features were built from."""

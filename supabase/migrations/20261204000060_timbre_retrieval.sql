@@ -29,4 +29,20 @@ drop trigger if exists model_version_cluster on public.model_versions;
 create trigger model_version_cluster before insert on public.model_versions
   for each row execute function svc_private.model_version_cluster();
 
+-- A version's cluster file goes with it, however its row goes (a profile's purge, an
+-- erasure): queued for the retention drain like the weights `purge_profiles` queues.
+create or replace function svc_private.model_version_cluster_gone()
+returns trigger language plpgsql security definer set search_path = '' as $$
+begin
+  if old.cluster_key is not null then
+    perform svc_private.enqueue_deletions(old.user_id, array[old.cluster_key],
+                                          'model_version_deleted');
+  end if;
+  return old;
+end $$;
+
+drop trigger if exists model_version_cluster_gone on public.model_versions;
+create trigger model_version_cluster_gone after delete on public.model_versions
+  for each row execute function svc_private.model_version_cluster_gone();
+
 select svc_private.restrict_to_service(array[]::text[]);  -- svc_private only: nothing new in public

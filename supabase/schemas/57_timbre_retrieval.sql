@@ -25,3 +25,17 @@ begin
 end $$;
 create trigger model_version_cluster before insert on public.model_versions
   for each row execute function svc_private.model_version_cluster();
+
+-- A version's cluster file goes with it, however its row goes (a profile's purge, an
+-- erasure): queued for the retention drain like the weights `purge_profiles` queues.
+create or replace function svc_private.model_version_cluster_gone()
+returns trigger language plpgsql security definer set search_path = '' as $$
+begin
+  if old.cluster_key is not null then
+    perform svc_private.enqueue_deletions(old.user_id, array[old.cluster_key],
+                                          'model_version_deleted');
+  end if;
+  return old;
+end $$;
+create trigger model_version_cluster_gone after delete on public.model_versions
+  for each row execute function svc_private.model_version_cluster_gone();
