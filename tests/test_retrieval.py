@@ -72,7 +72,7 @@ def test_clusters_the_training_pieces_in_the_forks_format_and_we_read_it(tmp_pat
 
 
 def test_the_forks_own_loader_refuses_the_file_on_this_torch(tmp_path) -> None:
-    """Why we load it ourselves (SVC_NOTES item 4): torch ≥ 2.6 loads with
+    """Why we load it ourselves: torch ≥ 2.6 loads with
     `weights_only=True` by default and the file holds numpy arrays."""
     from so_vits_svc_fork.cluster import get_cluster_model
 

@@ -133,9 +133,10 @@ def evaluate(
             converted_at[ratio].append(convert(svc, piece, params))
             step()
         scores = [quality.cosine(quality.embedding(c, rate), centre) for c in converted_at[ratio]]
-        similarity_at[ratio] = float(np.mean(scores))
-    # The default: the ratio whose conversions sound more like the singer (0 on a tie). The
-    # rest of the report, and the preview, are measured at it: what a conversion will sound like.
+        similarity_at[ratio] = round(float(np.mean(scores)), 4)
+    # The default: the ratio whose conversions sound more like the singer, by the numbers the
+    # report records (0 on a tie). The rest of the report, and the preview, are measured at
+    # it: what a conversion will sound like.
     chosen = max(ratios, key=lambda r: (similarity_at[r], -r))
     plain = converted_at[chosen]
     params = ConversionParams(f0_method=f0_method, cluster_ratio=chosen)
@@ -164,8 +165,7 @@ def evaluate(
         speaker_similarity=_round(similarity_at[chosen], 4),
         cluster_ratio=chosen,
         similarity_by_ratio=[
-            RatioSimilarity(cluster_ratio=r, speaker_similarity=round(similarity_at[r], 4))
-            for r in ratios
+            RatioSimilarity(cluster_ratio=r, speaker_similarity=similarity_at[r]) for r in ratios
         ],
         speaker_similarity_original=_round(float(np.mean(ceiling)), 4),
         melody=melody,
