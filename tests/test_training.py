@@ -168,11 +168,11 @@ def _check_retrieval(model: dict, links: dict, tmp_path: Path, env: dict[str, st
 
     # The fork's CLI reads the cluster file with torch's default loader, which torch >= 2.6
     # makes weights-only; the switch torch documents for trusted files lets it (README).
-    out_dir = tmp_path / "cli"
+    out_path = tmp_path / "in.cli.wav"
     cli = [
         str(Path(sys.executable).parent / "svc"), "infer", str(tmp_path / "in.wav"),
         "-m", str(tmp_path / "model.pth"), "-c", str(tmp_path / "config.json"),
-        "-k", str(cluster_path), "-r", "0.5", "-o", str(out_dir), "-fm", "dio", "-na",
+        "-k", str(cluster_path), "-r", "0.5", "-o", str(out_path), "-fm", "dio", "-na",
     ]  # fmt: skip
     from gpu.weights import hf_home
 
@@ -184,9 +184,7 @@ def _check_retrieval(model: dict, links: dict, tmp_path: Path, env: dict[str, st
     }
     done = subprocess.run(cli, env=cli_env, capture_output=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
-    written = list(out_dir.glob("*"))
-    assert len(written) == 1, written
-    out, rate = sf.read(written[0])
+    out, rate = sf.read(out_path)
     assert rate == 44100 and len(out) == 2 * 44100 and np.isfinite(out).all()
 
 
