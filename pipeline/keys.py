@@ -27,18 +27,23 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _KEY = re.compile(
     rf"vc/users/(?P<user>{_UUID})/profiles/(?P<profile>{_UUID})/"
     rf"(?:dataset/(?P<file>{_UUID})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{{0,99}})"
-    rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json|preview-(?:original|converted)\.wav)"
+    rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json|cluster\.pt|preview-(?:original|converted)\.wav)"
     rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES})"
     rf"|instant/(?P<voice>{_UUID})/(?P<reference>reference\.(?:wav|flac|mp3))"
     rf"|instant-jobs/(?P<instant>{_UUID})/(?P<ileaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES}))"
 )
 
 KeyKind = Literal[
-    "dataset", "model", "model_config", "model_preview", "conversion_input", "conversion_output",
+    "dataset", "model", "model_config", "model_cluster", "model_preview", "conversion_input",
+    "conversion_output",
     "instant_reference", "instant_input", "instant_output",
 ]  # fmt: skip
 PreviewSide = Literal["original", "converted"]
-_MODEL_KINDS: dict[str, KeyKind] = {"model.pth": "model", "config.json": "model_config"}
+_MODEL_KINDS: dict[str, KeyKind] = {
+    "model.pth": "model",
+    "config.json": "model_config",
+    "cluster.pt": "model_cluster",
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,13 @@ def model_key(user_id: UUID, profile_id: UUID, model_version_id: UUID) -> str:
 
 def model_config_key(user_id: UUID, profile_id: UUID, model_version_id: UUID) -> str:
     return f"{_prefix(user_id, profile_id)}/models/{model_version_id}/config.json"
+
+
+def model_cluster_key(user_id: UUID, profile_id: UUID, model_version_id: UUID) -> str:
+    """The fork's k-means cluster model (timbre retrieval), in the fork's own file format so
+    its `svc infer -k` reads it; the database derives it from `model_key` (trigger
+    `model_version_cluster`), so the two layouts must agree."""
+    return f"{_prefix(user_id, profile_id)}/models/{model_version_id}/cluster.pt"
 
 
 def model_preview_key(

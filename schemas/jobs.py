@@ -1,7 +1,7 @@
 """Jobs: what a client may ask for, what a worker reports, and the rows both read."""
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import Field, model_validator
@@ -90,7 +90,11 @@ class ConversionParams(Request):
     f0_method: F0Method = DEFAULT_F0_METHOD
     auto_predict_f0: bool = False
     noise_scale: float = Field(0.4, ge=0.0, le=1.0)
-    cluster_ratio: float = Field(0.0, ge=0.0, le=0.0)  # upstream cluster loading is broken
+    # Timbre retrieval: how far the content features are pulled toward the model's k-means
+    # centres of the singer's own (0 = none, 1 = only the centres). None uses the version's
+    # `cluster_ratio`, the one its quality report measured as the more like the singer; a
+    # version without a cluster model converts at 0 whatever is asked.
+    cluster_ratio: float | None = Field(None, ge=0.0, le=1.0)
     db_thresh: int = Field(-40, ge=-120, le=0)
     pad_seconds: float = Field(0.5, ge=0.0, le=5.0)
     chunk_seconds: float = Field(0.5, ge=0.1, le=5.0)
@@ -234,6 +238,17 @@ class ModelVersion(Model):
     pitch_range: PitchRange | None = None  # of its training audio: where this voice sings
     created_at: datetime
     active: bool = False
+    # Timbre retrieval: whether the version has the fork's cluster model (trained before it
+    # existed, it has none), and the ratio a conversion that does not say uses.
+    has_cluster: bool = False
+    cluster_ratio: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cluster_from_row(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "cluster_key" in data:
+            data = data | {"has_cluster": data["cluster_key"] is not None}
+        return data
 
 
 class ModelVersionRow(ModelVersion):
@@ -242,6 +257,7 @@ class ModelVersionRow(ModelVersion):
     user_id: UUID
     model_key: str
     config_key: str
+    cluster_key: str | None = None
 
 
 class TrainingInput(Model):
@@ -262,4 +278,7 @@ class ModelDownload(Model):
 
     model_url: str
     config_url: str
+    # The fork's k-means cluster model, for `svc infer -k cluster.pt -r RATIO`; None for a
+    # version trained before timbre retrieval.
+    cluster_url: str | None = None
     expires_in: int

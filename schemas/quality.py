@@ -9,6 +9,9 @@ from pydantic import Field
 from schemas.common import Model
 
 PREVIEW_TRANSPOSE = 3  # semitones: the melody check's second conversion
+# Timbre retrieval: the cluster ratios the report compares; the one whose conversions sound
+# more like the singer becomes the version's default `cluster_ratio`.
+RETRIEVAL_RATIOS = (0.0, 0.5)
 
 
 class MelodyScore(Model):
@@ -21,9 +24,22 @@ class MelodyScore(Model):
     voiced_seconds: float = 0.0  # of frames voiced in both, the ones compared
 
 
+class RatioSimilarity(Model):
+    """Speaker similarity of the held-out conversions at one cluster ratio."""
+
+    cluster_ratio: float
+    speaker_similarity: float
+
+
 class QualityReport(Model):
     speaker_similarity: float | None = Field(
         None, description="SECS: Resemblyzer cosine, conversions vs the training audio's centroid"
+    )
+    cluster_ratio: float = Field(
+        0.0, description="The ratio the report (and the version's conversions) default to"
+    )
+    similarity_by_ratio: list[RatioSimilarity] = Field(
+        [], description="SECS at each compared cluster ratio (only 0 without a cluster model)"
     )
     speaker_similarity_original: float | None = Field(
         None, description="The same for the held-out original itself: the ceiling"

@@ -13,6 +13,7 @@ def test_round_trip_every_kind() -> None:
         keys.dataset_key(u, p, x, "My Take.wav"): ("dataset", "My_Take.wav"),
         keys.model_key(u, p, x): ("model", "model.pth"),
         keys.model_config_key(u, p, x): ("model_config", "config.json"),
+        keys.model_cluster_key(u, p, x): ("model_cluster", "cluster.pt"),
         keys.model_preview_key(u, p, x, "original"): ("model_preview", "preview-original.wav"),
         keys.model_preview_key(u, p, x, "converted"): ("model_preview", "preview-converted.wav"),
         keys.conversion_input_key(u, p, x, "mp3"): ("conversion_input", "input.mp3"),

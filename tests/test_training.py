@@ -148,6 +148,44 @@ sf.write({str(tmp_path / "out.wav")!r}, out, svc.target_sample)
 
     exported = torch.load(model_path, weights_only=True)
     assert exported["iteration"] == metrics["best_epoch"], "the best epoch's generator"
+    _check_retrieval(models[0], links, tmp_path, worker_env)
+
+
+def _check_retrieval(model: dict, links: dict, tmp_path: Path, env: dict[str, str]) -> None:
+    """The version has its cluster model and the default ratio its report chose, and the
+    downloaded files work with the fork's own `svc infer` as a person would run it."""
+    metrics = model["metrics"]
+    assert metrics["retrieval"]["clusters"] >= 2 and "retrieval_error" not in metrics
+    report = QualityReport.model_validate(metrics["quality"])
+    by_ratio = {r.cluster_ratio: r.speaker_similarity for r in report.similarity_by_ratio}
+    print("similarity by cluster ratio:", by_ratio, "default", report.cluster_ratio)
+    assert set(by_ratio) == {0.0, 0.5}
+    best = max(by_ratio, key=lambda r: (by_ratio[r], -r))
+    assert model["has_cluster"] and model["cluster_ratio"] == report.cluster_ratio == best
+    assert report.speaker_similarity == by_ratio[best]
+    cluster_path = tmp_path / "cluster.pt"
+    cluster_path.write_bytes(httpx.get(links["cluster_url"]).content)
+
+    # The fork's CLI reads the cluster file with torch's default loader, which torch >= 2.6
+    # makes weights-only; the switch torch documents for trusted files lets it (README).
+    out_path = tmp_path / "in.cli.wav"
+    cli = [
+        str(Path(sys.executable).parent / "svc"), "infer", str(tmp_path / "in.wav"),
+        "-m", str(tmp_path / "model.pth"), "-c", str(tmp_path / "config.json"),
+        "-k", str(cluster_path), "-r", "0.5", "-o", str(out_path), "-fm", "dio", "-na",
+    ]  # fmt: skip
+    from gpu.weights import hf_home
+
+    cache = Path(env["VC_MODEL_CACHE_DIR"])  # the offline ContentVec, where the hub keeps it
+    cli_env = env | {
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+        "HF_HOME": str(hf_home(cache)),
+        "HF_HUB_OFFLINE": "1",
+    }
+    done = subprocess.run(cli, env=cli_env, capture_output=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    out, rate = sf.read(out_path)
+    assert rate == 44100 and len(out) == 2 * 44100 and np.isfinite(out).all()
 
 
 def _check_quality_report(user, model: dict, tmp_path: Path) -> None:
@@ -168,6 +206,7 @@ def _check_quality_report(user, model: dict, tmp_path: Path) -> None:
         path.write_bytes(httpx.get(links[f"{side}_url"]).content)
         audio, rate = sf.read(path)
         assert rate == 44100 and np.abs(audio).max() > 0
+        assert sf.info(path).subtype == "PCM_24", "a wav24/flac download carries 24 bits"
         lengths.append(len(audio))
     assert lengths[0] == lengths[1] == round(report.preview_seconds * 44100)
     assert links["seconds"] == report.preview_seconds <= 10.0

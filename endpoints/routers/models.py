@@ -33,13 +33,15 @@ def activate_model(profile_id: UUID, version_id: UUID, user: UserDep, repo: Repo
 
 @router.get("/models/{version_id}/download")
 def download_model(version_id: UUID, user: UserDep, services: ServicesDep) -> ModelDownload:
-    """Short-lived links to `model.pth` and `config.json`."""
+    """Short-lived links to `model.pth`, `config.json` and, when it has one, `cluster.pt`."""
     row = services.repo.get_model_version(user.id, version_id)
     seconds = services.settings.download_url_seconds
     storage = services.storage
     return ModelDownload(
         model_url=storage.presign_get(row.model_key, seconds, f"model-{version_id}.pth"),
         config_url=storage.presign_get(row.config_key, seconds, f"config-{version_id}.json"),
+        cluster_url=row.cluster_key
+        and storage.presign_get(row.cluster_key, seconds, f"cluster-{version_id}.pt"),
         expires_in=seconds,
     )
 

@@ -8,15 +8,25 @@ from typing import Any
 
 import numpy as np
 
+from gpu.conversion.retrieval import attach, ratio_for
 from schemas.jobs import ConversionParams
 
 
-def load_svc(model_path: Path, config_path: Path, device: str) -> Any:
+def load_svc(
+    model_path: Path,
+    config_path: Path,
+    device: str,
+    cluster: Path | None = None,
+    cluster_ratio: float = 0.0,
+) -> Any:
     """The fork's `Svc` for exported weights and their config (ContentVec is shared per
-    device once `gpu.conversion.model_cache.share_contentvec()` ran)."""
+    device once `gpu.conversion.model_cache.share_contentvec()` ran), with the version's
+    cluster model loaded by us (`gpu.conversion.retrieval`: the fork's loader is broken on
+    torch ≥ 2.6) and `cluster_ratio` the default conversions use."""
     from so_vits_svc_fork.inference.core import Svc
 
-    return Svc(net_g_path=model_path, config_path=config_path, device=device)
+    svc = Svc(net_g_path=model_path, config_path=config_path, device=device)
+    return attach(svc, cluster, cluster_ratio)
 
 
 def speaker_of(svc: Any) -> str:
@@ -31,6 +41,7 @@ def convert(svc: Any, audio: np.ndarray, params: ConversionParams) -> np.ndarray
         np.asarray(audio, dtype=np.float32),
         speaker=speaker_of(svc),
         transpose=params.transpose,
+        cluster_infer_ratio=ratio_for(svc, params),
         auto_predict_f0=params.auto_predict_f0,
         noise_scale=params.noise_scale,
         f0_method=params.f0_method,

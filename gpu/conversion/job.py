@@ -109,7 +109,7 @@ class ConversionRun(JobRun):
         rate = svc.target_sample
         lookahead = int((WINDOW_SECONDS + SEARCH_SECONDS) * rate)
         progress, position = self.progress("convert"), 0
-        with sf.SoundFile(mono) as src, sf.SoundFile(out_path, "w", rate, 1, "PCM_16") as dst:
+        with sf.SoundFile(mono) as src, sf.SoundFile(out_path, "w", rate, 1, "PCM_24") as dst:
             while position < frames:
                 src.seek(position)
                 ahead = src.read(lookahead, dtype="float32")

@@ -47,22 +47,25 @@ class ModelCache:
         share_contentvec()
 
     def get(self, version: ModelVersionRow) -> Any:
-        """The loaded `Svc` for a model version (its weights and config fetched once)."""
+        """The loaded `Svc` for a model version (its weights, config and cluster model
+        fetched once)."""
         key = str(version.id)
         if key in self._models:
             self._models.move_to_end(key)
             return self._models[key]
         folder = self.directory / key
         folder.mkdir(parents=True, exist_ok=True)
-        for name, object_key in (
-            ("model.pth", version.model_key),
-            ("config.json", version.config_key),
-        ):
+        files = {"model.pth": version.model_key, "config.json": version.config_key}
+        if version.cluster_key is not None:
+            files["cluster.pt"] = version.cluster_key
+        for name, object_key in files.items():
             if not (folder / name).exists():
                 partial = folder / f"{name}.part"
                 self.storage.download_file(object_key, partial)
                 partial.rename(folder / name)
-        svc = load_svc(folder / "model.pth", folder / "config.json", self.device)
+        cluster = folder / "cluster.pt" if "cluster.pt" in files else None
+        ratio = version.cluster_ratio
+        svc = load_svc(folder / "model.pth", folder / "config.json", self.device, cluster, ratio)
         LOADS["model"] += 1
         self._models[key] = svc
         while len(self._models) > self.capacity:

@@ -14,6 +14,7 @@ from gpu.errors import JobFailure
 from gpu.job_runtime import KINDS, JobRun
 from gpu.measures import f0, pitch_range
 from gpu.sealed import input_check
+from gpu.training import cluster
 from gpu.training.evaluate import Evaluation, measure
 from gpu.training.prepare import SAMPLE_RATE, prepare, read_held_out
 from gpu.training.presets import PRESETS, Preset
@@ -79,9 +80,13 @@ class TrainingRun(JobRun):
         size = export_generator(self.work / "model", weights)
         self.storage.upload_file(weights, model_key, "application/octet-stream")
         self.storage.upload_file(config, config_key, "application/json")
-        quality = self._evaluate(job, version, weights, config, params.f0_method)
+        with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):  # timbre retrieval
+            key = keys.model_cluster_key(user, profile, version)
+            retrieval = cluster.build(self.storage, config, self.scratch, key)
+        quality = self._evaluate(job, version, weights, config, params.f0_method, retrieval.path)
         metrics = (
             result.metrics
+            | retrieval.metrics
             | quality
             | {
                 "steps": result.steps,
@@ -102,6 +107,7 @@ class TrainingRun(JobRun):
         weights: Path,
         config: Path,
         f0_method: str,
+        cluster_model: Path | None = None,
     ) -> dict:
         """The quality report and its preview (`evaluate`); never fails the training."""
         self.phase("evaluate")
@@ -114,7 +120,8 @@ class TrainingRun(JobRun):
                 key = keys.model_preview_key(job.user_id, job.profile_id, version, side)
                 self.storage.upload_file(path, key, "audio/wav")
 
-        return measure(weights, config, f0_method, self.scratch / "preview", beat, publish)
+        preview = self.scratch / "preview"
+        return measure(weights, config, f0_method, preview, beat, publish, cluster_model)
 
     def _record_pitch(self, config: Path, method: str) -> None:
         """Where this voice sings, from the F0 its features were built from."""

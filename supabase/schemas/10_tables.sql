@@ -186,7 +186,12 @@ create table public.model_versions (
   metrics jsonb not null default '{}'::jsonb,
   created_at timestamptz not null default now(),
   -- Taken over from its training job as it is inserted (trigger model_version_pitch).
-  pitch_range jsonb
+  pitch_range jsonb,
+  -- The fork's k-means cluster model beside the weights, and the ratio conversions use when
+  -- they do not say (trigger model_version_cluster, 57_timbre_retrieval.sql).
+  cluster_key text unique,
+  cluster_ratio real not null default 0
+    constraint model_versions_cluster_ratio_check check (cluster_ratio >= 0 and cluster_ratio <= 1)
 );
 create index model_versions_profile_idx
   on public.model_versions (profile_id, created_at desc);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { clearlyWorse, describeQuality } from "../public/js/quality.js";
+import { clearlyWorse, describeQuality, describeRetrieval } from "../public/js/quality.js";
 
 const report = (similarity, corr, mcd = 6.5) => ({
   quality: {
@@ -33,4 +33,17 @@ test("clearly worse than the active version only past the threshold", () => {
     "Clearly worse than the active model: it sounds less like the dataset (0.70 vs 0.81).");
   assert.match(clearlyWorse(report(0.70, 0.80), report(0.81, 0.96)), /and keeps the melody less well \(0\.80 vs 0\.96\)/);
   assert.equal(clearlyWorse(report(0.5, 0.5), { steps: 3 }), null);
+});
+
+test("timbre retrieval: the similarity with and without it, and the ratio conversions use", () => {
+  const measured = report(0.74, 0.97);
+  measured.quality.cluster_ratio = 0.5;
+  measured.quality.similarity_by_ratio = [
+    { cluster_ratio: 0, speaker_similarity: 0.71 }, { cluster_ratio: 0.5, speaker_similarity: 0.74 }];
+  const line = "Timbre retrieval: 0.71 without, 0.74 at ratio 0.5 (+0.03); conversions use ratio 0.5 unless you choose another.";
+  assert.equal(describeQuality(measured)[1], line);
+  measured.quality.cluster_ratio = 0;
+  measured.quality.similarity_by_ratio[1].speaker_similarity = 0.69;
+  assert.match(describeRetrieval(measured.quality), /at ratio 0\.5 \(−0\.02\); conversions use ratio 0 unless/);
+  assert.equal(describeRetrieval(report(0.8, 0.9).quality), null, "no cluster model: no line");
 });

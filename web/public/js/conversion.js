@@ -140,6 +140,8 @@ export class ConversionPanel extends JobPanel {
       f0_method: $("f0-method").value,
       auto_predict_f0: $("auto-f0").checked,
       noise_scale: Number($("noise-scale").value),
+      // empty: the version's default ratio, the one its quality report chose
+      ...($("cluster-ratio").value !== "" ? { cluster_ratio: Number($("cluster-ratio").value) } : {}),
       db_thresh: Number($("db-thresh").value),
       pad_seconds: Number($("pad-seconds").value),
     };

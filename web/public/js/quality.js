@@ -40,6 +40,8 @@ export function describeQuality(metrics) {
     lines.push(`Sounds like the dataset: ${fixed(quality.speaker_similarity)} — ${wordAbove(quality.speaker_similarity, SIMILARITY_WORDS)}`
       + (ceiling !== null && ceiling !== undefined ? ` (the singer's own held-out recordings: ${fixed(ceiling)})` : ""));
   }
+  const retrieval = describeRetrieval(quality);
+  if (retrieval) lines.push(retrieval);
   const plain = melodyAt(quality, 0);
   const moved = (quality.melody || []).find((m) => m.transpose !== 0 && m.f0_corr !== null && m.f0_corr !== undefined);
   if (plain) {
@@ -53,6 +55,20 @@ export function describeQuality(metrics) {
   }
   lines.push(`Measured on ${fixed(quality.held_out_seconds, 0)} s of your recordings the model never trained on.`);
   return lines;
+}
+
+/** Timbre retrieval's effect on similarity (ratio 0 against the other ratio measured) and
+ * the ratio conversions use by default; null when only ratio 0 was measured (no cluster model). */
+export function describeRetrieval(quality) {
+  const scores = quality?.similarity_by_ratio || [];
+  const off = scores.find((s) => s.cluster_ratio === 0);
+  const on = scores.find((s) => s.cluster_ratio !== 0);
+  if (!off || !on) return null;
+  const change = on.speaker_similarity - off.speaker_similarity;
+  const signed = `${change >= 0 ? "+" : "−"}${fixed(Math.abs(change))}`;
+  const chosen = quality.cluster_ratio ?? 0;
+  return `Timbre retrieval: ${fixed(off.speaker_similarity)} without, ${fixed(on.speaker_similarity)} at ratio ${on.cluster_ratio} (${signed});`
+    + ` conversions use ratio ${chosen} unless you choose another.`;
 }
 
 /** Why `metrics` scores clearly worse than the active version's, or null. */

@@ -195,12 +195,14 @@ export class TrainingPanel extends JobPanel {
     this.live.start();
   }
 
-  /** Swaps the button for the two short-lived links (a browser blocks two automatic downloads). */
+  /** Swaps the button for the short-lived links (a browser blocks several automatic downloads);
+   * `cluster.pt` (timbre retrieval, for the fork's `svc infer -k`) when the version has one. */
   async download(model, holder) {
     const links = await this.ctx.api.get(`/models/${model.id}/download`);
     holder.replaceChildren(
       el("a", { class: "button", href: links.model_url, download: "" }, "model.pth"),
       el("a", { class: "button", href: links.config_url, download: "" }, "config.json"),
+      ...(links.cluster_url ? [el("a", { class: "button", href: links.cluster_url, download: "" }, "cluster.pt")] : []),
       el("span", { class: "hint" }, `links valid for ${formatDuration(links.expires_in)}`),
     );
     holder.querySelector("a").focus();
