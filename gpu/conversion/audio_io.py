@@ -7,7 +7,36 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.audio import BLOCK_FRAMES
+from gpu.errors import JobFailure
+from pipeline.audio import BLOCK_FRAMES, AudioError, measure
+from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
+from pipeline.formats import too_large_message
+from pipeline.settings import Settings
+from pipeline.storage import Storage
+
+MIN_INPUT_RATE = 8000  # inputs are resampled to the model's rate anyway
+
+
+def fetch_screened(
+    storage: Storage, settings: Settings, key: str, path: Path, max_seconds: float
+) -> Path:
+    """The uploaded object at `key`, downloaded to `path` and screened like any upload: its
+    size before the download, then its header's rate, channels and length (so a forged one
+    sizes nothing), then a decode; every refusal a `JobFailure` with the upload's code."""
+    info = storage.head(key)
+    if info is None:
+        raise JobFailure("INPUT_MISSING", "The uploaded input could not be found.")
+    limit = settings.max_conversion_bytes
+    if info.size > limit:
+        raise JobFailure("TOO_LARGE", too_large_message(limit, "Inputs"))
+    storage.download_file(key, path)
+    try:
+        screen_file(path, HeaderLimits(MIN_INPUT_RATE, settings.max_channels, max_seconds))
+        measure(path, max_seconds)
+    except (AudioError, HeaderError) as exc:
+        raise JobFailure(exc.code, exc.message) from exc
+    return path
+
 
 WINDOW_SECONDS = 30.0
 SEARCH_SECONDS = 2.0

@@ -15,18 +15,21 @@ from uuid import UUID
 
 import soundfile as sf
 
-from gpu.conversion.audio_io import SEARCH_SECONDS, WINDOW_SECONDS, next_cut, to_mono
+from gpu.conversion.audio_io import (
+    SEARCH_SECONDS,
+    WINDOW_SECONDS,
+    fetch_screened,
+    next_cut,
+    to_mono,
+)
 from gpu.conversion.inference import convert
 from gpu.conversion.model_cache import ModelCache
 from gpu.conversion.song import convert_song
-from gpu.errors import JobCanceled, JobFailure
+from gpu.errors import JobCanceled
 from gpu.job_runtime import KINDS, JobRun
 from gpu.measures import f0, pitch_range
 from gpu.separation.separate import Separator, separate
 from pipeline import keys
-from pipeline.audio import AudioError, measure
-from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
-from pipeline.formats import too_large_message
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -34,7 +37,6 @@ from schemas.jobs import ConversionJobRow, ConversionParams, ModelVersionRow
 from schemas.pitch import suggest
 
 log = logging.getLogger(__name__)
-MIN_INPUT_RATE = 8000  # conversion inputs are resampled to the model's rate anyway
 
 
 class ConversionRun(JobRun):
@@ -73,22 +75,9 @@ class ConversionRun(JobRun):
         self.finish(output_key, frames / svc.target_sample)
 
     def _fetch_input(self, job: ConversionJobRow) -> Path:
-        info = self.storage.head(job.input_key)
-        if info is None:
-            raise JobFailure("INPUT_MISSING", "The uploaded input could not be found.")
-        limit = self.settings.max_conversion_bytes
-        if info.size > limit:
-            raise JobFailure("TOO_LARGE", too_large_message(limit, "Inputs"))
         path = self.scratch / Path(job.input_key).name
-        self.storage.download_file(job.input_key, path)
         seconds = self.settings.max_conversion_seconds
-        try:
-            # The header's rate, channels and length first, so a forged one sizes nothing.
-            screen_file(path, HeaderLimits(MIN_INPUT_RATE, self.settings.max_channels, seconds))
-            measure(path, seconds)
-        except (AudioError, HeaderError) as exc:
-            raise JobFailure(exc.code, exc.message) from exc
-        return path
+        return fetch_screened(self.storage, self.settings, job.input_key, path, seconds)
 
     def record_pitch(self, mono: Path, params: ConversionParams, version: ModelVersionRow) -> None:
         """The input's range next to the voice's and the transpose that would fit them; the

@@ -18,7 +18,7 @@ from uuid import UUID
 import numpy as np
 import soundfile as sf
 
-from gpu.conversion.audio_io import to_mono
+from gpu.conversion.audio_io import fetch_screened, to_mono
 from gpu.conversion.mix import mix
 from gpu.errors import JobFailure
 from gpu.instant import seedvc
@@ -26,9 +26,6 @@ from gpu.job_runtime import KINDS, JobKindSpec, JobRun
 from gpu.measures import f0, pitch_range, quality
 from gpu.separation.separate import Separator, separate
 from pipeline import keys
-from pipeline.audio import AudioError, measure
-from pipeline.audio_header import HeaderError, HeaderLimits, screen_file
-from pipeline.formats import too_large_message
 from pipeline.instant import InstantCalls
 from pipeline.repository import Repository
 from pipeline.settings import Settings
@@ -37,7 +34,6 @@ from schemas.instant import InstantJobRow, InstantParams, InstantQuality
 from schemas.pitch import suggest
 
 log = logging.getLogger(__name__)
-MIN_INPUT_RATE = 8000
 MIN_INPUT_SECONDS = 0.5  # under a few mel frames there is nothing to convert
 _models: dict[tuple[str, str, str], seedvc.InstantModel] = {}
 
@@ -145,21 +141,8 @@ class InstantRun(JobRun):
         self.finish(output_key, info.frames / info.samplerate, pitch, report.model_dump())
 
     def _fetch(self, key: str, stem: Path, max_seconds: float) -> Path:
-        """The object, screened and decoded like any upload; a failure has a code."""
-        info = self.storage.head(key)
-        if info is None:
-            raise JobFailure("INPUT_MISSING", "The uploaded audio could not be found.")
-        limit = self.settings.max_conversion_bytes
-        if info.size > limit:
-            raise JobFailure("TOO_LARGE", too_large_message(limit, "Inputs"))
         path = stem.with_suffix(Path(key).suffix)
-        self.storage.download_file(key, path)
-        try:
-            screen_file(path, HeaderLimits(MIN_INPUT_RATE, self.settings.max_channels, max_seconds))
-            measure(path, max_seconds)
-        except (AudioError, HeaderError) as exc:
-            raise JobFailure(exc.code, exc.message) from exc
-        return path
+        return fetch_screened(self.storage, self.settings, key, path, max_seconds)
 
     def _pitch(self, mono: Path, reference: Path) -> dict[str, Any] | None:
         """The input's range beside the reference's and the transpose that would fit them."""
