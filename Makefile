@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-fast install web browser espeak rubberband lint format bench-api clean
+.PHONY: dev test test-fast install web browser espeak rubberband ffmpeg lint format bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ browser:
 espeak:
 	scripts/install-debian.sh espeak-ng espeak-ng
 
+# Debian's ffmpeg: the reference loudness meter (`ebur128`) and decoder (`ffprobe`) the tests
+# hold the meter and the download formats to.
+ffmpeg:
+	scripts/install-debian.sh ffmpeg ffmpeg
+
 # Debian's rubberband-cli: the instrumental's pitch shift (gpu/conversion/shift.py) runs it.
 rubberband:
 	scripts/install-debian.sh rubberband rubberband-cli
@@ -33,7 +38,7 @@ rubberband:
 dev: install rubberband
 	$(BIN)/svc-local up
 
-test: install browser espeak rubberband
+test: install browser espeak rubberband ffmpeg
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -49,7 +54,7 @@ format:
 bench-api: install
 	$(BIN)/python bench/api.py
 
-test-fast: install browser espeak rubberband
+test-fast: install browser espeak rubberband ffmpeg
 	$(BIN)/pytest -m "not slow"
 
 clean:
