@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install --upgrade "pip>=24"
 
 install: $(BIN)/python web
-	$(BIN)/pip install -e ".[local,dev,gpu,deploy,schema]"
+	$(BIN)/pip install -e ".[local,dev,gpu,text,text-local,deploy,schema]"
 
 # The page's pinned third-party JS, copied into web/public/vendor/ (no CDN at run time).
 web:

@@ -142,6 +142,7 @@ def load_requirements(path: Path) -> Requirements:
     try:
         project = tomllib.loads(path.read_text())["project"]
         web = list(project["dependencies"])
-        return Requirements(web=web, gpu=web + list(project["optional-dependencies"]["gpu"]))
+        extras = project["optional-dependencies"]
+        return Requirements(web=web, gpu=web + list(extras["gpu"]) + list(extras["text"]))
     except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
         raise ManifestError(f"{path.name}: {exc!r}") from exc
