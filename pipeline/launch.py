@@ -18,6 +18,7 @@ WORKER_KIND: dict[JobKind, str] = {
     "training": "train",
     "conversion": "convert",
     "separation": "separate",
+    "text": "speak",
 }
 
 

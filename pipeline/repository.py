@@ -27,18 +27,21 @@ from schemas.pitch import PitchAdvice, PitchRange
 from schemas.profiles import DatasetFile, Profile, ProfileDetail, SingerCheckFile
 from schemas.quota import Quota, RateDecision
 from schemas.retention import RetentionPass, UserErasure
+from schemas.text import TextJob, TextJobRow
 
 # What a client sees of a job, and the whole row the server and the workers read.
-JobModel = TrainingJob | ConversionJob | SeparationJob
+JobModel = TrainingJob | ConversionJob | SeparationJob | TextJob
 JOB_MODELS: dict[JobKind, type[JobModel]] = {
     "training": TrainingJob,
     "conversion": ConversionJob,
     "separation": SeparationJob,
+    "text": TextJob,
 }
-JOB_ROWS: dict[JobKind, type[JobRow]] = {
+JOB_ROWS: dict[JobKind, type[JobRow | TextJobRow]] = {
     "training": TrainingJobRow,
     "conversion": ConversionJobRow,
     "separation": SeparationJobRow,
+    "text": TextJobRow,
 }
 
 

@@ -165,6 +165,8 @@ class Settings(BaseSettings):
     # is not for commercial use), `espeak` (robotic; many languages).
     text_engine: Literal["kokoro", "piper", "espeak"] = "kokoro"
     text_max_chars: int = Field(500, ge=1, le=5000)
+    texts_per_day: int = Field(50, ge=0)  # its own counted quota, beside conversions'
+    max_active_texts: int = Field(1, ge=1)
 
     @property
     def issuer(self) -> str:

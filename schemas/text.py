@@ -9,12 +9,14 @@ as data, so the web image never imports an engine to validate a request.
 """
 
 import unicodedata
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
 from pydantic import Field, model_validator
 
 from schemas.common import Model, Request
+from schemas.jobs import JobBase, JobRowBase, ModelVersionRow
 from schemas.pitch import DEFAULT_F0_METHOD, F0Method
 
 TextEngineName = Literal["kokoro", "piper", "espeak"]
@@ -153,3 +155,40 @@ class TextReport(Model):
     seconds: float  # of the output
     loudness_lufs: float | None = None
     elapsed_s: float | None = None  # the worker's time from text to files
+
+
+TextStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+TextFormat = Literal["mp3", "wav"]
+
+
+class TextJob(JobBase):
+    """A line spoken in a voice, as its person sees it."""
+
+    status: TextStatus
+    voice_kind: Literal["trained", "instant"]
+    model_version_id: UUID | None = None
+    instant_voice_id: UUID | None = None
+    text: str
+    language: str
+    params: dict
+    output_seconds: float | None = None
+    report: TextReport | None = None
+    files_removed_at: datetime | None = None  # its WAV and MP3 deleted by retention
+
+
+class TextJobRow(TextJob, JobRowBase):
+    """The whole row, object keys included: for the worker and download links."""
+
+    output_key: str | None = None
+    mp3_key: str | None = None
+
+
+class TextVoiceRow(Model):
+    """What the worker speaks with (`text_voice`): the model version of a trained voice, and
+    the voice's speaker centroid from its dataset's embeddings (None before the one-singer
+    check ran)."""
+
+    voice_kind: Literal["trained", "instant"]
+    model_version: ModelVersionRow | None = None
+    instant_voice_id: UUID | None = None
+    centroid: list[float] | None = None

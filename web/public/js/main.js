@@ -5,6 +5,7 @@ import { createAuth } from "./auth.js";
 import { ConversionPanel } from "./conversion.js";
 import { DatasetPanel } from "./dataset.js";
 import { ProfilesPanel } from "./profiles.js";
+import { SpeechPanel } from "./speech.js";
 import { TrainingPanel } from "./training.js";
 import { $, clearError, formatDuration, guarded, showError, showNotice } from "./ui.js";
 
@@ -27,6 +28,7 @@ async function boot() {
   ctx.training = new TrainingPanel(ctx);
   ctx.dataset = new DatasetPanel(ctx);
   ctx.conversion = new ConversionPanel(ctx);
+  ctx.speech = new SpeechPanel(ctx);
   ctx.profiles = new ProfilesPanel(ctx);
   wireSignIn(auth, config);
   $("alert-close").addEventListener("click", clearError);

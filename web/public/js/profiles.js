@@ -53,10 +53,11 @@ export class ProfilesPanel {
     $("no-profile").hidden = Boolean(profile);
     $("profile-panel").hidden = !profile;
     this.render();
-    for (const panel of [this.ctx.dataset, this.ctx.training, this.ctx.conversion]) panel.stop();
+    for (const panel of [this.ctx.dataset, this.ctx.training, this.ctx.conversion, this.ctx.speech]) panel.stop();
     if (!profile) return;
     $("profile-title").textContent = profile.name;
-    await Promise.all([this.ctx.dataset.show(), this.ctx.training.show(), this.ctx.conversion.show()]);
+    await Promise.all([this.ctx.dataset.show(), this.ctx.training.show(), this.ctx.conversion.show(),
+      this.ctx.speech.show()]);
   }
 
   async create(event) {
