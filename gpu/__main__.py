@@ -58,6 +58,20 @@ def convert(job_ids: list[UUID]) -> None:
 
 
 @app.command()
+def speak(job_ids: list[UUID]) -> None:
+    """Speak text jobs in their voices in one process (the voices stay loaded)."""
+    from gpu.runtime import model_cache, worker_context
+
+    ctx = worker_context()
+    from gpu.text.job import TextRun
+
+    cache = model_cache(ctx)
+    statuses = [TextRun(ctx.repo, ctx.storage, ctx.settings, cache, j).run() for j in job_ids]
+    ctx.close()
+    sys.exit(0 if all(s in {"succeeded", "canceled"} for s in statuses) else 1)
+
+
+@app.command()
 def singers(profile_id: UUID) -> None:
     """Embed the profile's new ready files and refresh its one-singer check."""
     from gpu.measures.singers import check_profile

@@ -118,3 +118,6 @@ def prepare(cache_dir: Path, offline: bool) -> None:
         fetch_real_weights(cache_dir)
         fetch_rmvpe(cache_dir)
         separator_weights.fetch(cache_dir)
+        from gpu.text.weights import fetch_kokoro
+
+        fetch_kokoro(cache_dir)  # the text engine's model files (gpu/text/)

@@ -24,7 +24,11 @@ class ModalDispatcher:
         "separate": "separate",
         "sweep_work": "sweep_work",
     }
-    CLASSES = {"convert": ("Converter", "convert"), "probe": ("Prober", "probe")}
+    CLASSES = {
+        "convert": ("Converter", "convert"),
+        "speak": ("Converter", "speak"),  # text jobs share the warm conversion containers
+        "probe": ("Prober", "probe"),
+    }
 
     def __init__(self, app_name: str, environment: str | None = None, client: Any = None) -> None:
         if client is None:

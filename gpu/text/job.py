@@ -19,6 +19,7 @@ import numpy as np
 from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, describe_failure
 from gpu.text.engines import make_engine
 from gpu.text.speak import instant_target, speak, trained_target
+from gpu.text.weights import kokoro_dir
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def engines(settings: Settings) -> list[Any]:
     """The engine the deployment speaks with (`VC_TEXT_ENGINE`)."""
-    kokoro = Path(settings.model_cache_dir) / "kokoro"
+    kokoro = kokoro_dir(Path(settings.model_cache_dir))
     return [
         make_engine(settings.text_engine, kokoro / "kokoro-v1.0.onnx", kokoro / "voices-v1.0.bin")
     ]
