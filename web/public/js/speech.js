@@ -3,6 +3,7 @@
 // it was made from, and which of the engine's voices that was.
 
 import { JobPanel, quotaSpent } from "./jobpanel.js";
+import { reportText } from "./speechreport.js";
 import { $, announce, guarded } from "./ui.js";
 
 const ACTIVE = new Set(["queued", "running"]);
@@ -115,15 +116,4 @@ export class SpeechPanel extends JobPanel {
 function setLink(link, download) {
   link.href = download.url;
   link.setAttribute("download", download.filename);
-}
-
-/** "Sounds like your voice: 0.81 (the text-to-speech voice: 0.42). Spoken from af_heart." */
-export function reportText(report) {
-  if (!report) return "";
-  const voice = report.base_voice?.voice || "the engine's voice";
-  const how = report.base_voice?.chosen === "similarity" ? ", the closest of its voices to yours" : "";
-  const like = report.to_voice == null ? "" : `Sounds like your voice: ${report.to_voice.toFixed(2)}`;
-  const tts = report.to_base == null ? "" : ` (like the text-to-speech voice: ${report.to_base.toFixed(2)})`;
-  const spoken = `Spoken first by ${voice}${how}.`;
-  return like ? `${like}${tts}. ${spoken}` : spoken;
 }
