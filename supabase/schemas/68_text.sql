@@ -6,7 +6,7 @@
 
 set check_function_bodies = off;
 
-create table if not exists public.text_jobs (
+create table public.text_jobs (
   id uuid primary key,
   user_id uuid not null references auth.users (id) on delete cascade,
   profile_id uuid not null references public.voice_profiles (id) on delete cascade,
@@ -42,14 +42,13 @@ create table if not exists public.text_jobs (
   check ((voice_kind = 'trained') = (model_version_id is not null)),
   check ((voice_kind = 'instant') = (instant_voice_id is not null))
 );
-create index if not exists text_jobs_user_idx on public.text_jobs (user_id, created_at desc);
-create index if not exists text_jobs_profile_idx
+create index text_jobs_user_idx on public.text_jobs (user_id, created_at desc);
+create index text_jobs_profile_idx
   on public.text_jobs (profile_id, created_at desc);
-create index if not exists text_jobs_model_idx on public.text_jobs (model_version_id);
-create index if not exists text_jobs_active_idx on public.text_jobs (status, heartbeat_at)
+create index text_jobs_model_idx on public.text_jobs (model_version_id);
+create index text_jobs_active_idx on public.text_jobs (status, heartbeat_at)
   where status in ('queued', 'running');
 alter table public.text_jobs enable row level security;
-drop policy if exists text_jobs_owner_select on public.text_jobs;
 create policy text_jobs_owner_select on public.text_jobs
   for select to authenticated using ((select auth.uid()) = user_id);
 revoke all on table public.text_jobs from anon, authenticated;
@@ -217,6 +216,15 @@ begin
   return old;
 end $$;
 
-drop trigger if exists text_job_deleted on public.text_jobs;
 create trigger text_job_deleted before delete on public.text_jobs
   for each row execute function svc_private.text_job_deleted();
+
+-- Realtime: the page follows its own lines' progress (RLS filters the rows).
+do $$
+begin
+  if exists (select 1 from pg_publication where pubname = 'supabase_realtime')
+     and not exists (select 1 from pg_publication_tables where pubname = 'supabase_realtime'
+                       and schemaname = 'public' and tablename = 'text_jobs') then
+    alter publication supabase_realtime add table public.text_jobs;
+  end if;
+end $$;
