@@ -23,12 +23,6 @@ from schemas.text import (
 )
 
 
-def text_keys(user_id: UUID, profile_id: UUID, job_id: UUID) -> tuple[str, str]:
-    """The WAV and the MP3 of a text job (`svc_private.text_keys` holds the same)."""
-    prefix = f"vc/users/{user_id}/profiles/{profile_id}/speech/{job_id}"
-    return f"{prefix}/speech.wav", f"{prefix}/speech.mp3"
-
-
 def checked(req: TextRequest, max_chars: int, engine: str) -> tuple[str, str]:
     """The text as it will be spoken and the language tag; 422 in the one error shape."""
     try:

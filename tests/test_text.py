@@ -31,9 +31,9 @@ def cache(services, worker_env):
 
 
 @pytest.fixture(scope="module")
-def version(repo, trained_voice):
+def version(services, trained_voice):
     voice_, _ = trained_voice
-    found = repo.get_model_version(voice_.user_id, voice_.model_version_id)
+    found = services.repo.get_model_version(voice_.user_id, voice_.model_version_id)
     assert found.pitch_range is not None  # training recorded where the voice sings
     return found
 

@@ -20,10 +20,11 @@ from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, describe_failure
 from gpu.text.engines import make_engine
 from gpu.text.speak import instant_target, speak, trained_target
 from gpu.text.weights import kokoro_dir
+from pipeline.keys import text_keys
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
-from pipeline.text import finish_text, text_keys, text_voice
+from pipeline.text import finish_text, text_voice
 from schemas.text import TextJobRow, TextOptions
 
 log = logging.getLogger(__name__)
