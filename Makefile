@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-fast install web browser espeak lint format bench-api clean
+.PHONY: dev test test-fast install web browser espeak rubberband lint format bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,14 @@ browser:
 espeak:
 	scripts/install-debian.sh espeak-ng espeak-ng
 
-dev: install
+# Debian's rubberband-cli: the instrumental's pitch shift (gpu/conversion/shift.py) runs it.
+rubberband:
+	scripts/install-debian.sh rubberband rubberband-cli
+
+dev: install rubberband
 	$(BIN)/svc-local up
 
-test: install browser espeak
+test: install browser espeak rubberband
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -43,7 +47,7 @@ format:
 bench-api: install
 	$(BIN)/python bench/api.py
 
-test-fast: install browser espeak
+test-fast: install browser espeak rubberband
 	$(BIN)/pytest -m "not slow"
 
 clean:

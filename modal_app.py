@@ -63,8 +63,9 @@ web_image = carry_files(
 # runs in /root, where the packages were copied, so `python -m gpu` imports them.
 gpu_image = carry_files(
     modal.Image.debian_slim(python_version="3.11")
-    # pyworld (the fork's dio/harvest) and webrtcvad (Resemblyzer) build from source.
-    .apt_install("libsndfile1", "build-essential")
+    # pyworld (the fork's dio/harvest) and webrtcvad (Resemblyzer) build from source;
+    # rubberband-cli shifts a song's instrumental (gpu/conversion/shift.py).
+    .apt_install("libsndfile1", "build-essential", "rubberband-cli")
     .pip_install(*REQUIREMENTS.gpu)
     .env(runtime_env)
     .add_local_python_source(*SOURCES, "gpu", copy=True)

@@ -4,7 +4,9 @@ warm latency, and peak RSS for 1- and 10-minute inputs. Then songs: a synthetic 
 mode (separate → convert → mix) against its vocal stem in stem mode and against the `demucs`
 CLI separating the same file with the same model (`--repo` at the model cache), all in one
 run, as ratios. CPU, the tiny preset's voice and the tiny offline HTDemucs (whose cost per
-second of audio is not the real model's: read the ratios, not the seconds).
+second of audio is not the real model's: read the ratios, not the seconds). The song's
+instrumental shift (+3 semitones) is timed with Rubber Band (`gpu.conversion.shift`) next to
+the librosa phase vocoder in 30 s chunks it replaced.
 
     .venv/bin/python -m bench.convert [--seconds 30] [--only stem|song]
 """
@@ -101,6 +103,7 @@ def songs(seconds, root, repo, storage, settings, trained) -> None:
     start = time.perf_counter()
     separate(mix_path, root / "v.wav", root / "i.wav", cache_dir=models, device="cpu")
     separation = time.perf_counter() - start
+    shift_new, shift_old = time_shifts(root / "i.wav", root)
     cli = [sys.executable, "-m", "demucs", "-n", "htdemucs", "--repo", str(demucs_repo(models)),
            "--two-stems", "vocals", "--shifts", "0", "-d", "cpu", "-o", str(root / "demucs-out"),
            str(mix_path)]  # fmt: skip
@@ -117,6 +120,32 @@ def songs(seconds, root, repo, storage, settings, trained) -> None:
     print(f"song mode / stem mode                     {song_mode / stem:6.2f}x")
     print(f"song mode / (stem mode + demucs CLI)      {song_mode / (stem + cli_seconds):6.2f}x")
     print(f"in-process separation / demucs CLI        {separation / cli_seconds:6.2f}x")
+    print(f"instrumental +3 st, Rubber Band R3        {shift_new:6.2f} s")
+    print(f"instrumental +3 st, old phase vocoder     {shift_old:6.2f} s")
+
+
+def time_shifts(instrumental: Path, root: Path) -> tuple[float, float]:
+    """Seconds for the instrumental's shift: Rubber Band now, the old phase vocoder before
+    (librosa, 30 s chunks with 1 s crossfades, warmed once so its JIT is not charged)."""
+    import librosa
+    import numpy as np
+
+    from gpu.chunked import map_chunks
+    from gpu.conversion.shift import shift_pitch
+
+    rate = sf.info(str(instrumental)).samplerate
+    start = time.perf_counter()
+    shift_pitch(instrumental, root / "shift-new.wav", 3, None)
+    new = time.perf_counter() - start
+
+    def one(block):
+        shifted = librosa.effects.pitch_shift(block.T, sr=rate, n_steps=3)
+        return [np.ascontiguousarray(shifted.T, dtype=np.float32)]
+
+    one(np.zeros((rate, 2), np.float32))
+    start = time.perf_counter()
+    map_chunks(instrumental, [root / "shift-old.wav"], one, chunk_seconds=30, overlap_seconds=1)
+    return new, time.perf_counter() - start
 
 
 def run(seconds, root, repo, storage, settings, trained, env) -> None:

@@ -7,6 +7,7 @@ depend on the sizes, not the values; bench/gpu_weights.py). Prints one table, wr
     .venv/bin/python -m bench.gpu                       # a GPU machine, about 5 minutes
     .venv/bin/python -m bench.gpu --cap-gib 22          # as if on an L4/A10G's 22 GiB
     .venv/bin/python -m bench.gpu --profile             # and where a training step goes
+    .venv/bin/python -m bench.gpu --only levers         # training's speed levers side by side
     .venv/bin/python -m bench.gpu --small               # tiny sizes on a CPU (the suite's)
 
 Ratios printed are measured side by side in the same run; `--small`'s seconds say nothing of
@@ -174,6 +175,18 @@ def table(out: dict[str, Any]) -> str:
     add("training: peak", t.get("peak_gib"), "GiB")
     for steps, minutes in t.get("projected_minutes", {}).items():
         add(f"training: {steps} steps projected", minutes, "min")
+    for lever, found in out.get("levers", {}).items():
+        if "error" in found or "loop_vs_today" not in found:
+            add(f"lever {lever}", found.get("error", "no baseline"))
+            continue
+        add(
+            f"lever {lever}: loop s/step (x today)",
+            f"{found['loop_s_per_step']:.3f} ({found['loop_vs_today']:.2f}x)",
+        )
+        add(
+            "  per piece x today / val loss / peak GiB",
+            f"{found['piece_vs_today']:.2f}x / {found['val_loss']} / {found['peak_gib']}",
+        )
     p = out.get("profile", {})
     add("profile: step wall", p.get("wall_ms_per_step"), "ms")
     add("profile: device kernels", p.get("kernels_ms_per_step"), "ms")
@@ -187,10 +200,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="tiny sizes, CPU, seconds")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--levers", action="store_true", help="training levers side by side")
+    parser.add_argument("--lever", nargs="+", help="only these levers (and today's)")
     parser.add_argument("--cap-gib", type=float, help="cap this process's GPU memory")
     parser.add_argument("--json", type=Path, default=Path("bench-gpu.json"))
     parser.add_argument("--only", nargs="+", default=["separation", "pitch", "training"],
-                        choices=["separation", "pitch", "training"])  # fmt: skip
+                        choices=["separation", "pitch", "training", "levers"])  # fmt: skip
     args = parser.parse_args()
     full = not args.small
     args.audio_seconds = 180.0 if full else 6.0
@@ -199,6 +214,7 @@ def main() -> None:
     args.validate_every = 20 if full else 2
     args.checkpoint_seconds = 10.0 if full else 0.0
     args.profile_steps = 10 if full else 2
+    args.lever_steps = 30 if full else 3
     logging.disable(logging.WARNING)
     out = run(args)
     print(table(out))
@@ -234,6 +250,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["separation"] = separation(cache, root, args.audio_seconds, device)
         if "pitch" in args.only:
             out["pitch"] = pitch(args.audio_seconds)
+        if args.levers or "levers" in args.only:
+            from bench import gpu_train
+
+            config, _ = gpu_train.prepare(root / "levers", args.dataset_seconds, args.small)
+            out["levers"] = gpu_train.levers(config, args.lever_steps, args.lever)
         if "training" in args.only:
             model, run_config = training(root / "train", args, out)
             out["conversion"] = conversion(model, run_config, args.audio_seconds, device)

@@ -100,7 +100,11 @@ def peak_gib() -> float | None:
 
 
 def train(
-    config_path: Path, steps: int, validate_every: int, checkpoint_seconds: float
+    config_path: Path,
+    steps: int,
+    validate_every: int,
+    checkpoint_seconds: float,
+    speed: Any = None,
 ) -> dict[str, Any]:
     """One `fit` of `steps` steps from the config's model dir (random initial weights)."""
     from gpu.training.schedule import Schedule
@@ -142,7 +146,7 @@ def train(
         wrapped(ValidatedVits, "validate", validate_also_one_at_a_time),
     ):
         started = time.perf_counter()
-        result = fit(config_path, steps, 0.0, sink, schedule)
+        result = fit(config_path, steps, 0.0, sink, schedule, speed)
         wall = time.perf_counter() - started
     # Between the first and the last step's end: training, loading, Lightning, and whatever
     # validation and saves fell in between (the end's own come after the last step).
@@ -259,7 +263,9 @@ def profile(config_path: Path, steps: int, out: Path) -> dict[str, Any]:
             "device_ms": sum(_device_us(e) for e in found) / 1e3 / steps,
         }
     wall_ms = (walls[-1] - walls[-steps - 1]) * 1e3 / steps if len(walls) > steps else None
-    kernels_ms = sum(_self_device_us(e) for e in events) / 1e3 / steps
+    ranges = {*names, *PROFILED, "losses"}
+    kernels_ms = sum(_self_device_us(e) for e in events
+                     if not _is_range(e.key, ranges)) / 1e3 / steps  # fmt: skip
     out.write_text(
         events.table(sort_by="self_device_time_total" if len(activities) > 1 else "cpu_time_total",
                      row_limit=40)
@@ -274,6 +280,59 @@ def profile(config_path: Path, steps: int, out: Path) -> dict[str, Any]:
     }
 
 
+def _is_range(key: str, labels: set[str]) -> bool:
+    """A range the profiler or we named (it holds kernels, so counting it counts them twice)."""
+    return key in labels or key.startswith(("ProfilerStep", *OWN_NAMES.values()))
+
+
+LEVERS = {  # name: (Speed's arguments, batch size or None for the preset's)
+    "fp32 (today)": ({}, None),
+    "bf16-mixed": ({"precision": "bf16-mixed"}, None),
+    "tf32 matmul": ({"tf32": True}, None),
+    "pinned, 4 workers": ({"pin_memory": True, "workers": 4}, None),
+    "all of them": ({"precision": "bf16-mixed", "tf32": True, "pin_memory": True, "workers": 4},
+                    None),
+    "all, batch 32": ({"precision": "bf16-mixed", "tf32": True, "pin_memory": True, "workers": 4},
+                      32),
+    "tf32, pinned": ({"tf32": True, "pin_memory": True, "workers": 4}, None),
+    "tf32, pinned, batch 32": ({"tf32": True, "pin_memory": True, "workers": 4}, 32),
+}  # fmt: skip
+
+
+def levers(config_path: Path, steps: int, names: list[str] | None = None) -> dict[str, Any]:
+    """Each lever of `gpu.training.speed` trained side by side from the same config and seed:
+    train-only and loop seconds a step, seconds per training piece, the held-out loss at the
+    end (equal steps, so quality parity shows), peak memory; ratios against today's."""
+    from gpu.training.speed import Speed
+
+    found: dict[str, Any] = {}
+    chosen = ["fp32 (today)", *(n for n in names or LEVERS if n != "fp32 (today)")]
+    for name in chosen:
+        options, batch = LEVERS[name]
+        run = fresh_model_dir(config_path, "lever-" + str(len(found)), batch)
+        batch_size = json.loads(run.read_text())["train"]["batch_size"]
+        try:
+            measured = train(run, steps, max(steps - 1, 1), 10**9, Speed(**options))
+        except Exception as error:  # one lever failing must not lose the others' figures
+            found[name] = {"error": f"{type(error).__name__}: {error}"[:300]}
+            continue
+        found[name] = {
+            "train_only_s_per_step": measured["train_only_s_per_step"],
+            "loop_s_per_step": measured["loop_s_per_step"],
+            "s_per_piece": measured["loop_s_per_step"] / batch_size,
+            "val_loss": measured["val_loss"],
+            "peak_gib": measured["peak_gib"],
+            "first_step_seconds": measured["first_step_seconds"],
+        }
+    base = found["fp32 (today)"]
+    for row in found.values():
+        if "error" in row or "error" in base:
+            continue
+        row["loop_vs_today"] = row["loop_s_per_step"] / base["loop_s_per_step"]
+        row["piece_vs_today"] = row["s_per_piece"] / base["s_per_piece"]
+    return found
+
+
 def _device_us(event: Any) -> float:
     return float(getattr(event, "device_time_total", getattr(event, "cuda_time_total", 0.0)))
 
@@ -284,9 +343,11 @@ def _self_device_us(event: Any) -> float:
     )
 
 
-def fresh_model_dir(config_path: Path, name: str) -> Path:
+def fresh_model_dir(config_path: Path, name: str, batch_size: int | None = None) -> Path:
     """A copy of the config training into its own model dir (each run starts from scratch)."""
     config = json.loads(config_path.read_text())
+    if batch_size:
+        config["train"]["batch_size"] = batch_size
     folder = config_path.parent / name
     folder.mkdir(parents=True, exist_ok=True)
     config["model_dir"] = str(folder / "model")

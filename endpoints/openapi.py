@@ -6,10 +6,12 @@ the deployment's settings (the size limits and allowed formats), so a client gen
 `/openapi.json` and the server agree. Routers need nothing but what they declare already:
 which statuses are possible follows from the dependencies (a signed-in user: 401, and 403
 when an operator disabled the account or profile), the path
-(an id: 404) and the table of domain conflicts below.
+(an id: 404), the table of domain conflicts below, and what a built endpoint declares with
+`may_answer` (endpoints/job_routes.py: a route written once for every job kind).
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -49,7 +51,6 @@ CONFLICTS: dict[tuple[str, str], set[int]] = {
     ("POST", "/profiles/{profile_id}/conversions"): {409, 413, 415, 429},
     ("GET", "/conversions/{job_id}/download"): {409},  # 404 also for a part a job lacks
     ("GET", "/profiles/{profile_id}/dataset/files/{file_id}/download"): {409},
-    ("POST", "/separations/{job_id}/retry"): {409, 429},
     ("GET", "/conversions/{job_id}/input"): {409},
     ("POST", "/events/r2"): {401, 413, 422, 503},
 }
@@ -69,6 +70,16 @@ WEBHOOK_HEADERS = [
     ("webhook-signature", "Space-separated `v1,<base64 HMAC>` or `v1a,<base64 Ed25519>`."),
 ]
 REQUEST_LIMITS = {"UploadRequest": "max_file_bytes", "ConversionRequest": "max_conversion_bytes"}
+
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def may_answer(endpoint: Endpoint, *statuses: int) -> Endpoint:
+    """Declares the domain outcomes an endpoint can answer beyond those its dependencies and
+    path imply, for a route built for many paths (CONFLICTS lists the written ones)."""
+    endpoint.conflicts = frozenset(statuses)  # type: ignore[attr-defined]
+    return endpoint
 
 
 def install_contract(app: FastAPI, settings: Settings) -> None:
@@ -119,6 +130,7 @@ def _statuses(route: RouteContext, method: str) -> set[int]:
     has_ids = "{" in route.path_format
     takes_input = has_ids or bool(get_flat_params(route.dependant)) or route.body_field is not None
     statuses = set(CONFLICTS.get((method, route.path_format), set()))
+    statuses |= getattr(route.dependant.call, "conflicts", frozenset())
     if _depends_on(route.dependant, current_user):
         statuses |= {401, 403, 503}
     elif _depends_on(route.dependant, signed_in_user):  # a token, whatever the account's state

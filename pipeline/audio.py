@@ -6,7 +6,11 @@ Memory stays small whatever the length: samples are read in blocks of whole 50 m
 reduced to two energies per frame (plain and K-weighted, from which the BS.1770 gating is
 computed), the power spectra of a bounded subset of frames (`pipeline.noise`), and the few
 short stretches the voice detector may listen to (`pipeline.vad`). Everything stays float32;
-the one FFT per frame and channel is shared by the loudness, the silence and the noise.
+the one FFT per frame and channel is shared by the silence and the noise. The loudness is
+K-weighted in the time domain, with the filter state carried across blocks: weighting each
+50 ms frame's spectrum instead misses what the high-pass lets through at a step (a DC step
+reads 24 dB too quiet) and leaks rumble below 38 Hz into the pass band (a 15 Hz tone reads
+7 dB too loud), as a frame that short cannot resolve the filter's edge.
 """
 
 from dataclasses import dataclass
@@ -72,19 +76,15 @@ def _k_weighting(rate: int) -> np.ndarray:
     return np.vstack([tf2sos(shelf.b, shelf.a), tf2sos(high_pass.b, high_pass.a)])
 
 
-def _band_weights(frame: int, rate: int) -> np.ndarray:
-    """(bands, 2): what turns one frame's power spectrum (|rfft|², rectangular window) into
-    its sum of squares (Parseval: column 0) and its K-weighted sum of squares (column 1: the
-    same with the pre-filter's power response at each band)."""
-    from scipy.signal import sosfreqz
-
+def _parseval_weights(frame: int) -> np.ndarray:
+    """(bands,): what turns one frame's power spectrum (|rfft|², rectangular window) into its
+    sum of squares (Parseval)."""
     bands = frame // 2 + 1
     parseval = np.full(bands, 2.0 / frame)
     parseval[0] = 1.0 / frame
     if frame % 2 == 0:
         parseval[-1] = 1.0 / frame
-    _, response = sosfreqz(_k_weighting(rate), worN=np.fft.rfftfreq(frame, 1 / rate), fs=rate)
-    return np.stack([parseval, parseval * np.abs(response) ** 2], axis=1).astype(np.float32)
+    return parseval.astype(np.float32)
 
 
 def _channel_weights(channels: int) -> np.ndarray:
@@ -111,21 +111,25 @@ def gated_loudness(block_energy: np.ndarray) -> float | None:
 class _Accumulator:
     """Folds decoded blocks into per-frame energies and sample statistics.
 
-    One FFT per 50 ms frame and channel (rectangular window, float32) carries everything
-    spectral: the frame's plain and K-weighted sums of squares (Parseval, with the BS.1770
-    pre-filter's power response applied per band: within a few hundredths of a LU of the
-    time-domain filter), and, for a bounded subset of frames, the Hann-windowed mono spectrum
-    the noise estimate reads (`pipeline.noise`). Blocks are whole frames, so nothing is
+    One FFT per 50 ms frame and channel (rectangular window, float32) carries the frame's
+    plain sum of squares (Parseval) and, for a bounded subset of frames, the Hann-windowed
+    mono spectrum the noise estimate reads (`pipeline.noise`). The K-weighted sum of squares
+    comes from the BS.1770 pre-filter run over the samples (float32 second-order sections,
+    its state carried from block to block), so steps, rumble and sub-bass weigh what they
+    weigh for ffmpeg's `ebur128` and pyloudnorm. Blocks are whole frames, so nothing else is
     carried or copied between them."""
 
     def __init__(self, rate: int, channels: int, expected_frames: int = 0) -> None:
-        from scipy import fft
+        from scipy import fft, signal
 
         self._rfft = fft.rfft
+        self._sosfilt = signal.sosfilt
+        self.k_sos = _k_weighting(rate).astype(np.float32)
+        self.k_state = np.zeros((self.k_sos.shape[0], 2, channels), np.float32)
         self.frame = noise.frame_length(rate)
         self.segment = 2 * self.frame  # 100 ms: BS.1770 blocks are 4 of them, 100 ms apart
         self.block_frames = max(1, BLOCK_FRAMES // self.frame) * self.frame
-        self.band_weights = _band_weights(self.frame, rate)
+        self.band_weights = _parseval_weights(self.frame)
         self.channel_weights = _channel_weights(channels).astype(np.float32)
         self.energy: list[np.ndarray] = []  # (frames, 2): plain mean over channels, K-weighted
         self.frames = 0
@@ -140,6 +144,7 @@ class _Accumulator:
         if -low >= CLIP_LEVEL or high >= CLIP_LEVEL:
             self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
         self.voice.add(block)
+        weighted, self.k_state = self._sosfilt(self.k_sos, block, axis=0, zi=self.k_state)
         start = self.frames // self.frame
         self.frames += block.shape[0]
         whole = block.shape[0] // self.frame
@@ -148,10 +153,10 @@ class _Accumulator:
         frames = block[: whole * self.frame].reshape(whole, self.frame, block.shape[1])
         spectra = self._rfft(frames.transpose(2, 0, 1), axis=-1)  # (channels, frames, bands)
         power = spectra.real**2 + spectra.imag**2
-        sums = power @ self.band_weights  # (channels, frames, 2): plain, K-weighted
-        self.energy.append(
-            np.stack([sums[:, :, 0].mean(axis=0), self.channel_weights @ sums[:, :, 1]], axis=1)
-        )
+        plain = (power @ self.band_weights).mean(axis=0)  # (frames,)
+        k = weighted[: whole * self.frame].reshape(whole, self.frame, block.shape[1])
+        k_sums = np.einsum("fsc,fsc->fc", k, k) @ self.channel_weights  # (frames,)
+        self.energy.append(np.stack([plain, k_sums], axis=1))
         self.spectrum.add(start, spectra)
 
     def stats(self, fmt: str, rate: int, channels: int) -> AudioStats:

@@ -3,7 +3,8 @@
 `apply_retention` (SQL) queues the keys of rejected uploads, old or abandoned conversions and
 profiles past their grace period, and purges those profiles' rows; this module deletes the
 queued objects and acknowledges each only once it is gone, so a failed run is simply retried
-by the next one. A sweep then removes objects that no row claims (re-uploads through a link
+by the next one; a result's encodings for download (`pipeline.encode`) go with it, in the
+same request. A sweep then removes objects that no row claims (re-uploads through a link
 that outlived its row, results a worker wrote after its job was erased).
 """
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from pipeline import keys
+from pipeline.encode import derived_keys
 from pipeline.repository import Repository
 from pipeline.storage import Storage
 from schemas.retention import RetentionReport
@@ -28,10 +30,12 @@ def drain_deletions(repo: Repository, storage: Storage, user_id: UUID | None = N
         queued = repo.list_object_deletions(batch, user_id)
         if not queued:
             break
-        gone = storage.delete_many(queued)
-        deleted += repo.ack_object_deletions(gone)
-        if len(gone) < len(queued):
-            log.warning("%d objects not deleted; retried next run", len(queued) - len(gone))
+        targets = {key: derived_keys(key) for key in queued}
+        gone = set(storage.delete_many(queued + [k for extra in targets.values() for k in extra]))
+        acked = [key for key, extra in targets.items() if key in gone and gone.issuperset(extra)]
+        deleted += repo.ack_object_deletions(acked)
+        if len(acked) < len(queued):
+            log.warning("%d objects not deleted; retried next run", len(queued) - len(acked))
             break
     return deleted
 

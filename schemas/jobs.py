@@ -71,6 +71,9 @@ InputKind = Literal["vocal", "song"]
 ConversionPart = Literal["mix", "vocal", "instrumental"]
 
 
+MixLoudness = Literal["original", "streaming"]
+
+
 class ConversionParams(Request):
     input_kind: InputKind = "vocal"
     # Songs only: transpose the instrumental with the vocal. None (the default) follows the
@@ -78,6 +81,11 @@ class ConversionParams(Request):
     # semitones over the original backing would sing out of key), kept as it is when it is
     # (an octave keeps the key, and an unshifted backing keeps its sound).
     shift_instrumental: bool | None = None
+    # Songs only: the cover's loudness. "original" keeps the song's (the converted vocal is
+    # matched to the vocal it replaces, the mix only turned down to -1 dBTP if it must);
+    # "streaming" then brings the whole cover to -14 LUFS integrated with one static gain,
+    # true peak at most -1 dBTP (a mix whose peaks forbid it stops at the ceiling, quieter).
+    loudness: MixLoudness = "original"
     transpose: int = Field(0, ge=-24, le=24)
     f0_method: F0Method = DEFAULT_F0_METHOD
     auto_predict_f0: bool = False

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from gpu.conversion.mix import CEILING_DB, mix
 from gpu.errors import JobCanceled
-from gpu.measures.loudness import integrated_loudness, true_peak
+from gpu.measures.loudness import db, integrated_loudness, true_peak
 from tests.songs import Song, song
 
 MODEL_RATE = 44100
@@ -135,3 +135,29 @@ def test_true_peak_sees_the_peak_between_samples(tmp_path) -> None:
     sf.write(tmp_path / "x.wav", x, rate, subtype="FLOAT")
     assert np.abs(x).max() == pytest.approx(0.9 * 0.7071, abs=1e-3)
     assert true_peak(tmp_path / "x.wav") == pytest.approx(0.9, abs=0.01)
+
+
+@pytest.mark.parametrize("level", [0.05, 0.6])
+def test_streaming_loudness_brings_the_cover_to_minus_14_lufs_under_the_ceiling(
+    tmp_path, level
+) -> None:
+    """A quiet song is brought up and a loud one down to -14 LUFS integrated, true peak at
+    most -1 dBTP, the parts still adding up to the mix; "original" leaves a quiet one as is."""
+    s = song(10.0, 44100, 2)
+    s = Song(s.vocals * level / 0.3, s.instrumental * level / 0.3, s.rate)
+    stems = write_stems(tmp_path, s, s.vocals[:, :1], s.rate)
+    out = outputs(tmp_path)
+
+    mix(stems["conv"], stems["vocals"], stems["inst"], out, loudness="streaming")
+
+    assert integrated_loudness(out["mix"]) == pytest.approx(-14.0, abs=0.3)
+    assert db(true_peak(out["mix"])) <= -1.0 + 0.05
+    mixed, _ = read(out["mix"])
+    vocal, _ = read(out["vocal"])
+    rest, _ = read(out["instrumental"])
+    assert np.abs(vocal + rest - mixed).max() < 3 / 2**23 * 8
+    if level < 0.1:
+        kept = tmp_path / "kept"
+        kept.mkdir()
+        mix(stems["conv"], stems["vocals"], stems["inst"], outputs(kept))
+        assert integrated_loudness(outputs(kept)["mix"]) < -20

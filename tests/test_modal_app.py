@@ -117,7 +117,7 @@ def test_trust_zones_get_only_their_secrets() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.replace('gpu = "L4"', 'gpu = "K80"'), "functions.train.gpu"),
+        (lambda t: t.replace('gpu = "H100"', 'gpu = "K80"'), "functions.train.gpu"),
         (lambda t: t.replace('"*/5 * * * *"', '"every five minutes"', 1), "schedule"),
         (lambda t: t.replace("[functions.probe]", "[functions.prob]"), "probe"),
         (lambda t: t.replace("retries = 2", "retrys = 2", 1), "retrys"),

@@ -51,3 +51,10 @@ def test_conversions_are_of_a_vocal_by_default_and_refuse_other_kinds() -> None:
     assert ConversionParams().input_kind == "vocal"
     with pytest.raises(ValidationError):
         ConversionParams.model_validate({"input_kind": "podcast"})
+
+
+def test_a_cover_keeps_the_songs_loudness_unless_streaming_is_asked() -> None:
+    assert ConversionParams().loudness == "original"
+    assert ConversionParams.model_validate({"loudness": "streaming"}).loudness == "streaming"
+    with pytest.raises(ValidationError):
+        ConversionParams.model_validate({"loudness": "loud"})

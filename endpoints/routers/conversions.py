@@ -7,13 +7,16 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
-from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
+from endpoints.deps import ServicesDep, UserDep, rate_limit
+from endpoints.downloads import result_link
+from endpoints.job_routes import JobResource, add_job_routes
+from endpoints.links import download_link
 from pipeline import keys
 from pipeline.conversions import request_conversion
 from pipeline.errors import NotFound, PipelineError
-from pipeline.launch import cancel
 from pipeline.services import Services
 from schemas.conversions import ConversionRequest, ConversionTicket, DownloadLink, InputUpload
+from schemas.downloads import FORMAT_HELP, DownloadFormat
 from schemas.jobs import ConversionJob, ConversionJobRow, ConversionParams, ConversionPart
 
 router = APIRouter(tags=["conversions"])
@@ -40,23 +43,8 @@ def create_conversion(
     return ConversionTicket(job=job, upload=ticket)
 
 
-@router.get("/profiles/{profile_id}/conversions")
-def list_conversions(
-    profile_id: UUID, user: UserDep, repo: RepoDep, limit: int = Query(50, ge=1, le=200)
-) -> list[ConversionJob]:
-    repo.get_profile(user.id, profile_id)
-    return repo.list_jobs("conversion", user.id, profile_id, limit)
-
-
-@router.get("/conversions/{job_id}")
-def get_conversion(job_id: UUID, user: UserDep, repo: RepoDep) -> ConversionJob:
-    return repo.get_job("conversion", user.id, job_id)
-
-
-@router.post("/conversions/{job_id}/cancel", dependencies=[rate_limit("cancel")])
-def cancel_conversion(job_id: UUID, user: UserDep, services: ServicesDep) -> ConversionJob:
-    cancel(services.repo, services.dispatcher, "conversion", user.id, job_id)
-    return services.repo.get_job("conversion", user.id, job_id)
+# Listed, read and canceled as every job kind is; its downloads are its own.
+add_job_routes(router, JobResource("conversion", ConversionJob))
 
 
 @router.get("/conversions/{job_id}/download")
@@ -65,8 +53,10 @@ def download_output(
     user: UserDep,
     services: ServicesDep,
     part: Annotated[ConversionPart | None, Query(description=PART_HELP)] = None,
+    format: Annotated[DownloadFormat | None, Query(description=FORMAT_HELP)] = None,
 ) -> DownloadLink:
-    """The converted WAV (or one of a song's three), once the job has succeeded."""
+    """The converted audio (or one of a song's three), once the job has succeeded, as stored
+    or in the format asked for (titled after the input)."""
     job = _job(services, user.id, job_id)
     song = ConversionParams.model_validate(job.params).input_kind == "song"
     if not song and part not in {None, "vocal"}:
@@ -79,10 +69,15 @@ def download_output(
         )
     stem = PurePosixPath(job.input_filename or "audio").stem
     if not song:
-        return _link(services, job.output_key, f"{stem}-converted.wav")
+        return result_link(
+            services, job.output_key, f"{stem}-converted", format, f"{stem} (converted)"
+        )
     part = part or "mix"
     key = keys.conversion_part_key(job.user_id, job.profile_id, job.id, part)
-    return _link(services, key, f"{stem}-{SONG_PART_NAMES[part]}.wav")
+    name = SONG_PART_NAMES[part]
+    return result_link(
+        services, key, f"{stem}-{name}", format, f"{stem} ({name.replace('-', ' ')})"
+    )
 
 
 @router.get("/conversions/{job_id}/input")
@@ -91,7 +86,7 @@ def download_input(job_id: UUID, user: UserDep, services: ServicesDep) -> Downlo
     job = _job(services, user.id, job_id)
     if job.status == "awaiting_upload" or services.storage.head(job.input_key) is None:
         raise PipelineError("NOT_READY", "The input has not been uploaded.", {"status": job.status})
-    return _link(services, job.input_key, job.input_filename or "input")
+    return download_link(services, job.input_key, job.input_filename or "input")
 
 
 def _job(services: Services, user_id: UUID, job_id: UUID) -> ConversionJobRow:
@@ -104,10 +99,3 @@ def _job(services: Services, user_id: UUID, job_id: UUID) -> ConversionJobRow:
             {"files_removed_at": job.files_removed_at.isoformat()},
         )
     return job
-
-
-def _link(services: Services, key: str, filename: str) -> DownloadLink:
-    seconds = services.settings.download_url_seconds
-    safe = PurePosixPath(filename).name.replace('"', "")
-    url = services.storage.presign_get(key, seconds, safe)
-    return DownloadLink(url=url, filename=safe, expires_in=seconds)

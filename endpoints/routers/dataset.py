@@ -1,12 +1,12 @@
 """`/profiles/{id}/dataset`: upload, list, play and delete a profile's dataset files."""
 
 import logging
-from pathlib import PurePosixPath
 from uuid import UUID
 
 from fastapi import APIRouter, status
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
+from endpoints.links import download_link
 from pipeline.errors import NotFound, PipelineError
 from pipeline.uploads import request_dataset_upload
 from schemas.conversions import DownloadLink
@@ -40,10 +40,7 @@ def download_file(
         raise NotFound("That dataset file does not exist.", {"file_id": str(file_id)})
     if row.status != "ready":
         raise PipelineError("NOT_READY", "Only a ready file can be played.", {"status": row.status})
-    seconds = services.settings.download_url_seconds
-    name = PurePosixPath(row.filename).name.replace('"', "")
-    url = services.storage.presign_get(row.object_key, seconds, name)
-    return DownloadLink(url=url, filename=name, expires_in=seconds)
+    return download_link(services, row.object_key, row.filename)
 
 
 @router.delete("/files/{file_id}")

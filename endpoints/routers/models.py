@@ -1,13 +1,16 @@
 """`/profiles/{id}/models` and `/models/{version}`: a profile's trained model versions, their
 downloads and their quality previews."""
 
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep
+from endpoints.downloads import format_key
 from pipeline import keys
 from pipeline.errors import NotFound
+from schemas.downloads import FORMAT_HELP, DownloadFormat
 from schemas.jobs import ModelDownload, ModelVersion
 from schemas.profiles import Profile
 from schemas.quality import ModelPreview
@@ -42,7 +45,12 @@ def download_model(version_id: UUID, user: UserDep, services: ServicesDep) -> Mo
 
 
 @router.get("/models/{version_id}/preview")
-def preview_model(version_id: UUID, user: UserDep, services: ServicesDep) -> ModelPreview:
+def preview_model(
+    version_id: UUID,
+    user: UserDep,
+    services: ServicesDep,
+    format: Annotated[DownloadFormat | None, Query(description=FORMAT_HELP)] = None,
+) -> ModelPreview:
     """Short-lived links to the preview the quality report was measured on: a held-out
     original and this model's conversion of it. 404 when the version has none (trained
     before reports existed, or its report could not be made)."""
@@ -57,8 +65,13 @@ def preview_model(version_id: UUID, user: UserDep, services: ServicesDep) -> Mod
     seconds = services.settings.download_url_seconds
     quality = row.metrics.get("quality") or {}
     return ModelPreview(
-        original_url=storage.presign_get(found["original"], seconds),
-        converted_url=storage.presign_get(found["converted"], seconds),
+        original_url=storage.presign_get(
+            format_key(services, found["original"], format, "Preview (held-out original)"),
+            seconds,
+        ),
+        converted_url=storage.presign_get(
+            format_key(services, found["converted"], format, "Preview (converted)"), seconds
+        ),
         seconds=quality.get("preview_seconds"),
         expires_in=seconds,
     )

@@ -3,40 +3,31 @@ separation of full-mix dataset files (first started by the probe, never by a req
 
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
-from pipeline.launch import cancel
+from endpoints.job_routes import JobResource, JobRoute, add_job_routes
 from pipeline.separation import retry_separation
+from pipeline.services import Services
 from schemas.jobs import SeparationJob
 
 router = APIRouter(tags=["separations"])
 
 
-@router.get("/profiles/{profile_id}/separations")
-def list_separations(
-    profile_id: UUID, user: UserDep, repo: RepoDep, limit: int = Query(50, ge=1, le=200)
-) -> list[SeparationJob]:
-    repo.get_profile(user.id, profile_id)
-    return repo.list_jobs("separation", user.id, profile_id, limit)
+def _retry(services: Services, user_id: UUID, job_id: UUID) -> None:
+    retry_separation(services.repo, services.dispatcher, user_id, job_id)
 
 
-@router.get("/separations/{job_id}")
-def get_separation(job_id: UUID, user: UserDep, repo: RepoDep) -> SeparationJob:
-    return repo.get_job("separation", user.id, job_id)
-
-
-@router.post("/separations/{job_id}/cancel", dependencies=[rate_limit("cancel")])
-def cancel_separation(job_id: UUID, user: UserDep, services: ServicesDep) -> SeparationJob:
-    """Stops a separation; its song stays in the dataset (it never trains) and no vocal is
-    added until it is tried again."""
-    cancel(services.repo, services.dispatcher, "separation", user.id, job_id)
-    return services.repo.get_job("separation", user.id, job_id)
-
-
-@router.post("/separations/{job_id}/retry", dependencies=[rate_limit("job_start")])
-def retry(job_id: UUID, user: UserDep, services: ServicesDep) -> SeparationJob:
-    """Separates a song again after a failure or a cancel (its song must still be ready, and
-    the GPU budget not spent); a separation still in flight is left as it is."""
-    retry_separation(services.repo, services.dispatcher, user.id, job_id)
-    return services.repo.get_job("separation", user.id, job_id)
+CANCEL = """Stops a separation; its song stays in the dataset (it never trains) and no vocal is
+added until it is tried again."""
+RETRY = """Separates a song again after a failure or a cancel (its song must still be ready, and
+the GPU budget not spent); a separation still in flight is left as it is."""
+# `retry` keeps the operation name it was published with (its operation id and summary).
+add_job_routes(
+    router,
+    JobResource(
+        "separation",
+        SeparationJob,
+        cancel=JobRoute(description=CANCEL),
+        retry=JobRoute(_retry, RETRY, name="retry"),
+    ),
+)

@@ -2,10 +2,11 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
-from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
-from pipeline.launch import cancel, launch
+from endpoints.deps import ServicesDep, UserDep, rate_limit
+from endpoints.job_routes import JobResource, add_job_routes
+from pipeline.launch import launch
 from schemas.jobs import TrainingJob, TrainingParams
 
 router = APIRouter(tags=["trainings"])
@@ -27,20 +28,4 @@ def start_training(
     return repo.get_job("training", user.id, job.id)
 
 
-@router.get("/profiles/{profile_id}/trainings")
-def list_trainings(
-    profile_id: UUID, user: UserDep, repo: RepoDep, limit: int = Query(50, ge=1, le=200)
-) -> list[TrainingJob]:
-    repo.get_profile(user.id, profile_id)
-    return repo.list_jobs("training", user.id, profile_id, limit)
-
-
-@router.get("/trainings/{job_id}")
-def get_training(job_id: UUID, user: UserDep, repo: RepoDep) -> TrainingJob:
-    return repo.get_job("training", user.id, job_id)
-
-
-@router.post("/trainings/{job_id}/cancel", dependencies=[rate_limit("cancel")])
-def cancel_training(job_id: UUID, user: UserDep, services: ServicesDep) -> TrainingJob:
-    cancel(services.repo, services.dispatcher, "training", user.id, job_id)
-    return services.repo.get_job("training", user.id, job_id)
+add_job_routes(router, JobResource("training", TrainingJob))

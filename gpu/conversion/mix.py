@@ -7,7 +7,9 @@ instrumental. If the sum's true peak (four times oversampled) is above `CEILING_
 whole mix, and the two parts with it, is turned down by one static gain until it is at the
 ceiling: no clipping, no pumping, and the parts still add up to the mix. Every pass streams
 from file to file. Outputs have the song's rate and length: the mix in the song's channels,
-the vocal mono, the instrumental in the song's channels; 16-bit WAVs.
+the vocal mono, the instrumental in the song's channels; 24-bit WAVs (the masters the
+download formats are encoded from, `pipeline.encode`). When the vocal is
+transposed the instrumental follows, through Rubber Band (`gpu.conversion.shift`).
 """
 
 from dataclasses import dataclass
@@ -16,19 +18,20 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from gpu.chunked import Progress, map_chunks
+from gpu.chunked import Progress
+from gpu.conversion.shift import shift_pitch
 from gpu.errors import JobCanceled
 from gpu.measures.loudness import BLOCK_FRAMES, db, integrated_loudness, true_peak
 
 CEILING_DB = -1.0
+STREAMING_LUFS = -14.0  # the integrated loudness streaming services normalise to
 MAX_GAIN_DB = 24.0  # a near-silent conversion is not amplified into its noise floor
-SHIFT_CHUNK_SECONDS, SHIFT_OVERLAP_SECONDS = 30.0, 1.0
 
 
 @dataclass(frozen=True)
 class MixReport:
     vocal_gain_db: float  # applied to the converted vocal to match the original's loudness
-    limiter_db: float  # the static gain the ceiling asked of the whole mix (≤ 0)
+    limiter_db: float  # the static gain applied to the whole mix (≤ 0 unless "streaming")
     true_peak_db: float  # of the mix as written
 
 
@@ -59,27 +62,6 @@ def place(converted: Path, target: Path, rate: int, channels: int, frames: int) 
             put(np.zeros(min(BLOCK_FRAMES, frames - written), np.float32))
 
 
-def shift_pitch(source: Path, target: Path, semitones: int, progress: Progress | None) -> None:
-    """The instrumental transposed with the vocal, duration kept (librosa's phase vocoder),
-    chunk by chunk."""
-    import librosa
-
-    rate = sf.info(str(source)).samplerate
-
-    def one(block: np.ndarray) -> list[np.ndarray]:
-        shifted = librosa.effects.pitch_shift(block.T, sr=rate, n_steps=semitones)
-        return [np.ascontiguousarray(shifted.T, dtype=np.float32)]
-
-    map_chunks(
-        source,
-        [target],
-        one,
-        chunk_seconds=SHIFT_CHUNK_SECONDS,
-        overlap_seconds=SHIFT_OVERLAP_SECONDS,
-        progress=progress,
-    )
-
-
 def _check(progress: Progress | None, done: float) -> None:
     if progress is not None and not progress(done):
         raise JobCanceled
@@ -92,9 +74,12 @@ def mix(
     out: dict[str, Path],
     *,
     shift_semitones: int = 0,
+    loudness: str = "original",
     progress: Progress | None = None,
 ) -> MixReport:
-    """Writes `out["mix"]`, `out["vocal"]` and `out["instrumental"]` (see the module)."""
+    """Writes `out["mix"]`, `out["vocal"]` and `out["instrumental"]` (see the module).
+    `loudness="streaming"` brings the mix to `STREAMING_LUFS` by one static gain (up or
+    down), the ceiling still holding: the parts follow, so they still add up to it."""
     info = sf.info(str(instrumental))
     rate, channels, frames = info.samplerate, info.channels, info.frames
     work = out["mix"].parent
@@ -126,14 +111,19 @@ def mix(
 
     peak = true_peak(raw)
     ceiling = 10 ** (CEILING_DB / 20)
-    limiter = min(1.0, ceiling / peak) if peak > 0 else 1.0
+    wanted = 1.0
+    if loudness == "streaming":
+        level = integrated_loudness(raw)
+        if np.isfinite(level):
+            wanted = 10 ** (min(STREAMING_LUFS - level, MAX_GAIN_DB) / 20)
+    limiter = min(wanted, ceiling / peak) if peak > 0 else wanted
     with (
         sf.SoundFile(raw) as mixed,
         sf.SoundFile(placed) as voc,
         sf.SoundFile(instrumental) as inst,
-        sf.SoundFile(out["mix"], "w", rate, channels, "PCM_16") as mix_out,
-        sf.SoundFile(out["vocal"], "w", rate, 1, "PCM_16") as vocal_out,
-        sf.SoundFile(out["instrumental"], "w", rate, channels, "PCM_16") as inst_out,
+        sf.SoundFile(out["mix"], "w", rate, channels, "PCM_24") as mix_out,
+        sf.SoundFile(out["vocal"], "w", rate, 1, "PCM_24") as vocal_out,
+        sf.SoundFile(out["instrumental"], "w", rate, channels, "PCM_24") as inst_out,
     ):
         for block in mixed.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
             n = len(block)

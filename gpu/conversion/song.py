@@ -70,6 +70,7 @@ def convert_song(
         instrumental,
         outputs,
         shift_semitones=params.instrumental_shift(),
+        loudness=params.loudness,
         progress=phase_progress(run, "mix"),
     )
 

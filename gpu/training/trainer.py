@@ -21,6 +21,7 @@ import torch
 from gpu.errors import JobCanceled, JobFailure
 from gpu.training.early_stop import EarlyStopping
 from gpu.training.schedule import Bookkeeping, Schedule
+from gpu.training.speed import Speed
 
 log = logging.getLogger(__name__)
 ProgressSink = Callable[[dict[str, Any]], bool]  # returns False when the job must stop
@@ -209,26 +210,29 @@ def fit(
     every_seconds: float,
     sink: ProgressSink,
     schedule: Schedule | None = None,
+    speed: Speed | None = None,
 ) -> TrainResult:
     """Trains until the step limit, or until `schedule.patience` steps went by without a
     validation better than the best by more than `schedule.min_delta` (0: never stops early)."""
     from so_vits_svc_fork import utils
-    from so_vits_svc_fork.train import VCDataModule
 
     from gpu.training.validation import ValidatedVits, held_out_batches, stopping_state
 
-    schedule = schedule or Schedule()
+    schedule, speed = schedule or Schedule(), speed or Speed()
+    speed.apply()
     model_dir = config_path.parent / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     for path in drop_torn_checkpoints(model_dir):
         log.warning("dropped a torn checkpoint: %s", path.name)
     hparams = utils.get_backup_hparams(config_path, model_dir)
-    datamodule = VCDataModule(hparams)
+    datamodule = speed.datamodule(hparams)
     stopping = EarlyStopping.load(stopping_state(model_dir), schedule.patience, schedule.min_delta)
     model = ValidatedVits(stopping, **hparams)
     bookkeeping = Bookkeeping(schedule, held_out_batches(hparams))
     progress = ProgressCallback(total_steps, every_seconds, sink)
-    trainer = pl.Trainer(**trainer_options(model_dir, hparams, [bookkeeping, progress]))
+    trainer = pl.Trainer(
+        **trainer_options(model_dir, hparams, [bookkeeping, progress], speed.trainer_precision())
+    )
     trainer.fit(model, datamodule=datamodule)
     if progress.canceled:
         raise JobCanceled
@@ -256,7 +260,9 @@ def fit(
     )
 
 
-def trainer_options(model_dir: Path, hparams: Any, callbacks: list[pl.Callback]) -> dict:
+def trainer_options(
+    model_dir: Path, hparams: Any, callbacks: list[pl.Callback], precision: str = "32-true"
+) -> dict:
     """Lightning's validation loop is off (`gpu.training.schedule` validates on its own schedule).
     cuDNN's benchmark mode stays off: pieces vary in length, so it autotuned every new shape
     (137 GiB and 53 s before the first step on an H200; 10.8 GiB and a 0.8 s first step
@@ -267,7 +273,7 @@ def trainer_options(model_dir: Path, hparams: Any, callbacks: list[pl.Callback])
         max_epochs=hparams.train.epochs,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        precision=32,
+        precision=precision,
         callbacks=callbacks,
         enable_checkpointing=False,
         enable_progress_bar=False,

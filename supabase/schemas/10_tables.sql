@@ -126,8 +126,9 @@ alter table public.singer_checks enable row level security;
 revoke all on table public.singer_checks from anon, authenticated;
 
 -- Jobs -------------------------------------------------------------------------------------
--- Three kinds share the lifecycle columns (status ... finished_at) that the job machine
--- (30_job_machine.sql) reads and writes by name.
+-- Each kind's table has the shared lifecycle columns (svc_private.job_columns) that the job
+-- machine (30_job_machine.sql) reads and writes by name; each is declared a job kind in its
+-- own file (55_, 60_, 65_).
 
 create table public.training_jobs (
   id uuid primary key default gen_random_uuid(),
@@ -287,9 +288,22 @@ grant select on table public.separation_jobs to authenticated;
 
 -- Quotas, spend and rate limits ------------------------------------------------------------
 
+-- The counted quotas a job kind may take a unit of (svc_private.job_kinds.quota): each counts
+-- per UTC month or day, and an operator's per-user limit sits in the named column of
+-- `quota_overrides` (null: none).
+create table svc_private.quotas (
+  name text primary key check (name ~ '^[a-z][a-z0-9_]*$'),
+  period text not null check (period in ('day', 'month')),
+  override_column text
+);
+revoke all on table svc_private.quotas from public, anon, authenticated;
+insert into svc_private.quotas (name, period, override_column)
+values ('training', 'month', 'trainings_per_month'), ('conversion', 'day', 'conversions_per_day')
+on conflict (name) do nothing;
+
 create table public.usage_counters (
   user_id uuid not null references auth.users (id) on delete cascade,
-  kind text not null check (kind in ('training', 'conversion')),
+  kind text not null references svc_private.quotas (name),
   period_start date not null,
   used integer not null default 0 check (used >= 0),
   updated_at timestamptz not null default now(),
@@ -322,7 +336,7 @@ grant select (user_id, trainings_per_month, conversions_per_day, gpu_seconds_per
 -- Extra units for one period, granted by an operator on top of the limit.
 create table public.quota_grants (
   user_id uuid not null references auth.users (id) on delete cascade,
-  kind text not null check (kind in ('training', 'conversion')),
+  kind text not null references svc_private.quotas (name),
   period_start date not null,
   extra integer not null check (extra >= 0),
   updated_at timestamptz not null default now(),

@@ -1,29 +1,33 @@
--- Counted quotas (trainings a month, conversions a day) with operators' overrides and grants,
--- the monthly GPU-seconds budget charged from heartbeats, and token-bucket rate limits.
+-- Counted quotas (declared in `svc_private.quotas`: trainings a month, conversions a day) with
+-- operators' overrides and grants, the monthly GPU-seconds budget charged from heartbeats, and
+-- token-bucket rate limits.
 
 set check_function_bodies = off;
 
+-- `p_kind` names a quota (svc_private.quotas); its period is a UTC month or day.
 create or replace function svc_private.period_start(p_kind text, p_at timestamptz)
 returns date language sql stable as $$
-  select case p_kind
-    when 'training' then date_trunc('month', p_at at time zone 'UTC')::date
+  select case (select q.period from svc_private.quotas q where q.name = p_kind)
+    when 'month' then date_trunc('month', p_at at time zone 'UTC')::date
     else (p_at at time zone 'UTC')::date
   end
 $$;
 
 create or replace function svc_private.period_end(p_kind text, p_start date)
 returns timestamptz language sql stable as $$
-  select (case p_kind when 'training' then p_start + interval '1 month'
-                      else p_start + interval '1 day' end) at time zone 'UTC'
+  select (case (select q.period from svc_private.quotas q where q.name = p_kind)
+            when 'month' then p_start + interval '1 month'
+            else p_start + interval '1 day' end) at time zone 'UTC'
 $$;
 
--- A user's limit for a kind: their override or the default, plus an operator's grant for the
--- current period.
+-- A user's limit for a quota: their override (the quota's column of `quota_overrides`) or the
+-- default, plus an operator's grant for the current period.
 create or replace function svc_private.quota_limit(p_user_id uuid, p_kind text, p_default integer)
 returns integer language sql stable as $$
   select coalesce(
-    (select case p_kind when 'training' then o.trainings_per_month else o.conversions_per_day end
-       from public.quota_overrides o where o.user_id = p_user_id),
+    (select (to_jsonb(o) ->> q.override_column)::integer
+       from public.quota_overrides o, svc_private.quotas q
+      where o.user_id = p_user_id and q.name = p_kind),
     p_default)
   + coalesce((select g.extra from public.quota_grants g
                where g.user_id = p_user_id and g.kind = p_kind
@@ -70,7 +74,8 @@ begin
     perform svc_private.raise_error('QUOTA_EXCEEDED',
       format('You have used all %s %s %s. More become available at %s UTC.',
              v_limit, p_kind || 's',
-             case p_kind when 'training' then 'this month' else 'today' end,
+             case (select q.period from svc_private.quotas q where q.name = p_kind)
+               when 'month' then 'this month' else 'today' end,
              to_char(svc_private.period_end(p_kind, v_period) at time zone 'UTC',
                      'YYYY-MM-DD HH24:MI')),
       v_usage);
@@ -112,7 +117,8 @@ $$;
 
 -- Charges a running job for the time since its last heartbeat (a retried worker's claim
 -- resets the heartbeat, so time a dead worker was gone is never charged). Returns the seconds
--- the user has spent this month.
+-- the user has spent this month; null for a kind outside the budget (its job alone records
+-- the time).
 create or replace function svc_private.charge_gpu(p_kind text, p_job jsonb)
 returns double precision language plpgsql as $$
 declare
@@ -127,9 +133,12 @@ begin
       (p_job ->> 'heartbeat_at')::timestamptz, (p_job ->> 'started_at')::timestamptz, now())), 0);
   end if;
   if v_delta > 0 then
-    execute format('update public.%I set gpu_seconds = gpu_seconds + $1 where id = $2',
+    execute format('update %s set gpu_seconds = gpu_seconds + $1 where id = $2',
                    svc_private.job_table(p_kind))
       using v_delta, (p_job ->> 'id')::uuid;
+  end if;
+  if (svc_private.job_kind(p_kind)).budget = 'free' then
+    return null;
   end if;
   insert into public.gpu_spend as s (user_id, period_start, seconds)
   values (v_user, v_period, v_delta)
@@ -179,10 +188,9 @@ returns jsonb language sql security definer set search_path = '' as $$
      where c.period_start < svc_private.period_start(c.kind, p_now)
     returning c.kind
   )
-  select jsonb_build_object(
-    'training', count(*) filter (where kind = 'training'),
-    'conversion', count(*) filter (where kind = 'conversion'))
-  from rolled
+  select coalesce(jsonb_object_agg(q.name, (select count(*) from rolled r
+                                               where r.kind = q.name)), '{}'::jsonb)
+  from svc_private.quotas q
 $$;
 
 -- Takes one token if the bucket (refilled at p_per_minute, holding at most p_burst) has one,

@@ -2,6 +2,11 @@
 
 set check_function_bodies = off;
 
+-- The job kind: a unit of the monthly training quota each, refunded when it does not succeed;
+-- a second live training is refused.
+select svc_private.declare_job_kind('training', 'public.training_jobs', p_quota => 'training',
+  p_busy_message => 'A training is already running for your account. Wait for it or cancel it.');
+
 -- Starts a training: the dataset's ready minutes (full mixes left out) within the window, the
 -- GPU budget not spent, a quota unit reserved, and at most p_max_active live trainings per
 -- user.
@@ -30,15 +35,8 @@ begin
              round((p_max_seconds / 60)::numeric, 1), round((v_ready / 60)::numeric, 1)),
       jsonb_build_object('ready_seconds', v_ready, 'max_seconds', p_max_seconds));
   end if;
-  perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
-  v_period := svc_private.reserve_quota(p_user_id, 'training', p_default_limit);
-  -- The counter row is locked until commit, so this count cannot race another start.
-  if (select count(*) from public.training_jobs
-       where user_id = p_user_id and status in ('queued', 'running')) >= p_max_active then
-    perform svc_private.raise_error('TRAINING_IN_PROGRESS',
-      'A training is already running for your account. Wait for it or cancel it.',
-      jsonb_build_object('max_active', p_max_active));
-  end if;
+  v_period := svc_private.admit_job('training', p_user_id, p_default_limit, p_max_active,
+                                    p_gpu_seconds_per_month);
   insert into public.training_jobs (user_id, profile_id, params, progress, quota_period_start)
   values (p_user_id, p_profile_id, coalesce(p_params, '{}'::jsonb),
           jsonb_build_object('phase', 'queued'), v_period)
@@ -88,12 +86,9 @@ begin
   -- the profile (made active below) before the job: the one lock order (20261204000004)
   perform 1 from public.voice_profiles
    where id = (select profile_id from public.training_jobs where id = p_job_id) for update;
-  v_job := svc_private.worker_job('training', p_job_id, p_attempt);
+  v_job := svc_private.finishing_job('training', p_job_id, p_attempt);
   if svc_private.is_terminal(v_job ->> 'status') then
     return v_job;
-  end if;
-  if v_job ->> 'status' <> 'running' then
-    perform svc_private.invalid_transition('training', v_job, 'succeeded');
   end if;
   v_prefix := format('vc/users/%s/profiles/%s/models/%s/', v_job ->> 'user_id',
                      v_job ->> 'profile_id', p_model_version_id);
@@ -109,10 +104,7 @@ begin
      set active_model_version_id = p_model_version_id, updated_at = now(),
          status = case when status = 'draft' then 'ready' else status end
    where id = (v_job ->> 'profile_id')::uuid;
-  perform svc_private.charge_gpu('training', v_job);
-  return svc_private.update_job('training', v_job, jsonb_build_object(
-    'status', 'succeeded', 'finished_at', now(), 'quota_state', 'charged',
-    'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded')));
+  return svc_private.succeed_job('training', v_job);
 end $$;
 
 -- A new model version carries the pitch range its training job recorded.

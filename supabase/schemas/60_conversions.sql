@@ -3,6 +3,12 @@
 
 set check_function_bodies = off;
 
+-- The job kind: a unit of the daily conversion quota each, refunded when it does not succeed;
+-- a second live conversion is refused.
+select svc_private.declare_job_kind('conversion', 'public.conversion_jobs',
+  p_quota => 'conversion', p_busy_message =>
+    'A conversion is already in progress for your account. Wait for it or cancel it.');
+
 -- Creates a conversion awaiting its upload, with a quota unit reserved; refuses to start while
 -- the GPU budget is spent.
 create or replace function public.create_conversion(
@@ -32,14 +38,8 @@ begin
     perform svc_private.raise_error('INVALID_ARGUMENT', 'The object key does not match its owner.',
                                     jsonb_build_object('input_key', p_input_key));
   end if;
-  perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
-  v_period := svc_private.reserve_quota(p_user_id, 'conversion', p_default_limit);
-  if (select count(*) from public.conversion_jobs where user_id = p_user_id
-        and status in ('awaiting_upload', 'queued', 'running')) >= p_max_active then
-    perform svc_private.raise_error('CONVERSION_IN_PROGRESS',
-      'A conversion is already in progress for your account. Wait for it or cancel it.',
-      jsonb_build_object('max_active', p_max_active));
-  end if;
+  v_period := svc_private.admit_job('conversion', p_user_id, p_default_limit, p_max_active,
+                                    p_gpu_seconds_per_month);
   insert into public.conversion_jobs
     (id, user_id, profile_id, model_version_id, params, input_key, input_filename,
      input_size_bytes, upload_expires_at, progress, quota_period_start)
@@ -103,13 +103,10 @@ create or replace function public.finish_conversion(
   p_attempt integer default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.worker_job('conversion', p_job_id, p_attempt);
+  v_job jsonb := svc_private.finishing_job('conversion', p_job_id, p_attempt);
 begin
   if svc_private.is_terminal(v_job ->> 'status') then
     return v_job;
-  end if;
-  if v_job ->> 'status' <> 'running' then
-    perform svc_private.invalid_transition('conversion', v_job, 'succeeded');
   end if;
   if p_output_key <> format('vc/users/%s/profiles/%s/conversions/%s/output.wav',
                             v_job ->> 'user_id', v_job ->> 'profile_id', p_job_id) then
@@ -119,10 +116,7 @@ begin
   update public.conversion_jobs
      set output_key = p_output_key, input_duration_sec = p_input_duration_sec
    where id = p_job_id;
-  perform svc_private.charge_gpu('conversion', v_job);
-  return svc_private.update_job('conversion', v_job, jsonb_build_object(
-    'status', 'succeeded', 'finished_at', now(), 'quota_state', 'charged',
-    'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded', 'percent', 100)));
+  return svc_private.succeed_job('conversion', v_job, '{"percent": 100}');
 end $$;
 
 -- A song conversion's part keys; none for a vocal one.

@@ -3,6 +3,26 @@
 
 set check_function_bodies = off;
 
+-- A separation queued again while its song is still in the dataset: a vocal the failed
+-- attempt registered was deleted with it, so the next attempt writes a new one.
+create or replace function svc_private.separation_requeued(p_job jsonb)
+returns void language plpgsql as $$
+begin
+  if not exists (select 1 from public.dataset_files
+                  where id = (p_job ->> 'source_file_id')::uuid and status = 'ready') then
+    perform svc_private.raise_error('INVALID_TRANSITION', 'That separation''s song is gone.',
+      jsonb_build_object('kind', 'separation', 'id', p_job -> 'id'));
+  end if;
+  update public.separation_jobs set derived_file_id = gen_random_uuid()
+   where id = (p_job ->> 'id')::uuid;
+end $$;
+
+-- The job kind: no counted quota, charged to the GPU budget; a queued separation waits in line
+-- for one of its person's VC_MAX_ACTIVE_SEPARATIONS slots (take_separation hands it out), and a
+-- requeued or retried one gets a fresh id for its vocal (separation_requeued).
+select svc_private.declare_job_kind('separation', 'public.separation_jobs',
+  p_active_limit => 'in_line', p_on_requeue => 'svc_private.separation_requeued');
+
 -- A separation that ends without succeeding leaves no derived file behind: a vocal row the
 -- worker registered before its upload is deleted with it (retention removes the object).
 create or replace function svc_private.drop_unfinished_vocal() returns trigger
@@ -17,49 +37,23 @@ create trigger separation_jobs_drop_unfinished_vocal
   for each row when (new.status in ('failed', 'canceled') and old.status <> new.status)
   execute function svc_private.drop_unfinished_vocal();
 
--- The probe's follow-up on a ready mix: hands its queued separation out for launching exactly
--- once (a repeated probe delivery finds it taken), while its person has a free slot
--- (VC_MAX_ACTIVE_SEPARATIONS; otherwise it waits in line). A user whose GPU budget (the
--- server's: their override, else `svc_private.gpu_budget`) is spent gets the job failed with
--- GPU_BUDGET_EXHAUSTED instead, as a training would be refused. Returns
--- {"taken": bool, "job": row or null}.
+-- The probe's follow-up on a ready mix (and the cron's, for one waiting in line): hands its
+-- queued separation out for launching exactly once, while its person has a free slot
+-- (VC_MAX_ACTIVE_SEPARATIONS), or fails it when the GPU budget is spent, as a training would
+-- be refused (svc_private.hand_out). Returns {"taken": bool, "job": row or null}.
 create or replace function public.take_separation(
   p_max_active integer, p_file_id uuid
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_id uuid;
-  v_job jsonb;
-  v_usage jsonb;
 begin
   select id into v_id from public.separation_jobs where source_file_id = p_file_id;
   if v_id is null then
     return jsonb_build_object('taken', false, 'job', null);
   end if;
-  v_job := svc_private.lock_job('separation', v_id);
-  if v_job ->> 'status' <> 'queued' or v_job ->> 'worker_call_id' is not null then
-    return jsonb_build_object('taken', false, 'job', v_job);
-  end if;
-  v_usage := svc_private.gpu_usage((v_job ->> 'user_id')::uuid,
-                                  (select b.seconds_per_month from svc_private.gpu_budget b));
-  if v_usage ->> 'limit_seconds' is not null
-     and (v_usage ->> 'remaining_seconds')::double precision <= 0 then
-    v_job := svc_private.end_job('separation', v_job, 'failed', 'GPU_BUDGET_EXHAUSTED',
-      format('This month''s %s minutes of GPU time are used up, so the song was not separated. '
-             'Try again after %s UTC.',
-             round((v_usage ->> 'limit_seconds')::numeric / 60, 1),
-             to_char((v_usage ->> 'resets_at')::timestamptz at time zone 'UTC',
-                     'YYYY-MM-DD HH24:MI')));
-    return jsonb_build_object('taken', false, 'job', v_job);
-  end if;
-  -- one taker at a time per person, so two deliveries cannot both see a free slot
-  perform pg_advisory_xact_lock(hashtextextended('svc:separations:' || (v_job ->> 'user_id'), 0));
-  if svc_private.active_separations((v_job ->> 'user_id')::uuid, v_id)
-     >= greatest(p_max_active, 1) then
-    return jsonb_build_object('taken', false, 'job', v_job);
-  end if;
-  v_job := svc_private.update_job('separation', v_job,
-                                  jsonb_build_object('worker_call_id', 'dispatching'));
-  return jsonb_build_object('taken', true, 'job', v_job);
+  return svc_private.hand_out('separation', v_id, p_max_active,
+    'This month''s %s minutes of GPU time are used up, so the song was not separated. '
+    'Try again after %s UTC.');
 end $$;
 
 -- The mix a separation job reads, by job alone (what the worker login may read).
@@ -120,23 +114,17 @@ end $$;
 create or replace function public.finish_separation(p_job_id uuid, p_attempt integer default null)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
-  v_job jsonb := svc_private.worker_job('separation', p_job_id, p_attempt);
+  v_job jsonb := svc_private.finishing_job('separation', p_job_id, p_attempt);
 begin
   if svc_private.is_terminal(v_job ->> 'status') then
     return v_job;
-  end if;
-  if v_job ->> 'status' <> 'running' then
-    perform svc_private.invalid_transition('separation', v_job, 'succeeded');
   end if;
   if not exists (select 1 from public.dataset_files
                   where id = (v_job ->> 'derived_file_id')::uuid and status <> 'deleted') then
     perform svc_private.raise_error('INVALID_TRANSITION', 'The separated vocal was not registered.',
                                     jsonb_build_object('id', p_job_id));
   end if;
-  perform svc_private.charge_gpu('separation', v_job);
-  return svc_private.update_job('separation', v_job, jsonb_build_object(
-    'status', 'succeeded', 'finished_at', now(),
-    'progress', v_job -> 'progress' || jsonb_build_object('phase', 'succeeded', 'percent', 100)));
+  return svc_private.succeed_job('separation', v_job, '{"percent": 100}');
 end $$;
 
 -- The person's "try again" on a failed or canceled separation: queued anew (taken and
@@ -168,27 +156,16 @@ begin
   end if;
   perform svc_private.clear_separation_vocal(v_job);
   perform svc_private.require_gpu_budget(p_user_id, p_gpu_seconds_per_month);
-  perform pg_advisory_xact_lock(hashtextextended('svc:separations:' || p_user_id::text, 0));
-  if svc_private.active_separations(p_user_id, p_job_id) >= greatest(p_max_active, 1) then
+  perform svc_private.slot_lock('separation', p_user_id);
+  if svc_private.active_jobs('separation', p_user_id, p_job_id) >= greatest(p_max_active, 1) then
     perform svc_private.raise_error('SEPARATION_IN_PROGRESS',
       format('%s of your songs are being separated; try again when one has finished.',
              greatest(p_max_active, 1)),
       jsonb_build_object('max_active', greatest(p_max_active, 1)));
   end if;
-  update public.separation_jobs set derived_file_id = gen_random_uuid() where id = p_job_id;
-  return svc_private.update_job('separation', v_job, jsonb_build_object(
-    'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
-    'started_at', null, 'heartbeat_at', null, 'worker_call_id', null,
-    'progress', jsonb_build_object('phase', 'queued')));
+  return svc_private.requeue('separation', v_job, jsonb_build_object(
+    'started_at', null, 'worker_call_id', null, 'progress', jsonb_build_object('phase', 'queued')));
 end $$;
-
--- Separations a person has dispatched or running: at most VC_MAX_ACTIVE_SEPARATIONS.
-create or replace function svc_private.active_separations(p_user_id uuid, p_except uuid)
-returns integer language sql stable as $$
-  select count(*)::integer from public.separation_jobs
-   where user_id = p_user_id and id is distinct from p_except
-     and (status = 'running' or (status = 'queued' and worker_call_id is not null))
-$$;
 
 
 -- The mixes whose separations wait in line (queued, never handed out) for a minute or more,

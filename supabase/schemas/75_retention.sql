@@ -125,7 +125,7 @@ end $$;
 -- `DELETE /me`: every profile (deleted ones in their grace period too), file, model and job of
 -- one user, with every key queued. Live jobs are canceled first, with their refunds, so the
 -- usage counters (kept, like quota overrides, until Supabase deletes the auth user) stay true.
--- Returns the counts and the worker call ids to signal. Live separations are canceled first too.
+-- Returns the counts and the worker call ids to signal. Live jobs of every kind are canceled.
 create or replace function public.erase_user_data(p_user_id uuid)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
@@ -141,14 +141,9 @@ begin
     from (select id from public.voice_profiles where user_id = p_user_id order by id for update) p;
   perform svc_private.lock_live_jobs(p_user_id, null);
   for r in
-    select 'training' as kind, id from public.training_jobs
-     where user_id = p_user_id and status in ('queued', 'running')
-    union all
-    select 'conversion', id from public.conversion_jobs
+    select kind, id from svc_private.jobs
      where user_id = p_user_id and status in ('awaiting_upload', 'queued', 'running')
-    union all
-    select 'separation', id from public.separation_jobs
-     where user_id = p_user_id and status in ('queued', 'running')
+     order by kind, id
   loop
     v_job := svc_private.lock_job(r.kind, r.id);
     if not svc_private.is_terminal(v_job ->> 'status') then

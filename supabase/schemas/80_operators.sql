@@ -14,8 +14,8 @@ create table ops.audit_log (
   at timestamptz not null default now(),
   actor text not null,
   action text not null,
-  target_kind text not null
-    check (target_kind in ('user', 'profile', 'training', 'conversion', 'separation')),
+  -- 'user', 'profile' or a job kind (svc_private.job_kinds)
+  target_kind text not null,
   target_id uuid not null,
   reason text not null check (char_length(btrim(reason)) > 0),
   details jsonb not null default '{}'::jsonb
@@ -164,18 +164,20 @@ begin
     format('Stopped by the service: %s Your quota was refunded.', btrim(p_reason)));
 end $$;
 
--- failed → queued, once per job: a new reservation is taken in the current period (the
--- failure refunded the old one; an operator's requeue is not held to the limit), the same
--- one-live-job-per-user rule holds, and the cron launches it (take_requeued_jobs). A failed
--- separation is requeued without a counted quota (it takes none) while its mix is ready.
+-- failed → queued, once per job, and the cron launches it (take_requeued_jobs). A kind with a
+-- quota takes a new reservation in the current period (the failure refunded the old one; an
+-- operator's requeue is not held to the limit); a 'refuse' kind keeps its one-live-job-per-user
+-- rule; the kind's own step (`on_requeue`, e.g. a separation's song must still be there) runs.
 create or replace function ops.requeue_job(
   p_kind text, p_job_id uuid, p_reason text, p_by text default null
 ) returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_job jsonb := svc_private.lock_job(p_kind, p_job_id);
+  v_kind svc_private.job_kinds := svc_private.job_kind(p_kind);
   v_user uuid := (v_job ->> 'user_id')::uuid;
   v_period date;
-  v_live integer;
+  v_patch jsonb := jsonb_build_object('worker_call_id', 'requeued',
+    'progress', jsonb_build_object('phase', 'queued', 'requeued', true));
 begin
   if v_job ->> 'status' <> 'failed' then
     perform svc_private.invalid_transition(p_kind, v_job, 'queued');
@@ -189,42 +191,24 @@ begin
     perform svc_private.raise_error('USER_DISABLED', 'That job''s user is disabled.',
                                     jsonb_build_object('user_id', v_user));
   end if;
-  if p_kind = 'separation' then
-    if not exists (select 1 from public.dataset_files
-                    where id = (v_job ->> 'source_file_id')::uuid and status = 'ready') then
-      perform svc_private.raise_error('INVALID_TRANSITION', 'That separation''s song is gone.',
-                                      jsonb_build_object('kind', p_kind, 'id', p_job_id));
+  if v_kind.quota is not null then
+    v_period := svc_private.reserve_quota(v_user, v_kind.quota, 2147483647);
+    v_patch := v_patch || jsonb_build_object('quota_state', 'reserved');
+  end if;
+  if v_kind.active_limit = 'refuse' then
+    if svc_private.live_jobs(p_kind, v_user) > 0 then
+      perform svc_private.raise_error(upper(p_kind) || '_IN_PROGRESS',
+        format('That user already has a %s in progress.', p_kind),
+        jsonb_build_object('user_id', v_user));
     end if;
-    perform svc_private.audit(p_by, 'requeue_job', p_kind, p_job_id, p_reason,
-      jsonb_build_object('error_code', v_job ->> 'error_code'));
-    -- a vocal the failed attempt registered was deleted with it: the retry writes a new one
-    update public.separation_jobs set derived_file_id = gen_random_uuid() where id = p_job_id;
-    return svc_private.update_job(p_kind, v_job, jsonb_build_object(
-      'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
-      'heartbeat_at', null, 'worker_call_id', 'requeued',
-      'progress', jsonb_build_object('phase', 'queued', 'requeued', true)));
-  end if;
-  v_period := svc_private.reserve_quota(v_user, p_kind, 2147483647);
-  if p_kind = 'training' then
-    select count(*) into v_live from public.training_jobs
-     where user_id = v_user and status in ('queued', 'running');
-  else
-    select count(*) into v_live from public.conversion_jobs
-     where user_id = v_user and status in ('awaiting_upload', 'queued', 'running');
-  end if;
-  if v_live > 0 then
-    perform svc_private.raise_error(upper(p_kind) || '_IN_PROGRESS',
-      format('That user already has a %s in progress.', p_kind),
-      jsonb_build_object('user_id', v_user));
   end if;
   perform svc_private.audit(p_by, 'requeue_job', p_kind, p_job_id, p_reason,
     jsonb_build_object('error_code', v_job ->> 'error_code'));
-  execute format('update public.%I set quota_period_start = $1 where id = $2',
-                 svc_private.job_table(p_kind)) using v_period, p_job_id;
-  return svc_private.update_job(p_kind, v_job, jsonb_build_object(
-    'status', 'queued', 'error_code', null, 'error_message', null, 'finished_at', null,
-    'heartbeat_at', null, 'worker_call_id', 'requeued', 'quota_state', 'reserved',
-    'progress', jsonb_build_object('phase', 'queued', 'requeued', true)));
+  if v_period is not null then
+    execute format('update %s set quota_period_start = $1 where id = $2',
+                   svc_private.job_table(p_kind)) using v_period, p_job_id;
+  end if;
+  return svc_private.requeue(p_kind, v_job, v_patch);
 end $$;
 
 -- Adds p_extra units on top of the user's limit for the current period only.
@@ -234,7 +218,8 @@ create or replace function ops.grant_quota(
 declare
   v_period date;
 begin
-  if p_kind not in ('training', 'conversion') or p_extra is null or p_extra <= 0 then
+  if not exists (select 1 from svc_private.quotas q where q.name = p_kind)
+     or p_extra is null or p_extra <= 0 then
     perform svc_private.raise_error('INVALID_ARGUMENT',
       'Grant a positive number of trainings or conversions.',
       jsonb_build_object('kind', p_kind, 'extra', p_extra));
@@ -258,44 +243,23 @@ end $$;
 
 -- Views: one question each ------------------------------------------------------------------
 
--- What is running or waiting right now, and how long since each worker was heard from?
+-- What is running or waiting right now (jobs of every kind: svc_private.jobs), and how long
+-- since each worker was heard from?
 create or replace view ops.jobs_in_flight as
-select 'training'::text as kind, j.id, j.user_id, u.email, j.profile_id, j.status,
+select j.kind, j.id, j.user_id, u.email, j.profile_id, j.status,
        j.progress ->> 'phase' as phase, (j.progress ->> 'percent')::double precision as percent,
        j.attempt, j.worker_call_id, j.created_at, j.started_at, j.heartbeat_at,
        now() - coalesce(j.heartbeat_at, j.started_at) as heartbeat_age,
        now() - j.created_at as age
-  from public.training_jobs j left join auth.users u on u.id = j.user_id
- where j.status in ('queued', 'running')
-union all
-select 'conversion', j.id, j.user_id, u.email, j.profile_id, j.status,
-       j.progress ->> 'phase', (j.progress ->> 'percent')::double precision,
-       j.attempt, j.worker_call_id, j.created_at, j.started_at, j.heartbeat_at,
-       now() - coalesce(j.heartbeat_at, j.started_at), now() - j.created_at
-  from public.conversion_jobs j left join auth.users u on u.id = j.user_id
- where j.status in ('awaiting_upload', 'queued', 'running')
-union all
-select 'separation', j.id, j.user_id, u.email, j.profile_id, j.status,
-       j.progress ->> 'phase', (j.progress ->> 'percent')::double precision,
-       j.attempt, j.worker_call_id, j.created_at, j.started_at, j.heartbeat_at,
-       now() - coalesce(j.heartbeat_at, j.started_at), now() - j.created_at
-  from public.separation_jobs j left join auth.users u on u.id = j.user_id
- where j.status in ('queued', 'running');
+  from svc_private.jobs j left join auth.users u on u.id = j.user_id
+ where j.status in ('awaiting_upload', 'queued', 'running');
 
 -- Why do jobs (of every kind) fail and uploads get rejected, over the last day and week?
 create or replace view ops.failures as
 with ended as (
-  select 'training'::text as source, status, error_code as code, error_message as message,
+  select kind as source, status, error_code as code, error_message as message,
          finished_at as at
-    from public.training_jobs
-   where status in ('failed', 'canceled') and finished_at > now() - interval '7 days'
-  union all
-  select 'conversion', status, error_code, error_message, finished_at
-    from public.conversion_jobs
-   where status in ('failed', 'canceled') and finished_at > now() - interval '7 days'
-  union all
-  select 'separation', status, error_code, error_message, finished_at
-    from public.separation_jobs
+    from svc_private.jobs
    where status in ('failed', 'canceled') and finished_at > now() - interval '7 days'
   union all
   select 'upload', status, reject_code, reject_message, probed_at
@@ -310,33 +274,26 @@ select source, status, coalesce(code, 'UNKNOWN') as code,
  group by source, status, coalesce(code, 'UNKNOWN');
 
 -- Who uses what this period: counted units, limits set by operators, GPU seconds this month
--- (read through to_jsonb, so the view works with or without the GPU budget's columns) and
--- bytes stored. Periods are spelled out rather than taken from svc_private, which the
+-- and bytes stored. Periods are spelled out rather than taken from svc_private, which the
 -- service role reading the view may not execute. The month's GPU seconds count every job
--- kind's.
+-- kind's (svc_private.jobs).
 create or replace view ops.usage_this_period as
 with t as (
   select user_id,
          count(*) filter (where created_at >= date_trunc('month', now() at time zone 'UTC')
-                                               at time zone 'UTC') as trainings_this_month,
-         sum((to_jsonb(j) ->> 'gpu_seconds')::double precision)
-           filter (where created_at >= date_trunc('month', now() at time zone 'UTC')
-                                        at time zone 'UTC') as training_gpu_seconds
-    from public.training_jobs j group by user_id
+                                               at time zone 'UTC') as trainings_this_month
+    from public.training_jobs group by user_id
 ), c as (
   select user_id,
          count(*) filter (where created_at >= (now() at time zone 'UTC')::date
                                                 at time zone 'UTC') as conversions_today,
-         sum((to_jsonb(j) ->> 'gpu_seconds')::double precision)
-           filter (where created_at >= date_trunc('month', now() at time zone 'UTC')
-                                        at time zone 'UTC') as conversion_gpu_seconds,
          coalesce(sum(input_size_bytes), 0) as conversion_input_bytes
-    from public.conversion_jobs j group by user_id
+    from public.conversion_jobs group by user_id
 ), s as (
   select user_id,
          sum(gpu_seconds) filter (where created_at >= date_trunc('month', now() at time zone 'UTC')
-                                                      at time zone 'UTC') as separation_gpu_seconds
-    from public.separation_jobs group by user_id
+                                                      at time zone 'UTC') as gpu_seconds
+    from svc_private.jobs group by user_id
 ), d as (
   select user_id, coalesce(sum(size_bytes), 0) as dataset_bytes
     from public.dataset_files where status <> 'deleted' group by user_id
@@ -371,8 +328,7 @@ select u.id as user_id, u.email,
        coalesce(c.conversions_today, 0) as conversions_today,
        o.conversions_per_day as conversions_limit_override,
        coalesce(g.conversions_granted, 0) as conversions_granted,
-       coalesce(t.training_gpu_seconds, 0) + coalesce(c.conversion_gpu_seconds, 0)
-         + coalesce(s.separation_gpu_seconds, 0) as gpu_seconds_this_month,
+       coalesce(s.gpu_seconds, 0) as gpu_seconds_this_month,
        (to_jsonb(o) ->> 'gpu_seconds_per_month')::integer as gpu_limit_override,
        coalesce(d.dataset_bytes, 0) as dataset_bytes,
        coalesce(m.model_bytes, 0) as model_bytes,

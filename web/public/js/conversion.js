@@ -34,6 +34,7 @@ export class ConversionPanel extends JobPanel {
     // Until the person ticks or unticks it, the instrumental follows the key (the server's
     // default): shifted with the vocal unless the transpose is a whole number of octaves.
     $("shift-instrumental").addEventListener("change", () => { this.shiftTouched = true; this.renderSong(); });
+    $("mix-loudness").addEventListener("change", () => this.renderSong());
     this.shiftTouched = false;
     this.renderSong();
   }
@@ -47,6 +48,10 @@ export class ConversionPanel extends JobPanel {
     const transpose = Number($("transpose").value);
     $("convert-file-label").textContent = song ? "Song (WAV, FLAC or MP3)" : "Vocal stem (WAV, FLAC or MP3)";
     $("shift-instrumental-row").hidden = !song || transpose === 0;
+    $("loudness-row").hidden = !song;
+    $("mix-loudness-hint").textContent = $("mix-loudness").value === "streaming"
+      ? "The whole cover is turned up or down to −14 LUFS, the level streaming services play at, by one gain (no compression); a song whose peaks would pass −1 dBTP stops there, a little quieter."
+      : "The new voice sits at the original singer's loudness; the cover is only turned down if its peaks would pass −1 dBTP.";
     const box = $("shift-instrumental");
     if (!this.shiftTouched) box.checked = transpose % 12 !== 0;
     $("shift-instrumental-hint").textContent = box.checked
@@ -130,6 +135,7 @@ export class ConversionPanel extends JobPanel {
     return {
       input_kind: song ? "song" : "vocal",
       ...(song && transpose !== 0 && this.shiftTouched ? { shift_instrumental: $("shift-instrumental").checked } : {}),
+      ...(song ? { loudness: $("mix-loudness").value } : {}),
       transpose,
       f0_method: $("f0-method").value,
       auto_predict_f0: $("auto-f0").checked,

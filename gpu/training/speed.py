@@ -1,0 +1,67 @@
+"""How a training step runs on the device: the levers `bench/gpu.py --levers` measures side by
+side on a GPU (precision, TF32 matrix products, pinned host memory for the loader's batches).
+
+They live apart from the schedule (what is done between steps) because they change how fast a
+step is, never what it computes beyond rounding; `Speed()` is what training uses, chosen by
+that measurement on an H200 (docs/architecture.md, "Training speed"): TF32 products and
+pinned batches (each 3-13 % off a step, the held-out loss at equal steps within run-to-run
+noise); bf16-mixed made the step 8 % slower, so precision stays fp32. On a CPU every lever is
+inert."""
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Speed:
+    # Lightning's precision: "32-true", or "bf16-mixed" (the fork's own `bf16_run`: autocast
+    # around the models, the losses in fp32)
+    precision: str = "32-true"
+    # TF32 for matrix products (cuDNN's convolutions already use it by default)
+    tf32: bool = True
+    # the loader's batches in page-locked memory, so host-to-device copies are asynchronous
+    pin_memory: bool = True
+    # the loader's worker processes (the fork's default is the config's num_workers)
+    workers: int | None = None
+
+    def apply(self) -> None:
+        """Through the new API only: torch >= 2.9 refuses a mix of it and `allow_tf32`. A CPU
+        keeps full precision (there "high" may mean bf16 products)."""
+        import torch
+
+        tf32 = self.tf32 and _cuda()
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+    def trainer_precision(self) -> str:
+        import torch
+
+        return self.precision if torch.cuda.is_available() else "32-true"
+
+    def datamodule(self, hparams: Any) -> Any:
+        """The fork's `VCDataModule`, its training loader pinned and sized as asked."""
+        from multiprocessing import cpu_count
+
+        from so_vits_svc_fork.train import VCDataModule
+        from torch.utils.data import DataLoader
+
+        speed = self
+
+        class Loader(VCDataModule):
+            def train_dataloader(self) -> DataLoader:
+                workers = speed.workers or hparams.train.get("num_workers", 8)
+                return DataLoader(
+                    self.train_dataset,
+                    num_workers=max(1, min(cpu_count(), workers)),
+                    batch_size=self.batch_size,
+                    collate_fn=self.collate_fn,
+                    persistent_workers=True,
+                    pin_memory=speed.pin_memory and _cuda(),
+                )
+
+        return Loader(hparams)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
