@@ -24,6 +24,7 @@ from endpoints.routers import (
     profiles,
     quota,
     separations,
+    speech,
     trainings,
 )
 from pipeline.production import require_production_ready
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         separations,
         models,
         conversions,
+        speech,
         quota,
         events,
         me,

@@ -43,7 +43,8 @@ def median_f0(audio: np.ndarray, rate: int) -> float:
 
     peak = float(np.abs(audio).max(initial=0.0))
     assert peak > 1e-4, "silent"
-    f0 = compute_f0((0.5 / peak * audio).astype(np.float32), rate, 512, "harvest")
+    level = (0.5 / peak * audio).astype(np.float32)
+    f0 = compute_f0(level, sampling_rate=rate, hop_length=512, method="harvest")
     return float(np.median(f0[f0 > 0]))
 
 
@@ -87,3 +88,94 @@ def test_a_voice_without_a_range_predicts_its_pitch(cache, version, tmp_path) ->
     spoken = speak("Short and sweet.", "en-us", TextOptions(), [PiperEngine()], target, tmp_path)
     assert (spoken.report.pitch_mode, spoken.report.transpose) == ("predict", 0)
     assert spoken.report.to_voice is None and spoken.report.base_voice.chosen == "only"
+
+
+# The job, end to end -----------------------------------------------------------------------
+
+
+def _wait(client, job_id: str, seconds: float = 600) -> dict:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while (job := client.get(f"/speech/{job_id}").json())["status"] in {"queued", "running"}:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    return job
+
+
+def test_a_line_through_the_api_the_machine_and_the_worker(
+    trained_voice, services, api_url, sql
+) -> None:
+    """POST → the worker (`python -m gpu speak`, launched by the API) → MP3 and WAV links that
+    decode at 44.1 kHz with the report's length; the quota counts it; retention removes the
+    files (the download then says so) and queues both keys."""
+    import io
+
+    import httpx
+    import soundfile as sf
+
+    voice_, token = trained_voice
+    client = httpx.Client(
+        base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    used = client.get("/quota").json()
+    answer = client.post(
+        f"/profiles/{voice_.profile_id}/speech",
+        json={"text": LINE, "language": "en", "options": {"f0_method": "fcpe"}},
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] in {"queued", "running"}
+    job = _wait(client, answer.json()["id"])
+    assert job["status"] == "succeeded", job
+    assert job["language"] == "en-us" and job["model_version_id"] == str(voice_.model_version_id)
+    report = job["report"]
+    assert report["base_voice"]["voice"] == "en_US-joe-medium"
+    assert report["pitch_mode"] == "shift" and report["transpose"] > 0
+    assert report["to_base"] is not None
+    seconds = job["output_seconds"]
+    assert 2.0 < seconds < 10.0
+    for fmt in ("mp3", "wav"):
+        link = client.get(f"/speech/{job['id']}/download", params={"format": fmt}).json()
+        assert link["filename"].endswith(f".{fmt}")
+        audio, rate = sf.read(io.BytesIO(httpx.get(link["url"]).content))
+        assert rate == 44100
+        assert abs(len(audio) / rate - seconds) < (0.1 if fmt == "mp3" else 0.01)
+    assert client.get("/quota").json() != used  # a unit of the day's lines was counted
+
+    sql.execute("select public.expire_text_jobs(0)")
+    expired = client.get(f"/speech/{job['id']}/download")
+    assert expired.status_code == 409 and expired.json()["error"]["code"] == "FILES_EXPIRED"
+    queued = {
+        r[0]
+        for r in sql.execute(
+            "select object_key from public.object_deletions where reason = 'text_expired' "
+            "and object_key like %s",
+            (f"%/speech/{job['id']}/%",),
+        ).fetchall()
+    }
+    assert {k.rsplit("/", 1)[1] for k in queued} == {"speech.wav", "speech.mp3"}
+
+
+def test_a_deleted_row_takes_its_files_and_a_cancel_refunds(
+    trained_voice, services, api_url, sql
+) -> None:
+    """Canceled while queued: refunded. A row that goes (its profile purged, its model deleted,
+    an account erased: here deleted directly) queues its two keys."""
+    import httpx
+
+    voice_, token = trained_voice
+    client = httpx.Client(
+        base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    answer = client.post(f"/profiles/{voice_.profile_id}/speech", json={"text": "One more."})
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["id"]
+    canceled = client.post(f"/speech/{job_id}/cancel").json()
+    assert canceled["status"] in {"canceled", "succeeded"}
+    _wait(client, job_id)
+    sql.execute("delete from public.text_jobs where id = %s", (job_id,))
+    keys = sql.execute(
+        "select object_key from public.object_deletions where object_key like %s",
+        (f"%/speech/{job_id}/%",),
+    ).fetchall()
+    assert len(keys) == 2

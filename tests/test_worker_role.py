@@ -39,6 +39,8 @@ WORKER_FUNCTIONS = {
     "separation_source",
     "register_separated_vocal",
     "finish_separation",
+    "text_voice",
+    "finish_text",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 

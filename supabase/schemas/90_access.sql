@@ -65,4 +65,6 @@ select svc_private.grant_to_worker(array[
   'get_dataset_file', 'begin_probe', 'record_probe', 'request_singer_check',
   'begin_singer_check', 'singer_check_files', 'record_singer_embedding', 'finish_singer_check',
   -- separation
-  'take_separation', 'separation_source', 'register_separated_vocal', 'finish_separation']);
+  'take_separation', 'separation_source', 'register_separated_vocal', 'finish_separation',
+  -- text in a voice (68_text.sql)
+  'text_voice', 'finish_text']);
