@@ -5,13 +5,17 @@ these as child processes; the Modal functions call the same code."""
 
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
 
 from gpu import logs
+
+if TYPE_CHECKING:
+    from gpu.runtime import WorkerContext
 
 logs.setup()
 app = typer.Typer(add_completion=False, help="svc-pipeline GPU worker")
@@ -30,31 +34,43 @@ def _terminate(signum: int, frame: object) -> None:
 signal.signal(signal.SIGTERM, _terminate)
 
 
-@app.command()
-def train(job_id: UUID) -> None:
-    """Run one training job to its end (or resume it)."""
+def _run_jobs(runs: "Callable[[WorkerContext], list[str]]") -> None:
+    """The worker context first (it points the model cache before training or conversion
+    code is imported), then the runs; exit 0 when every job succeeded or was canceled."""
     from gpu.runtime import worker_context
 
     ctx = worker_context()
-    from gpu.training.job import TrainingRun
+    try:
+        statuses = runs(ctx)
+    finally:
+        ctx.close()
+    sys.exit(0 if all(s in {"succeeded", "canceled"} for s in statuses) else 1)
 
-    status = TrainingRun(ctx.repo, ctx.storage, ctx.settings, job_id).run()
-    ctx.close()
-    sys.exit(0 if status in {"succeeded", "canceled"} else 1)
+
+@app.command()
+def train(job_id: UUID) -> None:
+    """Run one training job to its end (or resume it)."""
+
+    def run(ctx: "WorkerContext") -> list[str]:
+        from gpu.training.job import TrainingRun
+
+        return [TrainingRun(ctx.repo, ctx.storage, ctx.settings, job_id).run()]
+
+    _run_jobs(run)
 
 
 @app.command()
 def convert(job_ids: list[UUID]) -> None:
     """Run conversion jobs in one process, so later ones reuse the loaded models."""
-    from gpu.runtime import model_cache, worker_context
 
-    ctx = worker_context()
-    from gpu.conversion.job import ConversionRun
+    def run(ctx: "WorkerContext") -> list[str]:
+        from gpu.conversion.job import ConversionRun
+        from gpu.runtime import model_cache
 
-    cache = model_cache(ctx)
-    statuses = [ConversionRun(ctx.repo, ctx.storage, ctx.settings, cache, j).run() for j in job_ids]
-    ctx.close()
-    sys.exit(0 if all(s in {"succeeded", "canceled"} for s in statuses) else 1)
+        cache = model_cache(ctx)
+        return [ConversionRun(ctx.repo, ctx.storage, ctx.settings, cache, j).run() for j in job_ids]
+
+    _run_jobs(run)
 
 
 @app.command()
@@ -87,14 +103,13 @@ def singers(profile_id: UUID) -> None:
 @app.command()
 def separate(job_id: UUID) -> None:
     """Separate a full-mix dataset file's vocal into a dataset file of its own."""
-    from gpu.runtime import worker_context
 
-    ctx = worker_context()
-    from gpu.separation.job import SeparationRun
+    def run(ctx: "WorkerContext") -> list[str]:
+        from gpu.separation.job import SeparationRun
 
-    status = SeparationRun(ctx.repo, ctx.storage, ctx.settings, job_id).run()
-    ctx.close()
-    sys.exit(0 if status in {"succeeded", "canceled"} else 1)
+        return [SeparationRun(ctx.repo, ctx.storage, ctx.settings, job_id).run()]
+
+    _run_jobs(run)
 
 
 @app.command()

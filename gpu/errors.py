@@ -31,20 +31,6 @@ class JobCanceled(Exception):
 # leaves the job, and its work dir, to the newer one.
 STALE_ATTEMPT = "STALE_ATTEMPT"
 
-# Stops after which the work dir (and so the last checkpoint) is kept on the volume.
-KEEPS_CHECKPOINTS = {"GPU_BUDGET_EXHAUSTED", STALE_ATTEMPT}
-
-
-def describe_failure(exc: Exception, noun: str) -> tuple[str, str]:
-    """The code and message recorded on a job that raised `exc` (`noun`: "Training", …)."""
-    import torch
-
-    if isinstance(exc, JobFailure):
-        return exc.code, exc.message
-    if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
-        return "OUT_OF_MEMORY", f"{noun} ran out of memory. Try a smaller input or preset."
-    return "INTERNAL", f"{noun} failed unexpectedly. Your quota was refunded; please try again."
-
 
 class Heartbeat:
     """Progress merged over the last report, written with a heartbeat; the row says whether

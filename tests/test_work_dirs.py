@@ -37,7 +37,7 @@ def _run(services, job_id, during) -> tuple[TrainingRun, object]:
         run.phase("prepare")
         during(run)
 
-    run._train = train  # type: ignore[method-assign]
+    run.phases = train  # type: ignore[method-assign]
     return run, run.work
 
 

@@ -9,8 +9,6 @@ The output is a WAV at the model's rate, as long as the input. A whole song (`in
 """
 
 import logging
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,7 +19,8 @@ from gpu.conversion.audio_io import SEARCH_SECONDS, WINDOW_SECONDS, next_cut, to
 from gpu.conversion.inference import convert
 from gpu.conversion.model_cache import ModelCache
 from gpu.conversion.song import convert_song
-from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.errors import JobCanceled, JobFailure
+from gpu.job_runtime import KINDS, JobRun
 from gpu.measures import f0, pitch_range
 from gpu.separation.separate import Separator, separate
 from pipeline import keys
@@ -38,7 +37,9 @@ log = logging.getLogger(__name__)
 MIN_INPUT_RATE = 8000  # conversion inputs are resampled to the model's rate anyway
 
 
-class ConversionRun:
+class ConversionRun(JobRun):
+    spec = KINDS["conversion"]
+
     def __init__(
         self,
         repo: Repository,
@@ -48,58 +49,37 @@ class ConversionRun:
         job_id: UUID,
         separator: Separator = separate,
     ) -> None:
-        self.repo, self.storage, self.settings, self.cache = repo, storage, settings, cache
-        self.job_id, self.separator = job_id, separator
-        self.heartbeat = Heartbeat(repo, "conversion", job_id)
-        self.beat = self.heartbeat.require
+        super().__init__(repo, storage, settings, job_id)
+        self.cache, self.separator = cache, separator
         f0.install(settings.model_cache_dir)
 
-    def run(self) -> str:
-        job = self.heartbeat.claim()
-        if job.status != "running":
-            return job.status
-        try:
-            with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir) as tmp:
-                self._convert(job, Path(tmp))
-            return "succeeded"
-        except JobCanceled:
-            return "canceled"
-        except Exception as exc:
-            code, message = describe_failure(exc, "The conversion")
-            log.exception("conversion %s failed: %s", self.job_id, code)
-            self.heartbeat.fail(code, message)
-            return "canceled" if self.heartbeat.stop_code == STALE_ATTEMPT else "failed"
-
-    def _convert(self, job: ConversionJobRow, tmp: Path) -> None:
+    def phases(self, job: ConversionJobRow) -> None:
         params = ConversionParams.model_validate(job.params)
-        self.beat(phase="download", percent=0)
-        source = self._fetch_input(job, tmp)
+        self.phase("download", percent=0)
+        source = self._fetch_input(job)
         if params.input_kind == "song":
-            convert_song(self, job, params, source, tmp)
+            convert_song(self, job, params, source)
             return
         version = self.repo.conversion_model(self.job_id)
-        self.beat(phase="load_model", percent=0)
+        self.phase("load_model", percent=0)
         svc = self.cache.get(version)
-        mono, out_path = tmp / "input-mono.wav", tmp / "output.wav"
+        mono, out_path = self.scratch / "input-mono.wav", self.scratch / "output.wav"
         frames = to_mono(source, mono, svc.target_sample)
         self.record_pitch(mono, params, version)
         self.infer(svc, mono, out_path, frames, params)
-        self.beat(phase="upload", percent=100)
+        self.phase("upload", percent=100)
         output_key = keys.conversion_output_key(job.user_id, job.profile_id, self.job_id)
         self.storage.upload_file(out_path, output_key, "audio/wav")
-        with self.heartbeat.fenced():
-            self.repo.finish_conversion(
-                self.job_id, output_key, frames / svc.target_sample, self.heartbeat.attempt
-            )
+        self.finish(output_key, frames / svc.target_sample)
 
-    def _fetch_input(self, job: ConversionJobRow, tmp: Path) -> Path:
+    def _fetch_input(self, job: ConversionJobRow) -> Path:
         info = self.storage.head(job.input_key)
         if info is None:
             raise JobFailure("INPUT_MISSING", "The uploaded input could not be found.")
         limit = self.settings.max_conversion_bytes
         if info.size > limit:
             raise JobFailure("TOO_LARGE", too_large_message(limit, "Inputs"))
-        path = tmp / Path(job.input_key).name
+        path = self.scratch / Path(job.input_key).name
         self.storage.download_file(job.input_key, path)
         seconds = self.settings.max_conversion_seconds
         try:
@@ -113,7 +93,7 @@ class ConversionRun:
     def record_pitch(self, mono: Path, params: ConversionParams, version: ModelVersionRow) -> None:
         """The input's range next to the voice's and the transpose that would fit them; the
         page offers it, the person decides (this job converts with the transpose it asked)."""
-        self.beat(phase="pitch", percent=0)
+        self.phase("pitch", percent=0)
         with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):  # silent on long inputs
             found = pitch_range.of_file(mono, params.f0_method)
         if found is None:
@@ -128,7 +108,7 @@ class ConversionRun:
         `infer_silence`, which chunks it further at silences (≤ `max_chunk_seconds`)."""
         rate = svc.target_sample
         lookahead = int((WINDOW_SECONDS + SEARCH_SECONDS) * rate)
-        started, position = time.monotonic(), 0
+        progress, position = self.progress("convert"), 0
         with sf.SoundFile(mono) as src, sf.SoundFile(out_path, "w", rate, 1, "PCM_16") as dst:
             while position < frames:
                 src.seek(position)
@@ -136,9 +116,5 @@ class ConversionRun:
                 cut = next_cut(ahead, rate)
                 dst.write(convert(svc, ahead[:cut], params))
                 position += cut
-                done, elapsed = position / frames, time.monotonic() - started
-                self.beat(
-                    phase="convert",
-                    percent=round(100 * done, 1),
-                    eta_s=round(elapsed / done * (1 - done), 1),
-                )
+                if not progress(position / frames):
+                    raise JobCanceled

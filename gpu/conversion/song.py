@@ -9,8 +9,6 @@ parts (pipeline/keys.py). Every phase reports progress through the heartbeat, so
 stops the job within one chunk or window; a failure takes the conversion's own fail path.
 """
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,44 +23,32 @@ if TYPE_CHECKING:
     from gpu.conversion.job import ConversionRun
 
 
-def phase_progress(run: "ConversionRun", phase: str) -> Callable[[float], bool]:
-    """A `progress(fraction)` for one phase: percent and ETA on the heartbeat; False once the
-    row has left `running` (canceled, reaped, out of GPU budget)."""
-    started = time.monotonic()
-
-    def progress(done: float) -> bool:
-        elapsed = time.monotonic() - started
-        eta = round(elapsed / done * (1 - done), 1) if done > 0 else None
-        return run.heartbeat.send({"phase": phase, "percent": round(100 * done, 1), "eta_s": eta})
-
-    return progress
-
-
 def convert_song(
-    run: "ConversionRun", job: ConversionJobRow, params: ConversionParams, source: Path, tmp: Path
+    run: "ConversionRun", job: ConversionJobRow, params: ConversionParams, source: Path
 ) -> None:
     from gpu.runtime import device
 
+    tmp = run.scratch
     vocals, instrumental = tmp / "song-vocals.wav", tmp / "song-instrumental.wav"
-    run.beat(phase="separate", percent=0, eta_s=None)
+    run.phase("separate", percent=0, eta_s=None)
     run.separator(
         source,
         vocals,
         instrumental,
         cache_dir=Path(run.settings.model_cache_dir),
         device=device(),
-        progress=phase_progress(run, "separate"),
+        progress=run.progress("separate"),
     )
 
     version = run.repo.conversion_model(run.job_id)
-    run.beat(phase="load_model", percent=0, eta_s=None)
+    run.phase("load_model", percent=0, eta_s=None)
     svc = run.cache.get(version)
     mono, converted = tmp / "song-vocals-mono.wav", tmp / "song-converted.wav"
     frames = to_mono(vocals, mono, svc.target_sample)
     run.record_pitch(mono, params, version)
     run.infer(svc, mono, converted, frames, params)
 
-    run.beat(phase="mix", percent=0, eta_s=None)
+    run.phase("mix", percent=0, eta_s=None)
     outputs = {part: tmp / f"out-{part}.wav" for part in ("mix", "vocal", "instrumental")}
     mix(
         converted,
@@ -71,15 +57,13 @@ def convert_song(
         outputs,
         shift_semitones=params.instrumental_shift(),
         loudness=params.loudness,
-        progress=phase_progress(run, "mix"),
+        progress=run.progress("mix"),
     )
 
-    run.beat(phase="upload", percent=100, eta_s=None)
+    run.phase("upload", percent=100, eta_s=None)
     for part in ("vocal", "instrumental", "mix"):  # the output last: it marks the set complete
         key = keys.conversion_part_key(job.user_id, job.profile_id, run.job_id, part)
         run.storage.upload_file(outputs[part], key, "audio/wav")
     info = sf.info(str(source))
     output_key = keys.conversion_output_key(job.user_id, job.profile_id, run.job_id)
-    with run.heartbeat.fenced():
-        seconds = info.frames / info.samplerate
-        run.repo.finish_conversion(run.job_id, output_key, seconds, run.heartbeat.attempt)
+    run.finish(output_key, info.frames / info.samplerate)

@@ -10,12 +10,11 @@ that ends without succeeding takes its pending vocal with it (a trigger in SQL).
 """
 
 import logging
-import tempfile
-import time
 from pathlib import Path
 from uuid import UUID
 
-from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure, describe_failure
+from gpu.errors import JobCanceled, JobFailure
+from gpu.job_runtime import KINDS, JobRun
 from gpu.sealed import CHANGED_MESSAGE
 from gpu.separation.separate import Separator
 from pipeline import keys
@@ -34,7 +33,9 @@ def default_separator() -> Separator:
     return separate
 
 
-class SeparationRun:
+class SeparationRun(JobRun):
+    spec = KINDS["separation"]
+
     def __init__(
         self,
         repo: Repository,
@@ -44,81 +45,47 @@ class SeparationRun:
         separator: Separator | None = None,
         device: str | None = None,
     ) -> None:
-        self.repo, self.storage, self.settings, self.job_id = repo, storage, settings, job_id
+        super().__init__(repo, storage, settings, job_id)
         self.separator = separator
         self.device = device
-        self.heartbeat = Heartbeat(repo, "separation", job_id)
-        self._last_beat = 0.0
 
-    def run(self) -> str:
-        job = self.heartbeat.claim()
-        if job.status != "running":
-            log.info("separation %s is %s; nothing to do", self.job_id, job.status)
-            return job.status
-        try:
-            self._separate(job)
-            return "succeeded"
-        except JobCanceled:
-            code = self.heartbeat.stop_code
-            log.info("separation %s stopped: %s", self.job_id, code or "canceled")
-            return "canceled" if code in {None, "CANCELED", STALE_ATTEMPT} else "failed"
-        except Exception as exc:  # every failure ends the job with a readable code
-            code, message = describe_failure(exc, "Separation")
-            if code == "INTERNAL":  # no quota to refund: say how to try again instead
-                message = "Separating the song failed unexpectedly. Try again."
-            log.exception("separation %s failed: %s", self.job_id, code)
-            self.heartbeat.fail(code, message)
-            return "canceled" if self.heartbeat.stop_code == STALE_ATTEMPT else "failed"
-
-    def _progress(self, fraction: float) -> bool:
-        """The separator's callback: a heartbeat at most every `VC_HEARTBEAT_SECONDS`; False
-        once the row stopped running, which stops the separator."""
-        now = time.monotonic()
-        if now - self._last_beat < self.settings.heartbeat_seconds and fraction < 1:
-            return True
-        self._last_beat = now
-        percent = round(100 * min(max(fraction, 0.0), 1.0), 1)
-        return self.heartbeat.send({"phase": "separate", "percent": percent})
-
-    def _separate(self, job: SeparationJobRow) -> None:
-        self.heartbeat.require(phase="download", percent=0)
+    def phases(self, job: SeparationJobRow) -> None:
+        self.phase("download", percent=0)
         mix = self.repo.separation_source(self.job_id)
         if mix.status != "ready" or not mix.etag:
             raise JobCanceled  # deleted meanwhile: the delete canceled the job too
-        with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="sep-") as tmp:
-            work = Path(tmp)
-            source = work / "mix"
-            try:
-                self.storage.download_sealed(mix.object_key, source, mix.etag, mix.size_bytes)
-            except ObjectChanged as exc:
-                raise JobFailure("DATASET_CHANGED", CHANGED_MESSAGE) from exc
-            self.heartbeat.require(phase="separate", percent=0)
-            separator = self.separator or default_separator()
-            vocals, rest = work / "vocals.wav", work / "instrumental.wav"
-            separator(
-                source,
-                vocals,
-                rest,
-                cache_dir=Path(self.settings.model_cache_dir),
-                device=self.device or _device(),
-                progress=self._progress,
-            )
-            self.heartbeat.require(phase="upload", percent=100)
-            out = work / "vocal16.wav"
-            as_pcm16(vocals, out)
-            name = keys.separated_vocal_name(mix.filename)
-            key = keys.separated_vocal_key(
-                job.user_id, job.profile_id, job.derived_file_id, mix.filename
-            )
-            row = self.repo.register_separated_vocal(self.job_id, key, name, out.stat().st_size)
-            if row is None:
-                raise JobCanceled
-            # A retried worker whose first attempt got as far as the upload leaves that object
-            # alone: it may have been probed (and sealed by its eTag) already.
-            if self.storage.head(key) is None:
-                self.storage.upload_file(out, key, "audio/wav")
-        with self.heartbeat.fenced():
-            self.repo.finish_separation(self.job_id, self.heartbeat.attempt)
+        source = self.scratch / "mix"
+        try:
+            self.storage.download_sealed(mix.object_key, source, mix.etag, mix.size_bytes)
+        except ObjectChanged as exc:
+            raise JobFailure("DATASET_CHANGED", CHANGED_MESSAGE) from exc
+        self.phase("separate", percent=0)
+        separator = self.separator or default_separator()
+        vocals, rest = self.scratch / "vocals.wav", self.scratch / "instrumental.wav"
+        separator(
+            source,
+            vocals,
+            rest,
+            cache_dir=Path(self.settings.model_cache_dir),
+            device=self.device or _device(),
+            # a heartbeat at most every `VC_HEARTBEAT_SECONDS`; False stops the separator
+            progress=self.progress("separate", every=self.settings.heartbeat_seconds),
+        )
+        self.phase("upload", percent=100)
+        out = self.scratch / "vocal16.wav"
+        as_pcm16(vocals, out)
+        name = keys.separated_vocal_name(mix.filename)
+        key = keys.separated_vocal_key(
+            job.user_id, job.profile_id, job.derived_file_id, mix.filename
+        )
+        row = self.repo.register_separated_vocal(self.job_id, key, name, out.stat().st_size)
+        if row is None:
+            raise JobCanceled
+        # A retried worker whose first attempt got as far as the upload leaves that object
+        # alone: it may have been probed (and sealed by its eTag) already.
+        if self.storage.head(key) is None:
+            self.storage.upload_file(out, key, "audio/wav")
+        self.finish()
 
 
 def as_pcm16(source: Path, target: Path) -> None:

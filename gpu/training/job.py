@@ -5,21 +5,13 @@ it alone; a retried worker on a running job resumes from the checkpoints in the 
 """
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from uuid import UUID, uuid5
 
 import torch
 
-from gpu.errors import (
-    KEEPS_CHECKPOINTS,
-    STALE_ATTEMPT,
-    Heartbeat,
-    JobCanceled,
-    JobFailure,
-    describe_failure,
-)
+from gpu.errors import JobFailure
+from gpu.job_runtime import KINDS, JobRun
 from gpu.measures import f0, pitch_range
 from gpu.sealed import input_check
 from gpu.training.evaluate import Evaluation, measure
@@ -29,11 +21,7 @@ from gpu.training.schedule import Schedule
 from gpu.training.trainer import export_generator, fit
 from gpu.weights import PRETRAINED_DIRNAME
 from pipeline import keys
-from pipeline.errors import PipelineError
-from pipeline.repository import Repository
-from pipeline.settings import Settings
-from pipeline.storage import Storage
-from schemas.jobs import Phase, TrainingJobRow, TrainingParams
+from schemas.jobs import TrainingJobRow, TrainingParams
 
 log = logging.getLogger(__name__)
 MODEL_NAMESPACE = UUID("6f1d8a52-1c55-4c1e-9a8e-6d3f0b7f3a10")
@@ -44,75 +32,13 @@ def model_version_id(job_id: UUID) -> UUID:
     return uuid5(MODEL_NAMESPACE, f"model:{job_id}")
 
 
-class TrainingRun:
-    def __init__(
-        self, repo: Repository, storage: Storage, settings: Settings, job_id: UUID
-    ) -> None:
-        self.repo, self.storage, self.settings, self.job_id = repo, storage, settings, job_id
-        self.work = Path(settings.work_dir) / "training" / str(job_id)
-        self.heartbeat = Heartbeat(repo, "training", job_id)
+class TrainingRun(JobRun):
+    """Resumes from the checkpoints in its work dir (`<work_dir>/training/<job id>/`), which
+    the runtime keeps while a retry may still use it."""
 
-    def phase(self, name: Phase) -> None:
-        self.heartbeat.require(phase=name)
+    spec = KINDS["training"]
 
-    def run(self) -> str:
-        """Trains, and whatever way the run ends (success, failure, a cancel, Modal's
-        `InputCancellation`, which is a BaseException, or the person's erasure while it ran)
-        removes the work dir with the recordings in it, unless the job may still resume
-        there: budget-stopped (kept for `work_dir_grace_days`), claimed since by a newer
-        attempt (STALE_ATTEMPT: the dir is that attempt's), or still running (a preempted
-        container's retry). The sweep (`pipeline.work_dirs`) removes the rest."""
-        job = self.heartbeat.claim()
-        if job.status != "running":
-            log.info("training %s is %s; nothing to do", self.job_id, job.status)
-            return job.status
-        keep = False
-        try:
-            self._train(job)
-            return "succeeded"
-        except JobCanceled:
-            code = self.heartbeat.stop_code
-            log.info("training %s stopped: %s", self.job_id, code or "canceled")
-            keep = code in KEEPS_CHECKPOINTS  # the checkpoints stay in the work dir
-            return "failed" if keep and code != STALE_ATTEMPT else "canceled"
-        except Exception as exc:  # every failure ends the job with a readable code
-            code, message = describe_failure(exc, "Training")
-            log.exception("training %s failed: %s", self.job_id, code)
-            self._fail(code, message)
-            keep = self.heartbeat.stop_code == STALE_ATTEMPT  # the newer attempt's dir
-            return "canceled" if keep else "failed"
-        except BaseException:
-            keep = self._may_resume()
-            raise
-        finally:
-            if not keep:
-                shutil.rmtree(self.work, ignore_errors=True)
-
-    def _fail(self, code: str, message: str) -> None:
-        """Ends the job (for this attempt); a job that is gone (its person erased their data)
-        has nothing left to end, and its work dir still goes."""
-        try:
-            self.heartbeat.fail(code, message)
-        except PipelineError as gone:
-            if gone.code != "NOT_FOUND":
-                raise
-            log.info("training %s was erased while it ran", self.job_id)
-
-    def _may_resume(self) -> bool:
-        """Interrupted from outside: keep the work dir only while this attempt may still
-        resume there (the row still running: a preemption is retried) or another owns it;
-        canceled, ended or erased, it goes. If the database cannot say, keep it: the sweep
-        decides later."""
-        try:
-            running = self.heartbeat.send({})
-        except PipelineError as failed:
-            return failed.code != "NOT_FOUND"
-        except Exception:
-            log.exception("training %s: could not ask whether it may resume", self.job_id)
-            return True
-        return running or self.heartbeat.stop_code in KEEPS_CHECKPOINTS
-
-    def _train(self, job: TrainingJobRow) -> None:
+    def phases(self, job: TrainingJobRow) -> None:
         params = TrainingParams.model_validate(job.params)
         preset = PRESETS[params.preset]
         inputs = self.repo.training_inputs(self.job_id)
@@ -144,17 +70,16 @@ class TrainingRun:
         result = fit(
             config, total, s.heartbeat_seconds, self.heartbeat.send, Schedule.from_settings(s)
         )
-        self.heartbeat.require(phase="upload", val_history=result.val_history, **result.summary())
+        self.phase("upload", val_history=result.val_history, **result.summary())
         version = model_version_id(self.job_id)
         user, profile = job.user_id, job.profile_id
         model_key = keys.model_key(user, profile, version)
         config_key = keys.model_config_key(user, profile, version)
-        with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir) as tmp:
-            weights = Path(tmp) / "model.pth"
-            size = export_generator(self.work / "model", weights)
-            self.storage.upload_file(weights, model_key, "application/octet-stream")
-            self.storage.upload_file(config, config_key, "application/json")
-            quality = self._evaluate(job, version, weights, config, params.f0_method, Path(tmp))
+        weights = self.scratch / "model.pth"
+        size = export_generator(self.work / "model", weights)
+        self.storage.upload_file(weights, model_key, "application/octet-stream")
+        self.storage.upload_file(config, config_key, "application/json")
+        quality = self._evaluate(job, version, weights, config, params.f0_method)
         metrics = (
             result.metrics
             | quality
@@ -168,10 +93,7 @@ class TrainingRun:
                 **result.summary(),
             }
         )
-        with self.heartbeat.fenced():
-            self.repo.finish_training(
-                self.job_id, version, model_key, config_key, size, metrics, self.heartbeat.attempt
-            )
+        self.finish(version, model_key, config_key, size, metrics)
 
     def _evaluate(
         self,
@@ -180,20 +102,19 @@ class TrainingRun:
         weights: Path,
         config: Path,
         f0_method: str,
-        tmp: Path,
     ) -> dict:
         """The quality report and its preview (`evaluate`); never fails the training."""
         self.phase("evaluate")
 
         def beat(percent: float) -> None:
-            self.heartbeat.require(phase="evaluate", percent=round(percent, 1))
+            self.phase("evaluate", percent=round(percent, 1))
 
         def publish(found: Evaluation) -> None:
             for side, path in (("original", found.original), ("converted", found.converted)):
                 key = keys.model_preview_key(job.user_id, job.profile_id, version, side)
                 self.storage.upload_file(path, key, "audio/wav")
 
-        return measure(weights, config, f0_method, tmp / "preview", beat, publish)
+        return measure(weights, config, f0_method, self.scratch / "preview", beat, publish)
 
     def _record_pitch(self, config: Path, method: str) -> None:
         """Where this voice sings, from the F0 its features were built from."""
