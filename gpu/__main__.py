@@ -76,15 +76,15 @@ def convert(job_ids: list[UUID]) -> None:
 @app.command()
 def speak(job_ids: list[UUID]) -> None:
     """Speak text jobs in their voices in one process (the voices stay loaded)."""
-    from gpu.runtime import model_cache, worker_context
 
-    ctx = worker_context()
-    from gpu.text.job import TextRun
+    def run(ctx: "WorkerContext") -> list[str]:
+        from gpu.runtime import model_cache
+        from gpu.text.job import TextRun
 
-    cache = model_cache(ctx)
-    statuses = [TextRun(ctx.repo, ctx.storage, ctx.settings, cache, j).run() for j in job_ids]
-    ctx.close()
-    sys.exit(0 if all(s in {"succeeded", "canceled"} for s in statuses) else 1)
+        cache = model_cache(ctx)
+        return [TextRun(ctx.repo, ctx.storage, ctx.settings, cache, j).run() for j in job_ids]
+
+    _run_jobs(run)
 
 
 @app.command()
