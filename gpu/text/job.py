@@ -67,7 +67,7 @@ class TextRun(JobRun):
             engines(self.settings),
             target,
             self.scratch,
-            lambda **progress: self.phase(**progress),
+            lambda phase, **progress: self.phase(phase, **progress),
         )
         self.phase("upload", percent=100)
         wav_key, mp3_key = text_keys(job.user_id, job.profile_id, self.job_id)
