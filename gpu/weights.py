@@ -122,3 +122,6 @@ def prepare(cache_dir: Path, offline: bool) -> None:
         fetch_rmvpe(cache_dir)
         separator_weights.fetch(cache_dir)
         instant_weights.fetch(cache_dir)
+        from gpu.text.weights import fetch_kokoro
+
+        fetch_kokoro(cache_dir)  # the text engine's model files (gpu/text/)

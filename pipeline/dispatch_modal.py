@@ -26,6 +26,7 @@ class ModalDispatcher:
     }
     CLASSES = {
         "convert": ("Converter", "convert"),
+        "speak": ("Converter", "speak"),  # text jobs share the warm conversion containers
         "probe": ("Prober", "probe"),
         "probe_reference": ("Prober", "probe_reference"),
         "instant": ("InstantConverter", "convert"),

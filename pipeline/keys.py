@@ -143,6 +143,13 @@ def conversion_part_key(user_id: UUID, profile_id: UUID, job_id: UUID, part: Con
     return f"{_prefix(user_id, profile_id)}/conversions/{job_id}/{PART_LEAVES[part]}"
 
 
+def text_keys(user_id: UUID, profile_id: UUID, job_id: UUID) -> tuple[str, str]:
+    """A text job's WAV and MP3 (`svc_private.text_keys` holds the same). Written by the
+    worker only: their events name no row to act on and are ignored."""
+    prefix = f"{_prefix(user_id, profile_id)}/speech/{job_id}"
+    return f"{prefix}/speech.wav", f"{prefix}/speech.mp3"
+
+
 def parse_key(key: str) -> ParsedKey | None:
     """The parsed key, or None for anything outside the layout."""
     match = _KEY.fullmatch(key)

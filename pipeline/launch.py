@@ -19,6 +19,7 @@ WORKER_KIND: dict[JobKind, str] = {
     "conversion": "convert",
     "separation": "separate",
     "instant": "instant",
+    "text": "speak",
 }
 
 

@@ -144,9 +144,10 @@ def load_requirements(path: Path) -> Requirements:
         data = tomllib.loads(path.read_text())
         project = data["project"]
         web = list(project["dependencies"])
+        extras = project["optional-dependencies"]
         return Requirements(
             web=web,
-            gpu=web + list(project["optional-dependencies"]["gpu"]),
+            gpu=web + list(extras["gpu"]) + list(extras["text"]),
             no_deps=list(data.get("tool", {}).get("svc-pipeline", {}).get("no-deps", [])),
         )
     except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:

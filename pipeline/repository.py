@@ -28,20 +28,23 @@ from schemas.pitch import PitchAdvice, PitchRange
 from schemas.profiles import DatasetFile, Profile, ProfileDetail, SingerCheckFile
 from schemas.quota import Quota, RateDecision
 from schemas.retention import RetentionPass, UserErasure
+from schemas.text import TextJob, TextJobRow
 
 # What a client sees of a job, and the whole row the server and the workers read.
-JobModel = TrainingJob | ConversionJob | SeparationJob | InstantJob
+JobModel = TrainingJob | ConversionJob | SeparationJob | InstantJob | TextJob
 JOB_MODELS: dict[JobKind, type[JobModel]] = {
     "training": TrainingJob,
     "conversion": ConversionJob,
     "separation": SeparationJob,
     "instant": InstantJob,
+    "text": TextJob,
 }
-JOB_ROWS: dict[JobKind, type[JobRow | InstantJobRow]] = {
+JOB_ROWS: dict[JobKind, type[JobRow | InstantJobRow | TextJobRow]] = {
     "training": TrainingJobRow,
     "conversion": ConversionJobRow,
     "separation": SeparationJobRow,
     "instant": InstantJobRow,
+    "text": TextJobRow,
 }
 
 

@@ -138,6 +138,7 @@ def _dispatcher(settings: Settings, runners: dict[str, Runner]) -> Dispatcher:
             "sweep_work": local,
             "train": gpu,
             "convert": gpu,
+            "speak": gpu,
             "singers": gpu,
             "separate": gpu,
             "instant": gpu,

@@ -172,6 +172,15 @@ class Settings(BaseSettings):
     orphan_grace_seconds: int = Field(24 * 60 * 60, ge=0)
     retention_batch: int = Field(1000, ge=1)  # objects deleted per queue round
 
+    # Text in a voice (gpu/text/, schemas/text.py). The engine that speaks the base speech:
+    # `kokoro` in production (its two model files baked into `<model_cache_dir>/kokoro` at
+    # image build), `piper` with the packaged voice for tests and local use (its voice's data
+    # is not for commercial use), `espeak` (robotic; many languages).
+    text_engine: Literal["kokoro", "piper", "espeak"] = "kokoro"
+    text_max_chars: int = Field(500, ge=1, le=5000)
+    texts_per_day: int = Field(50, ge=0)  # its own counted quota, beside conversions'
+    max_active_texts: int = Field(1, ge=1)
+
     @property
     def issuer(self) -> str:
         return self.jwt_issuer or f"{self.supabase_url.rstrip('/')}/auth/v1"

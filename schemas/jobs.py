@@ -14,7 +14,7 @@ ConversionStatus = Literal[
     "awaiting_upload", "queued", "running", "succeeded", "failed", "canceled"
 ]
 SeparationStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
-JobKind = Literal["training", "conversion", "separation", "instant"]
+JobKind = Literal["training", "conversion", "separation", "instant", "text"]
 # Where a job is, as its `progress.phase`: the SQL functions write `awaiting_upload`,
 # `queued` and the three endings; the workers write the others (training: download, prepare,
 # features, train, upload, evaluate; conversion: download, [separate,] load_model, pitch,

@@ -16,3 +16,5 @@ class Limits(Model):
     trainings_per_month: int
     conversions_per_day: int
     conversion_retention_days: int  # how long a conversion's input and result are kept
+    text_max_chars: int = 500  # the longest line `POST /profiles/{id}/speech` speaks
+    texts_per_day: int = 50

@@ -78,6 +78,7 @@ def test_realtime_publication_covers_job_and_dataset_tables(stack: LocalStack) -
         "training_jobs",
         "conversion_jobs",
         "separation_jobs",
+        "text_jobs",
         "model_versions",
     } <= published
 
@@ -102,6 +103,7 @@ def test_job_tables_name_the_worker_call_for_what_it_is_and_no_function_uses_the
         ("conversion_jobs", "worker_call_id"),
         ("instant_jobs", "worker_call_id"),
         ("separation_jobs", "worker_call_id"),
+        ("text_jobs", "worker_call_id"),
         ("training_jobs", "worker_call_id"),
     ]
     assert stale == []

@@ -43,6 +43,8 @@ WORKER_FUNCTIONS = {
     "record_instant_reference",
     "instant_job_voice",
     "finish_instant_job",
+    "text_voice",
+    "finish_text",
 }
 OUR_SCHEMAS = ("public", "svc_private", "auth", "supabase_migrations")
 

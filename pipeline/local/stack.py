@@ -222,6 +222,9 @@ class LocalStack:
             "VC_MODEL_CACHE_DIR": str(self.config.root / "models"),
             "VC_WORK_DIR": str(self.config.root / "work"),
             "VC_OFFLINE_MODELS": "true",
+            # Offline, text is spoken by Piper with its packaged voice (tests and local use
+            # only); Kokoro's files are baked into production images.
+            "VC_TEXT_ENGINE": "piper",
         } | self.config.api_env
 
     def settings(self, **overrides: Any) -> Settings:

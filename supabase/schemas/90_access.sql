@@ -68,4 +68,6 @@ select svc_private.grant_to_worker(array[
   'take_separation', 'separation_source', 'register_separated_vocal', 'finish_separation',
   -- instant voice (67_instant.sql): the reference's check and the instant conversion
   'get_instant_voice_by_id', 'record_instant_reference', 'instant_job_voice',
-  'finish_instant_job']);
+  'finish_instant_job',
+  -- text in a voice (68_text.sql)
+  'text_voice', 'finish_text']);

@@ -109,6 +109,7 @@ export class ConversionPanel extends JobPanel {
     select.replaceChildren(el("option", { value: "" }, "The active model"),
       ...models.map((m) => el("option", { value: m.id }, `Model of ${formatDate(m.created_at)}${m.active ? " (active)" : ""}`)));
     this.renderReason();
+    this.ctx.speech?.renderReason(); // text is spoken with these models too
   }
 
   blocker() {

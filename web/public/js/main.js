@@ -6,6 +6,7 @@ import { ConversionPanel } from "./conversion.js";
 import { DatasetPanel } from "./dataset.js";
 import { InstantPanel } from "./instant.js";
 import { ProfilesPanel } from "./profiles.js";
+import { SpeechPanel } from "./speech.js";
 import { TrainingPanel } from "./training.js";
 import { $, clearError, formatDuration, guarded, showError, showNotice } from "./ui.js";
 
@@ -29,6 +30,7 @@ async function boot() {
   ctx.dataset = new DatasetPanel(ctx);
   ctx.conversion = new ConversionPanel(ctx);
   ctx.instant = new InstantPanel(ctx);
+  ctx.speech = new SpeechPanel(ctx);
   ctx.profiles = new ProfilesPanel(ctx);
   wireSignIn(auth, config);
   $("alert-close").addEventListener("click", clearError);

@@ -53,12 +53,11 @@ export class ProfilesPanel {
     $("no-profile").hidden = Boolean(profile);
     $("profile-panel").hidden = !profile;
     this.render();
-    for (const panel of [this.ctx.dataset, this.ctx.training, this.ctx.conversion, this.ctx.instant]) panel.stop();
+    const panels = [this.ctx.dataset, this.ctx.training, this.ctx.conversion, this.ctx.instant, this.ctx.speech];
+    for (const panel of panels) panel.stop();
     if (!profile) return;
     $("profile-title").textContent = profile.name;
-    await Promise.all([
-      this.ctx.dataset.show(), this.ctx.training.show(), this.ctx.conversion.show(), this.ctx.instant.show(),
-    ]);
+    await Promise.all(panels.map((panel) => panel.show()));
   }
 
   async create(event) {

@@ -1,0 +1,1 @@
+"""Text in a voice: an engine speaks the text, the chosen voice converts it (see speak.py)."""
