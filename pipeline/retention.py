@@ -16,6 +16,7 @@ from pipeline import keys
 from pipeline.encode import derived_keys
 from pipeline.repository import Repository
 from pipeline.storage import Storage
+from pipeline.text import expire_text_jobs
 from schemas.retention import RetentionReport
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,11 @@ def _delete_unclaimed(repo: Repository, storage: Storage, candidates: list[str])
 
 def run_retention(repo: Repository, storage: Storage) -> RetentionReport:
     rules = repo.apply_retention()
+    texts = expire_text_jobs(repo)  # queues old spoken lines' files like old conversions'
     objects = drain_deletions(repo, storage)
     orphans = sweep_orphans(repo, storage)
-    report = RetentionReport(rules=rules, objects_deleted=objects, orphans_deleted=orphans)
+    report = RetentionReport(
+        rules=rules, text_jobs_expired=texts, objects_deleted=objects, orphans_deleted=orphans
+    )
     log.info("retention: %s", report.model_dump())
     return report

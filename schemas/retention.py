@@ -61,5 +61,6 @@ class RetentionReport(Model):
     """One run of the scheduled retention task."""
 
     rules: RetentionPass
+    text_jobs_expired: int = 0  # spoken lines past `conversion_retention_days`
     objects_deleted: int
     orphans_deleted: int

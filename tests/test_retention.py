@@ -117,6 +117,7 @@ def test_rejected_dataset_objects_go_at_once_and_nothing_else(repo, storage, sql
     report = run_retention(repo, storage)
 
     assert report.rules.dataset_objects_queued >= 2  # alice's and bob's refusals
+    assert report.text_jobs_expired == 0  # the run asks for old spoken lines too: none here
     assert objects(storage, alice.id) == {ready_key}
     # The row stays, so the person still sees why the file was refused.
     files = alice.client.get(f"/profiles/{profile.id}/dataset/files").json()
