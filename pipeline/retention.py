@@ -48,9 +48,7 @@ def sweep_orphans(repo: Repository, storage: Storage, now: datetime | None = Non
     candidates: list[str] = []
     deleted = 0
     for obj in storage.list_prefix(keys.ROOT + "/"):
-        parsed = keys.parse_key(obj.key)
-        # instant voice keys: `unclaimed_object_keys` does not know their tables yet
-        if parsed is None or parsed.kind.startswith("instant_"):
+        if keys.parse_key(obj.key) is None:
             continue
         if obj.last_modified is not None and obj.last_modified > cutoff:
             continue

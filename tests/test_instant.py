@@ -203,16 +203,21 @@ def test_deleting_a_voice_deletes_its_audio(services, alice) -> None:
     assert services.repo.get_job_by_id("instant", job.id) is None
 
 
-def test_orphan_sweep_leaves_instant_audio_alone(services, alice) -> None:
-    """The sweep deletes layout keys no row claims; the claim lookup does not know the instant
-    tables yet, so instant keys are left out of the sweep rather than deleted as orphans."""
+def test_orphan_sweep_leaves_instant_audio_alone(services, alice, tmp_path) -> None:
+    """The sweep deletes layout keys no row claims: a voice's reference is claimed by its row
+    (`unclaimed_object_keys` knows the instant tables), an instant job's output left by a
+    job that no longer exists is not."""
     from pipeline.retention import sweep_orphans
 
     profile = services.repo.create_profile(alice.id, "sweep")
     voice = _voice(services.repo, services.storage, alice.id, profile.id)
+    stray = keys.instant_part_key(alice.id, profile.id, uuid4(), "mix")
+    (tmp_path / "stray.wav").write_bytes(encode(singing(1.0), RATE, "wav", "PCM_16"))
+    services.storage.upload_file(tmp_path / "stray.wav", stray, "audio/wav")
     later = datetime.now(UTC) + timedelta(days=30)
     sweep_orphans(services.repo, services.storage, now=later)
     assert services.storage.head(voice.reference_key) is not None
+    assert services.storage.head(stray) is None
 
 
 def test_an_expired_upload_does_not_block_the_next_one(services, alice) -> None:
