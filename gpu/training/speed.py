@@ -11,6 +11,8 @@ inert."""
 from dataclasses import dataclass
 from typing import Any
 
+from gpu.runtime import device
+
 
 @dataclass(frozen=True)
 class Speed:
@@ -29,13 +31,11 @@ class Speed:
         keeps full precision (there "high" may mean bf16 products)."""
         import torch
 
-        tf32 = self.tf32 and _cuda()
+        tf32 = self.tf32 and device() == "cuda"
         torch.set_float32_matmul_precision("high" if tf32 else "highest")
 
     def trainer_precision(self) -> str:
-        import torch
-
-        return self.precision if torch.cuda.is_available() else "32-true"
+        return self.precision if device() == "cuda" else "32-true"
 
     def datamodule(self, hparams: Any) -> Any:
         """The fork's `VCDataModule`, its training loader pinned and sized as asked."""
@@ -55,13 +55,7 @@ class Speed:
                     batch_size=self.batch_size,
                     collate_fn=self.collate_fn,
                     persistent_workers=True,
-                    pin_memory=speed.pin_memory and _cuda(),
+                    pin_memory=speed.pin_memory and device() == "cuda",
                 )
 
         return Loader(hparams)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
