@@ -1,13 +1,16 @@
 """The GPU path measured from the repo, in one run: separation, pitch, conversion (cold, warm,
 and where the warm time goes) and training (train-only and all-in seconds a step, the first
 step's latency, validation and checkpoint cost, peak memory, minutes projected for the preset's
-steps), at the real architecture sizes with random weights on synthetic audio (the figures
-depend on the sizes, not the values; bench/gpu_weights.py). Prints one table, writes JSON.
+steps), and with `--only` song mode phase by phase, the instant tier (bench/instant.py) and
+text in a voice (bench/text.py), at the real architecture sizes with random weights on
+synthetic audio (the figures depend on the sizes, not the values; bench/gpu_weights.py).
+Prints one table, writes JSON.
 
     .venv/bin/python -m bench.gpu                       # a GPU machine, about 5 minutes
     .venv/bin/python -m bench.gpu --cap-gib 22          # as if on an L4/A10G's 22 GiB
     .venv/bin/python -m bench.gpu --profile             # and where a training step goes
     .venv/bin/python -m bench.gpu --only levers         # training's speed levers side by side
+    .venv/bin/python -m bench.gpu --only song instant text  # the other job kinds
     .venv/bin/python -m bench.gpu --small               # tiny sizes on a CPU (the suite's)
 
 Ratios printed are measured side by side in the same run; `--small`'s seconds say nothing of
@@ -105,6 +108,57 @@ def conversion(model: Path, config: Path, seconds: float, device: str) -> dict[s
         f"warm_{k}_s": sum(v) for k, v in parts.items()}  # fmt: skip
 
 
+def song_mode(
+    cache: Path, work: Path, model: Path, config: Path, seconds: float, device: str
+) -> dict[str, Any]:
+    """A whole song as a conversion job runs it (gpu/conversion/song.py), phase by phase:
+    separate, the vocal to mono at the voice's rate, convert, mix. Warm: the separation and
+    the voice are loaded by one untimed run of the same song first."""
+    from gpu.conversion.audio_io import to_mono
+    from gpu.conversion.inference import convert, load_svc
+    from gpu.conversion.mix import mix
+    from gpu.separation.separate import separate
+    from schemas.jobs import ConversionParams
+
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / "song.wav"
+    sf.write(source, stereo_song(seconds), 44100)
+    svc = load_svc(model, config, device)
+    params = ConversionParams(f0_method="fcpe")
+    vocals, instrumental, mono = work / "v.wav", work / "i.wav", work / "mono.wav"
+    outputs = {part: work / f"out-{part}.wav" for part in ("mix", "vocal", "instrumental")}
+    converted = work / "converted.wav"
+
+    def phases() -> dict[str, float]:
+        took = {}
+        took["separate"], _ = timed(
+            lambda: separate(source, vocals, instrumental, cache_dir=cache, device=device)
+        )
+        took["to_mono"], _ = timed(lambda: to_mono(vocals, mono, svc.target_sample))
+        audio, _ = sf.read(mono, dtype="float32")
+        took["convert"], out = timed(lambda: convert(svc, audio, params))
+        sf.write(converted, out, svc.target_sample)
+        took["mix"], _ = timed(lambda: mix(converted, vocals, instrumental, outputs))
+        return took
+
+    reset_peak()
+    phases()
+    took = phases()
+    total = sum(took.values())
+    return {"seconds_of_audio": seconds, "warm_s": total, "rtf_warm": total / seconds,
+            "peak_gib": peak_gib()} | {f"warm_{k}_s": v for k, v in took.items()}  # fmt: skip
+
+
+def text_in_a_voice(root: Path, small: bool) -> dict[str, Any]:
+    """bench/text.py's lines (50, 100, 500 characters) through Piper's packaged voice and a
+    voice at the real (or tiny) size, in this run's model cache."""
+    from bench import text
+
+    found = text.run(root, argparse.Namespace(small=small, engine="piper", f0_method="fcpe",
+                                              repeat=2, recorded=None))  # fmt: skip
+    return found["lines"]
+
+
 def training(work: Path, args: argparse.Namespace, out: dict[str, Any]) -> tuple[Path, Path]:
     from bench import gpu_train
     from gpu.training.trainer import export_generator
@@ -158,6 +212,18 @@ def table(out: dict[str, Any]) -> str:
     for part in ("content", "pitch", "generator"):
         add(f"  of which {part}", c.get(f"warm_{part}_s"), "s")
     add("conversion: peak", c.get("peak_gib"), "GiB")
+    g = out.get("song", {})
+    add(f"song mode {g.get('seconds_of_audio', 0):.0f} s stereo: warm", g.get("warm_s"), "s")
+    for part in ("separate", "to_mono", "convert", "mix"):
+        add(f"  of which {part}", g.get(f"warm_{part}_s"), "s")
+    add("song mode: peak", g.get("peak_gib"), "GiB")
+    i = out.get("instant", {})
+    for line in i.get("inputs", []):
+        add(f"instant {line['seconds_of_audio']:.0f} s input ({i['steps']} steps): warm",
+            f"{line['seconds']:.3f} s (RTF {line['rtf']:.3f})")  # fmt: skip
+    for chars, line in out.get("text", {}).items():
+        add(f"text {chars} characters: warm", f"{line['seconds']:.3f} s "
+            f"for {line['audio_seconds']:.1f} s of speech")  # fmt: skip
     f = out.get("features", {})
     add(f"features for {f.get('dataset_seconds', 0):.0f} s of dataset", f.get("seconds"), "s")
     add("training: train-only", t.get("train_only_s_per_step"), "s/step")
@@ -205,7 +271,8 @@ def main() -> None:
     parser.add_argument("--cap-gib", type=float, help="cap this process's GPU memory")
     parser.add_argument("--json", type=Path, default=Path("bench-gpu.json"))
     parser.add_argument("--only", nargs="+", default=["separation", "pitch", "training"],
-                        choices=["separation", "pitch", "training", "levers"])  # fmt: skip
+                        choices=["separation", "pitch", "training", "song", "levers", "instant",
+                                 "text"])  # fmt: skip
     args = parser.parse_args()
     full = not args.small
     args.audio_seconds = 180.0 if full else 6.0
@@ -225,6 +292,7 @@ def main() -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from gpu.weights import use_cache
 
+    full = not args.small
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         cache = root / "models"
@@ -255,9 +323,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             config, _ = gpu_train.prepare(root / "levers", args.dataset_seconds, args.small)
             out["levers"] = gpu_train.levers(config, args.lever_steps, args.lever)
-        if "training" in args.only:
+        if "training" in args.only or "song" in args.only:
             model, run_config = training(root / "train", args, out)
             out["conversion"] = conversion(model, run_config, args.audio_seconds, device)
+            if "song" in args.only:
+                out["song"] = song_mode(
+                    cache, root / "song", model, run_config, args.audio_seconds, device
+                )
+        if "instant" in args.only:
+            from bench import instant
+
+            seconds = [30.0, 180.0] if full else [3.0]
+            out["instant"] = instant.measure(device, 30 if full else 4, seconds, tiny=not full)
+        if "text" in args.only:
+            out["text"] = text_in_a_voice(root, args.small)
         return out
 
 

@@ -81,35 +81,49 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--f0", default="fcpe", help="pitch tracker (fcpe ships its weights)")
     args = parser.parse_args()
+    found = measure(args.device, args.steps, args.seconds, args.tiny, args.f0)
+    print(f"load: {found['load_s']:.1f} s on {found['device']}")
+    for line in found["inputs"]:
+        print(f"{line['seconds_of_audio']:6.0f} s input: {line['seconds']:7.2f} s, "
+              f"RTF {line['rtf']:.3f} ({args.steps} steps)")  # fmt: skip
 
+
+def measure(
+    device: str | None, steps: int, seconds: list[float], tiny: bool, f0: str = "fcpe"
+) -> dict:
+    """Load once, convert 5 s untimed, then each input length warm (bench/gpu.py calls this
+    too, so one GPU run covers the instant tier)."""
     import torch
 
     from gpu.instant import seedvc, weights
     from tests.vocals import singing
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     with tempfile.TemporaryDirectory(prefix="bench-instant-") as tmp:
         cache = Path(tmp)
-        (weights.write_tiny if args.tiny else write_real_sized)(cache)
+        (weights.write_tiny if tiny else write_real_sized)(cache)
         started = time.perf_counter()
-        model = seedvc.load(cache, device, args.f0)
-        print(f"load: {time.perf_counter() - started:.1f} s on {device}")
+        model = seedvc.load(cache, device, f0)
+        found: dict = {"device": device, "steps": steps, "tiny": tiny,
+                       "load_s": time.perf_counter() - started, "inputs": []}  # fmt: skip
         reference = singing(25.0, f0=330, seed=1).astype(np.float32)
-        model.convert(
-            singing(5.0, seed=2).astype(np.float32), reference, diffusion_steps=args.steps
-        )
-        for seconds in args.seconds:
-            source = singing(seconds, f0=220, seed=3).astype(np.float32)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
+        model.convert(singing(5.0, seed=2).astype(np.float32), reference, diffusion_steps=steps)
+        for length in seconds:
+            source = singing(length, f0=220, seed=3).astype(np.float32)
+            sync()
             started = time.perf_counter()
-            out = model.convert(source, reference, diffusion_steps=args.steps)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
+            out = model.convert(source, reference, diffusion_steps=steps)
+            sync()
             took = time.perf_counter() - started
             assert len(out) == len(source)
-            rtf = took / seconds
-            print(f"{seconds:6.0f} s input: {took:7.2f} s, RTF {rtf:.3f} ({args.steps} steps)")
+            found["inputs"].append({"seconds_of_audio": length, "seconds": took,
+                                    "rtf": took / length})  # fmt: skip
+        return found
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`bench/gpu.py --small` runs end to end on a CPU (tiny sizes), so the GPU bench never rots:
-every section and the profile's breakdown are in its JSON. No figure is asserted, only that
+every section (song mode, the instant tier and text in a voice included) and the profile's
+breakdown are in its JSON. No figure is asserted, only that
 each was measured."""
 
 import json
@@ -19,7 +20,22 @@ def test_the_gpu_bench_runs_small_on_a_cpu(tmp_path) -> None:
     out = tmp_path / "bench.json"
     env = os.environ | {"PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
     run = subprocess.run(
-        [sys.executable, "-m", "bench.gpu", "--small", "--profile", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench.gpu",
+            "--small",
+            "--profile",
+            "--json",
+            str(out),
+            "--only",
+            "separation",
+            "pitch",
+            "training",
+            "song",
+            "instant",
+            "text",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -49,4 +65,9 @@ def test_the_gpu_bench_runs_small_on_a_cpu(tmp_path) -> None:
     parts = found["profile"]["parts"]
     assert {"generator", "discriminator", "losses", "backward", "optimizer"} <= parts.keys()
     assert all(parts[p]["host_ms"] > 0 for p in ("generator", "discriminator", "optimizer"))
+    song = found["song"]
+    assert all(song[f"warm_{p}_s"] > 0 for p in ("separate", "to_mono", "convert", "mix"))
+    assert [line["seconds_of_audio"] for line in found["instant"]["inputs"]] == [3.0]
+    assert set(found["text"]) == {"50", "100", "500"}
+    assert all(line["audio_seconds"] > 1 for line in found["text"].values())
     assert "training: train-only" in run.stdout.decode()
