@@ -18,24 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-REAL_VOCODER = {
-    "resblock": "1",
-    "upsample_rates": [8, 4, 2, 2, 2, 2],  # 512 samples a mel frame at 44.1 kHz
+from gpu.instant.weights import TINY_VOCODER
+
+# BigVGAN v2 44 kHz 512x: the tiny test vocoder's mel and hop, at the real widths and rates.
+REAL_VOCODER = TINY_VOCODER | {
+    "upsample_rates": [8, 4, 2, 2, 2, 2],
     "upsample_kernel_sizes": [16, 8, 4, 4, 4, 4],
     "upsample_initial_channel": 1536,
     "resblock_kernel_sizes": [3, 7, 11],
     "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
-    "use_tanh_at_final": False,
-    "use_bias_at_final": False,
-    "activation": "snakebeta",
-    "snake_logscale": True,
-    "num_mels": 128,
-    "n_fft": 2048,
-    "hop_size": 512,
-    "win_size": 2048,
-    "sampling_rate": 44100,
-    "fmin": 0,
-    "fmax": None,
 }
 
 
