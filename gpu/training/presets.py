@@ -2,7 +2,7 @@
 
 `standard` fine-tunes the full model from the pretrained G_0/D_0 until early stopping says
 its held-out loss stopped improving (`gpu.training.schedule`), at most the preset's cap; `tiny` is a
-shrunken generator trained for a few steps (tests, offline local stack).
+shrunken generator and discriminator trained for a few steps (tests, offline local stack).
 """
 
 import math
@@ -54,7 +54,8 @@ TINY = Preset(
     needs_pretrained=False,
     batch_size=2,
     overrides={
-        "train": {"keep_ckpts": 2, "log_interval": 10**9, "num_workers": 1, "segment_size": 5120},
+        "train": {"keep_ckpts": 2, "log_interval": 10**9, "num_workers": 1, "segment_size": 5120,
+                  "discriminator_divisor": 16},  # gpu/training/discriminator.py
         "model": {
             "inter_channels": 16, "hidden_channels": 16, "filter_channels": 32, "n_heads": 2,
             "n_layers": 1, "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]],

@@ -28,6 +28,7 @@ from so_vits_svc_fork.dataset import TextAudioCollate, TextAudioDataset
 from so_vits_svc_fork.modules.mel_processing import mel_spectrogram_torch
 from so_vits_svc_fork.train import VitsLightning
 
+from gpu.training.discriminator import divisor_of, narrowed
 from gpu.training.early_stop import EarlyStopping
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def held_out_batches(hparams: Any, batch_size: int = VAL_BATCH) -> list[Batch]:
 
 class ValidatedVits(VitsLightning):
     def __init__(self, stopping: EarlyStopping, **hparams: Any) -> None:
-        super().__init__(reset_optimizer=False, **hparams)
+        with narrowed(divisor_of(hparams)):  # the tiny preset's discriminator
+            super().__init__(reset_optimizer=False, **hparams)
         self.stopping = stopping
         self.skip_validation = False  # set when the job must stop now (cancel, budget)
         self.plateaued = False
