@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pipeline import redact
 from pipeline.db import Database
 from pipeline.settings import Settings
 from schemas.instant import InstantJob, InstantJobRow
@@ -520,14 +521,22 @@ class Repository:
     def record_event_outcome(
         self, source: str, outcome: str, reason: str | None = None, key: str | None = None
     ) -> None:
-        """Counts one event outcome per UTC day, for the `ops.event_health` view."""
-        self.db.call("record_event_outcome", source=source, outcome=outcome, reason=reason, key=key)
+        """Counts one event outcome per UTC day, for the `ops.event_health` view; the last key
+        is kept as `redact.key` writes it (kind and row id), never the key itself."""
+        last = redact.key(key) if key is not None else None
+        self.db.call(
+            "record_event_outcome", source=source, outcome=outcome, reason=reason, key=last
+        )
 
     def event_seen(self, source: str, event_id: str) -> bool:
-        return bool(self.db.call("event_seen", source=source, event_id=event_id)["seen"])
+        """Ids are stored and looked up as their hash: an R2 event's id holds its object key,
+        which names the user and the file (`processed_events` outlives the person)."""
+        seen = self.db.call("event_seen", source=source, event_id=redact.digest(event_id))
+        return bool(seen["seen"])
 
     def record_event(self, source: str, event_id: str) -> bool:
-        return bool(self.db.call("record_event", source=source, event_id=event_id)["new"])
+        new = self.db.call("record_event", source=source, event_id=redact.digest(event_id))
+        return bool(new["new"])
 
     # Retention and erasure
     def apply_retention(self) -> RetentionPass:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pipeline import redact
 from pipeline.errors import Unavailable
 from pipeline.settings import Settings
 
@@ -199,7 +200,9 @@ class Storage:
             except Exception as exc:
                 if not _transient(exc) or time.monotonic() + delay > deadline:
                     raise
-                log.warning("upload of %s failed (%s); trying again in %.0fs", key, exc, delay)
+                log.warning(
+                    "upload of %s failed (%s); trying again in %.0fs", redact.key(key), exc, delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
