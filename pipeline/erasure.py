@@ -63,7 +63,7 @@ def _delete_objects(repo: Repository, storage: Storage, user_id: UUID) -> int:
         present = [obj.key for obj in storage.list_prefix(prefix)]
         drain_deletions(repo, storage, user_id)
         gone = storage.delete_many(present)
-    except (BotoCoreError, ClientError) as exc:
+    except (Unavailable, BotoCoreError, ClientError) as exc:
         log.warning("erasing %s: object storage failed (%s)", redact.user(user_id), exc)
         raise _unfinished() from exc
     if len(gone) < len(present) or repo.list_object_deletions(1, user_id):
