@@ -73,8 +73,13 @@ class Repository:
         return ProfileDetail.model_validate(row)
 
     def delete_profile(self, user_id: UUID, profile_id: UUID) -> Profile:
+        return self.delete_profile_and_jobs(user_id, profile_id)[0]
+
+    def delete_profile_and_jobs(self, user_id: UUID, profile_id: UUID) -> tuple[Profile, list[str]]:
+        """Deletes the profile, canceling every live job on it (of every kind); returns it
+        and the worker call ids of the canceled jobs, for the caller to signal."""
         row = self.db.call("delete_profile", user_id=user_id, profile_id=profile_id)
-        return Profile.model_validate(row)
+        return Profile.model_validate(row), [str(c) for c in row.get("call_ids") or []]
 
     # Dataset
     def register_upload(
