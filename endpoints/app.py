@@ -28,6 +28,7 @@ from endpoints.routers import (
     speech,
     trainings,
 )
+from pipeline import redact
 from pipeline.production import require_production_ready
 from pipeline.services import Services, build_services
 from pipeline.settings import Settings, get_settings
@@ -35,6 +36,7 @@ from pipeline.settings import Settings, get_settings
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else get_settings())
+    redact.install()  # no log line of the API names a person (pipeline/redact.py)
     require_production_ready(settings, "web")  # at creation: a bad secret fails the deploy
 
     @asynccontextmanager

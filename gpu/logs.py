@@ -5,6 +5,8 @@ import logging
 import os
 import warnings
 
+from pipeline import redact
+
 
 def setup() -> None:
     logging.basicConfig(
@@ -12,6 +14,7 @@ def setup() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    redact.install()  # no log line of a worker names a person (pipeline/redact.py)
     for noisy in ("matplotlib", "numba", "urllib3", "httpx", "fsspec", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=UserWarning)

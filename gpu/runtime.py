@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpu.weights import use_cache
+from pipeline import redact
 from pipeline.db import connect_database
 from pipeline.production import require_production_ready
 from pipeline.repository import Repository
@@ -27,6 +28,7 @@ def worker_context(settings: Settings | None = None) -> WorkerContext:
     """Connects as the worker login; refuses unsafe production settings first."""
     settings = settings or Settings()
     require_production_ready(settings, "worker")
+    redact.install()  # no log line of a worker names a person (pipeline/redact.py)
     use_cache(Path(settings.model_cache_dir), settings.offline_models)
     db = connect_database(settings, worker=True)
     return WorkerContext(Repository(db, settings), Storage(settings), settings)

@@ -13,7 +13,7 @@ cascade takes the usage counters, overrides and GPU spend.
 import logging
 from uuid import UUID
 
-from pipeline import keys
+from pipeline import keys, redact
 from pipeline.dispatch import Dispatcher
 from pipeline.errors import Unavailable
 from pipeline.launch import signal_stop
@@ -37,7 +37,9 @@ def erase_user(
     try:
         dispatcher.spawn("sweep_work", user_id)
     except Exception:  # the daily retention run sweeps the volume too
-        log.exception("could not start the work-volume sweep after erasing %s", user_id)
+        log.exception(
+            "could not start the work-volume sweep after erasing %s", redact.user(user_id)
+        )
     repo.delete_account(user_id)
     return Erasure(
         profiles=done.profiles,
@@ -61,8 +63,8 @@ def _delete_objects(repo: Repository, storage: Storage, user_id: UUID) -> int:
         present = [obj.key for obj in storage.list_prefix(prefix)]
         drain_deletions(repo, storage, user_id)
         gone = storage.delete_many(present)
-    except (BotoCoreError, ClientError) as exc:
-        log.warning("erasing %s: object storage failed (%s)", user_id, exc)
+    except (Unavailable, BotoCoreError, ClientError) as exc:
+        log.warning("erasing %s: object storage failed (%s)", redact.user(user_id), exc)
         raise _unfinished() from exc
     if len(gone) < len(present) or repo.list_object_deletions(1, user_id):
         raise _unfinished()

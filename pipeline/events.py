@@ -7,6 +7,9 @@ every outcome, with its reason, is counted per day in the database for operators
 Deliveries are at-least-once; a `(bucket, key, eTag)` seen before is skipped, and every
 action below is itself a no-op when repeated (docs/architecture.md, "Events: push, pull and
 the reconciler").
+A key names its user and a dataset file's name, and events keep coming for a person's keys
+after `DELETE /me` (the deletes themselves): so the dedupe table stores only a hash of the
+id, and logs and the outcome counts see a key only as `pipeline.redact.key` writes it.
 """
 
 import logging
@@ -14,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from uuid import UUID
 
-from pipeline import keys
+from pipeline import keys, redact
 from pipeline.dispatch import Dispatcher
 from pipeline.repository import Repository
 from schemas.events import EventOutcome, R2Event
@@ -25,6 +28,7 @@ ConversionHook = Callable[[UUID], None]
 
 
 def dedupe_id(event: R2Event) -> str:
+    """What identifies a delivery; the repository stores only its hash (`redact.digest`)."""
     if event.is_create:
         return f"{event.bucket}/{event.object.key}#{event.object.etag}"
     return f"{event.bucket}/{event.object.key}#{event.action}@{event.event_time.isoformat()}"
@@ -54,7 +58,9 @@ class EventHandler:
         try:
             self.repo.record_event_outcome("r2", outcome.outcome, outcome.reason, outcome.key)
         except Exception:
-            log.warning("could not count the %s outcome for %r", outcome.outcome, outcome.key)
+            log.warning(
+                "could not count the %s outcome for %s", outcome.outcome, redact.key(outcome.key)
+            )
 
     def _handle(self, event: R2Event) -> EventOutcome:
         key = event.object.key
@@ -83,7 +89,7 @@ class EventHandler:
 
     def _ignore(self, key: str, reason: str) -> EventOutcome:
         IGNORED[reason] += 1
-        log.info("ignored event for %r: %s", key, reason)
+        log.info("ignored event for %s: %s", redact.key(key), reason)
         return EventOutcome(key=key, outcome="ignored", reason=reason)
 
     def _dataset(self, event: R2Event, parsed: keys.ParsedKey) -> EventOutcome:

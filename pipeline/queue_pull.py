@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from pipeline import redact
 from pipeline.errors import PipelineError
 from pipeline.settings import Settings
 from schemas.events import EventOutcome, R2Event
@@ -127,7 +128,9 @@ def consume_once(
         try:
             event = R2Event.model_validate(decode_body(message.body))
         except (ValueError, ValidationError) as exc:
-            log.warning("dropping unreadable queue message %s: %s", message.id, exc)
+            log.warning(
+                "dropping unreadable queue message %s: %s", message.id, redact.text(str(exc))
+            )
             report.invalid += 1
             acks.append(message.lease_id)
             continue
@@ -135,7 +138,7 @@ def consume_once(
             report.outcomes.append(handle(event))
             acks.append(message.lease_id)
         except (PipelineError, OSError, httpx.HTTPError) as exc:
-            log.warning("will retry queue message %s: %s", message.id, exc)
+            log.warning("will retry queue message %s: %s", message.id, redact.text(str(exc)))
             retries[message.lease_id] = min(retry_delay_seconds * message.attempts, 12 * 3600)
     if acks or retries:
         queue.ack(acks, retries)

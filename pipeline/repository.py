@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pipeline import redact
 from pipeline.db import Database
 from pipeline.settings import Settings
 from schemas.instant import InstantJob, InstantJobRow
@@ -72,8 +73,13 @@ class Repository:
         return ProfileDetail.model_validate(row)
 
     def delete_profile(self, user_id: UUID, profile_id: UUID) -> Profile:
+        return self.delete_profile_and_jobs(user_id, profile_id)[0]
+
+    def delete_profile_and_jobs(self, user_id: UUID, profile_id: UUID) -> tuple[Profile, list[str]]:
+        """Deletes the profile, canceling every live job on it (of every kind); returns it
+        and the worker call ids of the canceled jobs, for the caller to signal."""
         row = self.db.call("delete_profile", user_id=user_id, profile_id=profile_id)
-        return Profile.model_validate(row)
+        return Profile.model_validate(row), [str(c) for c in row.get("call_ids") or []]
 
     # Dataset
     def register_upload(
@@ -520,14 +526,22 @@ class Repository:
     def record_event_outcome(
         self, source: str, outcome: str, reason: str | None = None, key: str | None = None
     ) -> None:
-        """Counts one event outcome per UTC day, for the `ops.event_health` view."""
-        self.db.call("record_event_outcome", source=source, outcome=outcome, reason=reason, key=key)
+        """Counts one event outcome per UTC day, for the `ops.event_health` view; the last key
+        is kept as `redact.key` writes it (kind and row id), never the key itself."""
+        last = redact.key(key) if key is not None else None
+        self.db.call(
+            "record_event_outcome", source=source, outcome=outcome, reason=reason, key=last
+        )
 
     def event_seen(self, source: str, event_id: str) -> bool:
-        return bool(self.db.call("event_seen", source=source, event_id=event_id)["seen"])
+        """Ids are stored and looked up as their hash: an R2 event's id holds its object key,
+        which names the user and the file (`processed_events` outlives the person)."""
+        seen = self.db.call("event_seen", source=source, event_id=redact.digest(event_id))
+        return bool(seen["seen"])
 
     def record_event(self, source: str, event_id: str) -> bool:
-        return bool(self.db.call("record_event", source=source, event_id=event_id)["new"])
+        new = self.db.call("record_event", source=source, event_id=redact.digest(event_id))
+        return bool(new["new"])
 
     # Retention and erasure
     def apply_retention(self) -> RetentionPass:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from pipeline import redact
 from pipeline.auth import TokenVerifier
 from pipeline.db import Database, connect_database
 from pipeline.dispatch import (
@@ -95,6 +96,7 @@ def build_services(
 ) -> Services:
     """Refuses unsafe production settings for `zone` first (see pipeline/production.py)."""
     require_production_ready(settings, zone)
+    redact.install()  # no log line of this process names a person (pipeline/redact.py)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     db = connect_database(settings)
     services = Services(

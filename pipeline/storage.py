@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pipeline import redact
 from pipeline.errors import Unavailable
 from pipeline.settings import Settings
 
@@ -84,6 +85,18 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, BotoCoreError | ConnectionError | TimeoutError)
 
 
+def _outage(exc: Exception) -> bool:
+    """The store was unreachable, timed out or answered with an error: for a client, our
+    outage (`Unavailable`: a 503 with Retry-After), never a 500."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(exc, BotoCoreError | ClientError | ConnectionError | TimeoutError)
+
+
+def _unavailable() -> Unavailable:
+    return Unavailable("Object storage is not answering. Please try again in a moment.")
+
+
 class Storage:
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.s3_bucket
@@ -128,6 +141,10 @@ class Storage:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return None
             raise Unavailable("Object storage refused the request.") from exc
+        except Exception as exc:
+            if not _outage(exc):
+                raise
+            raise _unavailable() from exc
         return ObjectInfo(
             key=key,
             size=int(meta["ContentLength"]),
@@ -199,17 +216,34 @@ class Storage:
             except Exception as exc:
                 if not _transient(exc) or time.monotonic() + delay > deadline:
                     raise
-                log.warning("upload of %s failed (%s); trying again in %.0fs", key, exc, delay)
+                log.warning(
+                    "upload of %s failed (%s); trying again in %.0fs", redact.key(key), exc, delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
     def delete(self, key: str) -> None:
-        self._s3.delete_object(Bucket=self.bucket, Key=key)
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if not _outage(exc):
+                raise
+            raise _unavailable() from exc
 
     def list_prefix(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Every object under a prefix, page by page (retention's orphan sweep, erasure)."""
+        """Every object under a prefix, page by page (retention's orphan sweep, erasure). The
+        store failing (at any page) is `Unavailable`: a 503 with Retry-After, never a 500."""
         paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=prefix))
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except Exception as exc:
+                if not _outage(exc):
+                    raise
+                raise _unavailable() from exc
             for item in page.get("Contents", []):
                 yield ObjectInfo(
                     key=item["Key"],
@@ -221,14 +255,21 @@ class Storage:
 
     def delete_many(self, keys: list[str]) -> list[str]:
         """Deletes in batches of 1000 (the S3 limit); a missing key counts as deleted.
-        Returns the keys that are gone, so a caller acknowledges only those."""
+        Returns the keys that are gone, so a caller acknowledges only those. The store failing
+        is `Unavailable` (a 503 with Retry-After); the keys not yet deleted stay where the
+        caller keeps them (the deletion queue) for the retry."""
         gone: list[str] = []
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
-            answer = self._s3.delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-            )
+            try:
+                answer = self._s3.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+                )
+            except Exception as exc:
+                if not _outage(exc):
+                    raise
+                raise _unavailable() from exc
             failed = {e["Key"] for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"}
             gone += [k for k in batch if k not in failed]
         return gone

@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
 from endpoints.links import download_link
+from pipeline import redact
 from pipeline.errors import NotFound, PipelineError
 from pipeline.uploads import request_dataset_upload
 from schemas.conversions import DownloadLink
@@ -51,5 +52,5 @@ def delete_file(
     try:
         services.storage.delete(row.object_key)
     except Exception:
-        log.warning("could not delete object %s; the row is deleted", row.object_key)
+        log.warning("could not delete object %s; the row is deleted", redact.key(row.object_key))
     return row

@@ -15,6 +15,7 @@ from uuid import uuid4
 
 import httpx
 
+from pipeline import redact
 from pipeline.local.processes import stop_process
 from pipeline.local.seaweed import GRPC_OFFSET, weed_binary
 from pipeline.webhooks import sign_v1a
@@ -193,7 +194,10 @@ class LocalRelay:
             except httpx.HTTPError as exc:
                 log.warning("relay push failed: %s", exc)
             time.sleep(min(0.5 * 2**attempt, 10))
-        log.error("gave up pushing %s; the reconciler will pick it up", event["object"]["key"])
+        log.error(
+            "gave up pushing %s; the reconciler will pick it up",
+            redact.key(event["object"]["key"]),
+        )
 
     def stop(self) -> None:
         with self._lock:

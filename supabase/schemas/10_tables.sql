@@ -379,12 +379,15 @@ revoke all on table public.rate_buckets from anon, authenticated;
 
 -- Events and retention ---------------------------------------------------------------------
 
--- Storage events already handled, so a redelivered one is not handled twice.
+-- Storage events already handled, so a redelivered one is not handled twice. Only a hash of
+-- each id (sha256, hex): an R2 event's id holds its object key, which names the user and a
+-- file, and deliveries for a person's keys come after their erasure too.
 create table public.processed_events (
   source text not null,
   event_id text not null,
   received_at timestamptz not null default now(),
-  primary key (source, event_id)
+  primary key (source, event_id),
+  constraint processed_events_event_id_hashed check (event_id ~ '^[0-9a-f]{64}$')
 );
 create index processed_events_received_idx on public.processed_events (received_at);
 alter table public.processed_events enable row level security;

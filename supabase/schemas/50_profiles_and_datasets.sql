@@ -58,34 +58,42 @@ begin
                                     order by created_at desc limit 5) c));
 end $$;
 
--- Deletes a profile and its dataset (retention removes the objects later). A training or
--- conversion in progress holds it; a separation in flight does not: it is canceled with it (its
--- worker stops at its next heartbeat), as deleting its song would.
+-- Deletes a profile and its dataset (retention purges its rows and objects of every kind after
+-- the grace period). Every live job on it, of every kind (`svc_private.jobs`), is canceled as
+-- erasure cancels them, with its kind's refund; the worker call ids come back for the API to
+-- signal (a worker that misses it stops at its next heartbeat).
 create or replace function public.delete_profile(p_user_id uuid, p_profile_id uuid)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_profile public.voice_profiles := svc_private.owned_profile(p_user_id, p_profile_id);
   r record;
+  v_job jsonb;
+  v_calls jsonb := '[]'::jsonb;
+  v_canceled integer := 0;
 begin
-  if exists (select 1 from public.training_jobs where profile_id = p_profile_id
-               and status in ('queued', 'running'))
-     or exists (select 1 from public.conversion_jobs where profile_id = p_profile_id
-                  and status in ('awaiting_upload', 'queued', 'running')) then
-    perform svc_private.raise_error('PROFILE_BUSY',
-      'This profile has a training or conversion in progress. Cancel it first.',
-      jsonb_build_object('profile_id', p_profile_id));
-  end if;
   perform svc_private.lock_live_jobs(p_user_id, p_profile_id);
-  for r in select id from public.separation_jobs
-            where profile_id = p_profile_id and status in ('queued', 'running') loop
-    perform svc_private.end_job('separation', svc_private.lock_job('separation', r.id),
-                                'canceled', 'CANCELED', 'Canceled because its voice was deleted.');
+  for r in
+    select kind, id from svc_private.jobs
+     where user_id = p_user_id and profile_id = p_profile_id
+       and status in ('awaiting_upload', 'queued', 'running')
+     order by kind, id
+  loop
+    v_job := svc_private.lock_job(r.kind, r.id);
+    if not svc_private.is_terminal(v_job ->> 'status') then
+      v_job := svc_private.end_job(r.kind, v_job, 'canceled', 'CANCELED',
+                                   'Canceled because its voice was deleted.');
+      v_canceled := v_canceled + 1;
+      if v_job ->> 'worker_call_id' is not null then
+        v_calls := v_calls || to_jsonb(v_job ->> 'worker_call_id');
+      end if;
+    end if;
   end loop;
   update public.dataset_files set status = 'deleted'
    where profile_id = p_profile_id and status <> 'deleted';
   update public.voice_profiles set deleted_at = now(), status = 'disabled', updated_at = now()
    where id = p_profile_id returning * into v_profile;
-  return svc_private.profile_json(v_profile);
+  return svc_private.profile_json(v_profile)
+         || jsonb_build_object('jobs_canceled', v_canceled, 'call_ids', v_calls);
 end $$;
 
 -- Registers an upload as a pending dataset file (the API then presigns its PUT), recording

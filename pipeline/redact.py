@@ -1,0 +1,88 @@
+"""What a log line or a bookkeeping row may say about a person: never their user id, email or
+file names.
+
+Logs we ship (Modal keeps them) cannot be erased per person, and `DELETE /me` promises that a
+person's data goes from everything we own. An object key names its user and, for a dataset
+file, the file's name (`vc/users/<user>/profiles/<profile>/dataset/<file>/<name>`), so a key
+is logged as its kind and the id of the row it belongs to (`dataset:<file id>`): enough to
+find the row while it exists, and nothing once the row is erased. A user id is logged as a
+short keyed hash whose key lives only in this process's memory: the lines of one process
+about one person still read together, and no one can map them back to the person.
+
+`install()` puts `text()` in front of every log record of the process as a safety net for
+what a call site did not redact itself (an exception's message quoting a key or an email).
+"""
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from typing import Any
+from uuid import UUID
+
+from pipeline import keys
+
+_PROCESS_KEY = secrets.token_bytes(32)
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# Anything under a user's prefix, up to a quote, whitespace or a bracket.
+_KEY_IN_TEXT = re.compile(rf"vc/users/{_UUID}(?:/[^\s'\"<>()\[\]{{}},;]*)?")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_INSTALLED = "_svc_redacting_factory"
+
+
+def digest(value: str) -> str:
+    """A stable SHA-256 (hex) of an identifier that must be compared, never read: the events'
+    dedupe ids (`pipeline.events.dedupe_id`). An object key holds a random UUID, so its hash
+    cannot be reversed without already knowing the key."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def user(user_id: UUID | str) -> str:
+    """`user:<12 hex>`: keyed by this process's secret, so the same person reads the same in
+    this process's lines and cannot be looked up from them."""
+    mac = hmac.new(_PROCESS_KEY, str(user_id).lower().encode(), hashlib.sha256)
+    return f"user:{mac.hexdigest()[:12]}"
+
+
+def key(object_key: str | None) -> str:
+    """An object key as `<kind>:<row id>` (`dataset:<file id>`); a key outside the layout as
+    `key:<12 hex>` (keyed as `user` is), since it may hold anything."""
+    if object_key is None:
+        return "key:none"
+    parsed = keys.parse_key(object_key)
+    if parsed is not None:
+        return f"{parsed.kind}:{parsed.object_id}"
+    mac = hmac.new(_PROCESS_KEY, object_key.encode("utf-8", "replace"), hashlib.sha256)
+    return f"key:{mac.hexdigest()[:12]}"
+
+
+def text(message: str) -> str:
+    """Free text (an exception's message, a formatted log line) with every object key under a
+    user's prefix and every email address replaced."""
+    message = _KEY_IN_TEXT.sub(lambda m: key(m.group(0)), message)
+    return _EMAIL.sub("<email>", message)
+
+
+def install() -> None:
+    """Redacts every log record this process makes from now on (idempotent): its message and
+    its exception's text, formatted once here, before any handler sees them."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, _INSTALLED, False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        try:
+            formatted = record.getMessage()
+        except Exception:  # a bad format string: leave it to logging's own error report
+            return record
+        redacted = text(formatted)
+        if redacted != formatted:
+            record.msg, record.args = redacted, None
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = text(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    setattr(factory, _INSTALLED, True)
+    logging.setLogRecordFactory(factory)
