@@ -4,7 +4,8 @@ is loudness-normalised and written as WAV and MP3 at 44.1 kHz, and the report sa
 sounds like the voice and how much like the TTS it came from.
 
 The voice is a `VoiceTarget`: a trained model version (`trained_target`, the conversion's own
-inference path) or an instant voice (`instant_target`, the hook for gpu/instant/).
+inference path) or an instant voice (`instant_target`: Seed-VC with the voice's reference,
+gpu/instant/).
 """
 
 import tempfile
@@ -67,18 +68,35 @@ def trained_target(svc: Any, pitch: PitchRange | None, centroid: np.ndarray | No
     return VoiceTarget("trained", int(svc.target_sample), run, pitch, centroid)
 
 
-def instant_target(instant_voice_id: Any) -> VoiceTarget:
-    """The hook for instant voices (gpu/instant/, built beside this): that package is to
-    offer `text_target(instant_voice_id) -> VoiceTarget` (its zero-shot conversion as
-    `convert`, the reference recording's embedding as `centroid`, its measured range as
-    `pitch_range`). Until it does, an instant voice fails the job with a clear code."""
-    try:
-        from gpu.instant import text_target  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise JobFailure(
-            "INSTANT_UNAVAILABLE", "Instant voices cannot speak text yet: use a trained voice."
-        ) from exc
-    return text_target(instant_voice_id)
+def instant_target(
+    model: Any,
+    reference: np.ndarray,
+    pitch: PitchRange | None,
+    diffusion_steps: int,
+    progress: Callable[[float], bool] | None = None,
+) -> VoiceTarget:
+    """An instant voice: the base speech converted zero-shot by Seed-VC (gpu/instant/'s
+    `InstantModel`) with the voice's reference (mono at the model's rate; it reads the first
+    25 s), so the report's `to_voice` is the similarity to that reference (its embedding is
+    the centroid). `shift` mode passes the transpose that moves the speech's median onto the
+    reference's; `predict` lets Seed-VC move the median itself (`auto_pitch`)."""
+    from gpu.instant import seedvc
+    from gpu.measures import quality
+
+    used = np.asarray(reference, np.float32)[: int(seedvc.REFERENCE_SECONDS * seedvc.RATE)]
+    centre = quality.embedding(used, seedvc.RATE)
+
+    def run(audio: np.ndarray, transpose: int, predict: bool, options: TextOptions) -> np.ndarray:
+        return model.convert(
+            audio,
+            used,
+            transpose=0 if predict else transpose,
+            auto_pitch=predict,
+            diffusion_steps=diffusion_steps,
+            progress=progress,
+        )
+
+    return VoiceTarget("instant", seedvc.RATE, run, pitch, centre / np.linalg.norm(centre))
 
 
 def resample(audio: np.ndarray, rate: int, to: int) -> np.ndarray:
