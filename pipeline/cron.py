@@ -67,6 +67,7 @@ def reconcile(services: Services) -> dict[str, Any]:
 
 def retention(services: Services) -> dict[str, Any]:
     """Deletes what is no longer needed: rejected uploads, old and abandoned conversions,
+    spoken lines and instant conversions, instant voices that never became usable,
     deleted profiles past their grace period, orphaned objects (rules in SQL), and training
     work dirs no job may use any more (run where the work volume is mounted)."""
     report = run_retention(services.repo, services.storage).model_dump()

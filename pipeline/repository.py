@@ -480,8 +480,7 @@ class Repository:
         row = self.db.call(
             "quota_status",
             user_id=user_id,
-            trainings_per_month=self.settings.trainings_per_month,
-            conversions_per_day=self.settings.conversions_per_day,
+            limits=self.settings.quota_limits,
             gpu_seconds_per_month=self.settings.gpu_seconds_per_month,
         )
         return Quota.model_validate(row)

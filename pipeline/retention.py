@@ -1,7 +1,8 @@
 """The scheduled retention task: the database decides what goes, this deletes the objects.
 
 `apply_retention` (SQL) queues the keys of rejected uploads, old or abandoned conversions and
-profiles past their grace period, and purges those profiles' rows; this module deletes the
+profiles past their grace period, and purges those profiles' rows (`expire_text_jobs` and
+`expire_instant_jobs` do the same for spoken lines and instant conversions); this module deletes the
 queued objects and acknowledges each only once it is gone, so a failed run is simply retried
 by the next one; a result's encodings for download (`pipeline.encode`) go with it, in the
 same request. A sweep then removes objects that no row claims (re-uploads through a link
@@ -17,7 +18,7 @@ from pipeline.encode import derived_keys
 from pipeline.repository import Repository
 from pipeline.storage import Storage
 from pipeline.text import expire_text_jobs
-from schemas.retention import RetentionReport
+from schemas.retention import InstantExpiry, RetentionReport
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 100  # bounds one run; what is left waits for the next
@@ -66,13 +67,25 @@ def _delete_unclaimed(repo: Repository, storage: Storage, candidates: list[str])
     return len(storage.delete_many(unclaimed)) if unclaimed else 0
 
 
+def expire_instant_jobs(repo: Repository) -> InstantExpiry:
+    """Queues old instant conversions' files (the conversions' retention) and drops instant
+    voices that never became usable; a usable voice's reference stays while the voice does."""
+    seconds = repo.settings.conversion_retention_days * 86400
+    return InstantExpiry.model_validate(repo.db.call("expire_instant_jobs", retention_sec=seconds))
+
+
 def run_retention(repo: Repository, storage: Storage) -> RetentionReport:
     rules = repo.apply_retention()
     texts = expire_text_jobs(repo)  # queues old spoken lines' files like old conversions'
+    instant = expire_instant_jobs(repo)
     objects = drain_deletions(repo, storage)
     orphans = sweep_orphans(repo, storage)
     report = RetentionReport(
-        rules=rules, text_jobs_expired=texts, objects_deleted=objects, orphans_deleted=orphans
+        rules=rules,
+        text_jobs_expired=texts,
+        instant=instant,
+        objects_deleted=objects,
+        orphans_deleted=orphans,
     )
     log.info("retention: %s", report.model_dump())
     return report

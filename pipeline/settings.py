@@ -190,6 +190,17 @@ class Settings(BaseSettings):
         return f"{self.supabase_url.rstrip('/')}/auth/v1/.well-known/jwks.json"
 
     @property
+    def quota_limits(self) -> dict[str, int]:
+        """Each counted quota's default limit, by its name in `svc_private.quotas`: /quota
+        lists the quotas named here (tests/test_quota.py checks every declared one is)."""
+        return {
+            "training": self.trainings_per_month,
+            "conversion": self.conversions_per_day,
+            "instant": self.instant_conversions_per_day,
+            "text": self.texts_per_day,
+        }
+
+    @property
     def worker_login_url(self) -> str:
         """The database URL a worker connects with (postgres transport)."""
         return self.worker_database_url or self.database_url

@@ -1,13 +1,14 @@
 """What a user may still do this period."""
 
 from datetime import date, datetime
-from typing import Literal
 
 from schemas.common import Model
 
 
 class QuotaUsage(Model):
-    kind: Literal["training", "conversion"]
+    """One counted quota this UTC day or month (its `kind` names it in `svc_private.quotas`)."""
+
+    kind: str
     used: int
     limit: int
     remaining: int
@@ -26,8 +27,13 @@ class GpuBudget(Model):
 
 
 class Quota(Model):
+    """Every counted quota under its name in `quotas` (training, conversion, instant, text,
+    and any kind's quota declared later); `training` and `conversion` also sit at the top, as
+    they always have, for older clients."""
+
     training: QuotaUsage
     conversion: QuotaUsage
+    quotas: dict[str, QuotaUsage]
     gpu: GpuBudget
 
 

@@ -57,10 +57,19 @@ class Erasure(Model):
     objects_deleted: int
 
 
+class InstantExpiry(Model):
+    """`expire_instant_jobs`: keys of old or abandoned instant conversions queued, and
+    instant voices that never became usable (rejected, never uploaded) deleted."""
+
+    objects_queued: int = 0
+    voices_deleted: int = 0
+
+
 class RetentionReport(Model):
     """One run of the scheduled retention task."""
 
     rules: RetentionPass
     text_jobs_expired: int = 0  # spoken lines past `conversion_retention_days`
+    instant: InstantExpiry = InstantExpiry()
     objects_deleted: int
     orphans_deleted: int

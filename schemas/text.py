@@ -16,6 +16,7 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from schemas.common import Model, Request
+from schemas.instant import InstantVoiceRow
 from schemas.jobs import JobBase, JobRowBase, ModelVersionRow
 from schemas.pitch import DEFAULT_F0_METHOD, F0Method
 
@@ -191,4 +192,5 @@ class TextVoiceRow(Model):
     voice_kind: Literal["trained", "instant"]
     model_version: ModelVersionRow | None = None
     instant_voice_id: UUID | None = None
+    instant_voice: InstantVoiceRow | None = None  # an instant voice's row: its reference
     centroid: list[float] | None = None

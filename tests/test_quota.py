@@ -131,3 +131,59 @@ def test_quota_override_from_the_dashboard_applies(repo, sql, alice) -> None:
     quota = repo.quota_status(alice.id)
     assert quota.training.limit == 7
     assert quota.conversion.limit == repo.settings.conversions_per_day
+
+
+def test_quota_route_lists_every_counted_quota_over_http(sql, alice, services) -> None:
+    """/quota shows the instant and text counts beside trainings and conversions, each as
+    its reservation left it, and keeps the old top-level `training`/`conversion` shape."""
+    sql.execute("select svc_private.reserve_quota(%s, 'text', 50)", (alice.id,))
+    sql.execute("select svc_private.reserve_quota(%s, 'text', 50)", (alice.id,))
+    sql.execute("select svc_private.reserve_quota(%s, 'instant', 10)", (alice.id,))
+    response = alice.client.get("/quota")
+    assert response.status_code == 200, response.text
+    quota = response.json()
+    s = services.settings
+    declared = {row[0] for row in sql.execute("select name from svc_private.quotas")}
+    assert set(quota["quotas"]) == declared
+    text, instant = quota["quotas"]["text"], quota["quotas"]["instant"]
+    assert (text["kind"], text["used"], text["limit"]) == ("text", 2, s.texts_per_day)
+    assert text["remaining"] == s.texts_per_day - 2
+    assert (instant["used"], instant["limit"]) == (1, s.instant_conversions_per_day)
+    assert instant["resets_at"].endswith("Z")
+    assert quota["quotas"]["training"] == quota["training"]
+    assert quota["conversion"]["limit"] == s.conversions_per_day
+    assert "used_seconds" in quota["gpu"]
+
+
+def test_every_declared_quota_has_a_default_setting(sql, settings) -> None:
+    """A kind that declares a quota names its setting in Settings.quota_limits; otherwise
+    /quota would leave it out."""
+    declared = {row[0] for row in sql.execute("select name from svc_private.quotas")}
+    assert declared == set(settings.quota_limits)
+
+
+def test_a_newly_declared_quota_is_listed_without_touching_quota_status(sql, alice) -> None:
+    """quota_status reads svc_private.quotas: a new quota appears, with its override-free
+    default and an operator's grant, and one whose default is not passed is left out."""
+    sql.execute(
+        "insert into svc_private.quotas (name, period, override_column) "
+        "values ('scratch_kind', 'month', null)"
+    )
+    try:
+        sql.execute(
+            "insert into public.quota_grants (user_id, kind, period_start, extra) "
+            "values (%s, 'scratch_kind', svc_private.period_start('scratch_kind', now()), 2)",
+            (alice.id,),
+        )
+        sql.execute("select svc_private.reserve_quota(%s, 'scratch_kind', 4)", (alice.id,))
+        limits = '{"training": 3, "conversion": 3, "scratch_kind": 4}'
+        status = sql.execute(
+            "select public.quota_status(%s, %s::jsonb)", (alice.id, limits)
+        ).fetchone()[0]
+        scratch = status["quotas"]["scratch_kind"]
+        assert (scratch["used"], scratch["limit"], scratch["remaining"]) == (1, 6, 5)
+        assert set(status["quotas"]) == {"training", "conversion", "scratch_kind"}
+    finally:
+        for table in ("quota_grants", "usage_counters"):
+            sql.execute(f"delete from public.{table} where kind = 'scratch_kind'")
+        sql.execute("delete from svc_private.quotas where name = 'scratch_kind'")

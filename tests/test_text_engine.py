@@ -183,7 +183,8 @@ def test_every_kokoro_language_phonemizes_offline() -> None:
 def test_speak_writes_wav_and_mp3_at_44k_loudness_normalised(piper, tmp_path: Path) -> None:
     """With a stand-in voice that returns its input (the real voice models are in
     test_text.py): both files decode at 44.1 kHz with the base speech's length, the level is
-    at the target unless the true peak holds it lower, and the report says what was used."""
+    at the target with the true peak under the ceiling (the limiter), and the report says
+    what was used."""
     from gpu.measures.quality import embedding
     from gpu.text.speak import OUTPUT_RATE, PEAK_CEILING_DB, TARGET_LUFS, VoiceTarget, speak
 
@@ -206,6 +207,10 @@ def test_speak_writes_wav_and_mp3_at_44k_loudness_normalised(piper, tmp_path: Pa
     report = spoken.report
     assert report.base_voice.voice == "en_US-joe-medium"
     assert report.pitch_mode == "predict"  # the stand-in has no recorded range
-    assert report.to_voice > 0.85 and report.to_base > 0.99
-    assert report.loudness_lufs <= TARGET_LUFS + 0.1
+    # The output is the base speech with its peaks limited (gpu/text/limiter.py: Piper's line
+    # needs ~7 dB off its peaks to reach -16 LUFS). The embedding peak-normalises, so the
+    # limited line enters Resemblyzer ~7 dB hotter: that level change alone moves the same
+    # waveform's similarity to ~0.95, while limited against unlimited at equal RMS is ~0.99.
+    assert report.to_voice > 0.85 and report.to_base > 0.9
+    assert report.loudness_lufs == pytest.approx(TARGET_LUFS, abs=0.5)  # limited, not held down
     assert float(np.abs(wav).max()) <= 10 ** (PEAK_CEILING_DB / 20) + 0.01

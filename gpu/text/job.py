@@ -2,7 +2,8 @@
 (gpu/job_runtime.py: claim, scratch dir, heartbeats, the fenced finish, described failures).
 
 Its phases: the voice (`text_voice`: a trained model version from the warm model cache, or an
-instant voice through `gpu.text.speak.instant_target`) with its centroid and recorded range →
+instant voice: its reference fetched and screened, Seed-VC loaded once per process, through
+`gpu.text.speak.instant_target`) with its centroid and recorded range →
 `gpu.text.speak.speak` (base voice chosen, base speech, pitch, conversion, loudness, WAV and
 MP3, similarities), each step a heartbeat → upload both → `finish_text` with the report.
 A conversion container runs these too (modal_app.Converter.speak), so the voices and
@@ -53,13 +54,14 @@ class TextRun(JobRun):
         centroid = None if voice.centroid is None else np.asarray(voice.centroid, np.float64)
         if centroid is not None:
             centroid = centroid / np.linalg.norm(centroid)
+        options = TextOptions.model_validate(job.params)
         if voice.voice_kind == "instant":
-            target = instant_target(voice.instant_voice_id)
+            assert voice.instant_voice is not None  # SQL: an instant job names a ready voice
+            target = self._instant(voice.instant_voice.reference_key, options)
         else:
             assert voice.model_version is not None  # SQL: a trained job names its version
             svc = self.cache.get(voice.model_version)
             target = trained_target(svc, voice.model_version.pitch_range, centroid)
-        options = TextOptions.model_validate(job.params)
         spoken = speak(
             job.text,
             job.language,
@@ -74,3 +76,32 @@ class TextRun(JobRun):
         self.storage.upload_file(spoken.wav, wav_key, "audio/wav")
         self.storage.upload_file(spoken.mp3, mp3_key, "audio/mpeg")
         self.finish(wav_key, mp3_key, spoken.report.seconds, spoken.report)
+
+    def _instant(self, reference_key: str, options: TextOptions) -> Any:
+        """The instant voice's reference, screened like any upload and read as mono at
+        Seed-VC's rate, its recorded range, and the model (loaded once per process)."""
+        import soundfile as sf
+
+        from gpu.conversion.audio_io import fetch_screened, to_mono
+        from gpu.instant import seedvc
+        from gpu.instant.job import load_model
+        from gpu.measures import pitch_range
+        from gpu.runtime import device
+
+        fetched = self.scratch / ("reference" + Path(reference_key).suffix)
+        fetch_screened(
+            self.storage, self.settings, reference_key, fetched, self.settings.max_reference_seconds
+        )
+        mono = self.scratch / "reference-mono.wav"
+        to_mono(fetched, mono, seedvc.RATE)
+        with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):
+            model = load_model(self.settings, device())
+            voice_range = pitch_range.of_file(mono, options.f0_method)
+        reference = sf.read(mono, dtype="float32")[0]
+        return instant_target(
+            model,
+            reference,
+            voice_range,
+            self.settings.instant_diffusion_steps,
+            self.progress("convert"),
+        )

@@ -4,7 +4,8 @@ is loudness-normalised and written as WAV and MP3 at 44.1 kHz, and the report sa
 sounds like the voice and how much like the TTS it came from.
 
 The voice is a `VoiceTarget`: a trained model version (`trained_target`, the conversion's own
-inference path) or an instant voice (`instant_target`, the hook for gpu/instant/).
+inference path) or an instant voice (`instant_target`: Seed-VC with the voice's reference,
+gpu/instant/).
 """
 
 import tempfile
@@ -27,6 +28,11 @@ from schemas.text import TextOptions, TextReport
 OUTPUT_RATE = 44100
 TARGET_LUFS = -16.0  # spoken word for listening on a phone or laptop
 PEAK_CEILING_DB = -1.0  # true peak, so the MP3 decoder does not clip
+# The limiter aims this far under the ceiling: other meters (ffmpeg's ebur128) oversample with
+# other filters and read a tenth of a dB higher, and the WAV is quantised to 16 bits after.
+LIMITER_MARGIN_DB = 0.2
+# gain, limit, measure: a line whose peaks carry much of its loudness needs more than one
+MAKEUP_PASSES = 4
 MP3_KBPS = 192
 
 # (audio at the target's rate, transpose in semitones, predict F0?, options) -> converted
@@ -67,18 +73,35 @@ def trained_target(svc: Any, pitch: PitchRange | None, centroid: np.ndarray | No
     return VoiceTarget("trained", int(svc.target_sample), run, pitch, centroid)
 
 
-def instant_target(instant_voice_id: Any) -> VoiceTarget:
-    """The hook for instant voices (gpu/instant/, built beside this): that package is to
-    offer `text_target(instant_voice_id) -> VoiceTarget` (its zero-shot conversion as
-    `convert`, the reference recording's embedding as `centroid`, its measured range as
-    `pitch_range`). Until it does, an instant voice fails the job with a clear code."""
-    try:
-        from gpu.instant import text_target  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise JobFailure(
-            "INSTANT_UNAVAILABLE", "Instant voices cannot speak text yet: use a trained voice."
-        ) from exc
-    return text_target(instant_voice_id)
+def instant_target(
+    model: Any,
+    reference: np.ndarray,
+    pitch: PitchRange | None,
+    diffusion_steps: int,
+    progress: Callable[[float], bool] | None = None,
+) -> VoiceTarget:
+    """An instant voice: the base speech converted zero-shot by Seed-VC (gpu/instant/'s
+    `InstantModel`) with the voice's reference (mono at the model's rate; it reads the first
+    25 s), so the report's `to_voice` is the similarity to that reference (its embedding is
+    the centroid). `shift` mode passes the transpose that moves the speech's median onto the
+    reference's; `predict` lets Seed-VC move the median itself (`auto_pitch`)."""
+    from gpu.instant import seedvc
+    from gpu.measures import quality
+
+    used = np.asarray(reference, np.float32)[: int(seedvc.REFERENCE_SECONDS * seedvc.RATE)]
+    centre = quality.embedding(used, seedvc.RATE)
+
+    def run(audio: np.ndarray, transpose: int, predict: bool, options: TextOptions) -> np.ndarray:
+        return model.convert(
+            audio,
+            used,
+            transpose=0 if predict else transpose,
+            auto_pitch=predict,
+            diffusion_steps=diffusion_steps,
+            progress=progress,
+        )
+
+    return VoiceTarget("instant", seedvc.RATE, run, pitch, centre / np.linalg.norm(centre))
 
 
 def resample(audio: np.ndarray, rate: int, to: int) -> np.ndarray:
@@ -102,16 +125,28 @@ def pitch_plan(base: PitchRange | None, voice: PitchRange | None, mode: str) -> 
 
 
 def normalise(audio: np.ndarray, rate: int, scratch: Path) -> tuple[np.ndarray, float | None]:
-    """To `TARGET_LUFS` integrated loudness, the true peak held under `PEAK_CEILING_DB`;
-    returns the audio and its loudness (None for silence or a blip too short to measure)."""
-    path = scratch / "loudness.wav"
-    sf.write(path, audio, rate, subtype="FLOAT")
-    measured = loudness.integrated_loudness(path)
-    peak = loudness.true_peak(path)
-    if not np.isfinite(measured) or peak <= 0:
+    """To `TARGET_LUFS` integrated loudness, its true peak held under `PEAK_CEILING_DB` by the
+    look-ahead limiter (gpu/text/limiter.py) rather than by turning the whole line down; what
+    the limiting took off the loudness is made up again (`MAKEUP_PASSES` in all). Returns the
+    audio and its loudness (None for silence or a blip too short to measure)."""
+    from gpu.text.limiter import limit
+
+    def measured(signal: np.ndarray) -> float:
+        path = scratch / "loudness.wav"
+        sf.write(path, signal, rate, subtype="FLOAT")
+        return loudness.integrated_loudness(path)
+
+    level = measured(audio)
+    if not np.isfinite(level) or not np.any(audio):
         return audio, None
-    gain_db = min(TARGET_LUFS - measured, PEAK_CEILING_DB - loudness.db(peak))
-    return (audio * 10 ** (gain_db / 20)).astype(np.float32), round(measured + gain_db, 2)
+    out = audio
+    for _ in range(MAKEUP_PASSES):  # each pass makes up what the last one's limiting took off
+        gained = out * 10 ** ((TARGET_LUFS - level) / 20)
+        out = limit(gained, rate, PEAK_CEILING_DB - LIMITER_MARGIN_DB)
+        level = measured(out)
+        if abs(TARGET_LUFS - level) < 0.1:
+            break
+    return out.astype(np.float32), round(level, 2)
 
 
 def write_outputs(audio: np.ndarray, out_dir: Path) -> tuple[Path, Path]:

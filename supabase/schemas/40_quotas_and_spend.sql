@@ -169,12 +169,18 @@ end $$;
 
 -- A user's counted quotas and, beside them, the GPU budget.
 create or replace function public.quota_status(
-  p_user_id uuid, p_trainings_per_month integer, p_conversions_per_day integer,
-  p_gpu_seconds_per_month integer default null
+  p_user_id uuid, p_limits jsonb, p_gpu_seconds_per_month integer default null
 ) returns jsonb language sql stable security definer set search_path = '' as $$
+  with counted as (
+    select q.name, svc_private.quota_usage(p_user_id, q.name, (p_limits ->> q.name)::integer)
+             as usage
+      from svc_private.quotas q
+     where jsonb_typeof(p_limits -> q.name) = 'number'
+  )
   select jsonb_build_object(
-    'training', svc_private.quota_usage(p_user_id, 'training', p_trainings_per_month),
-    'conversion', svc_private.quota_usage(p_user_id, 'conversion', p_conversions_per_day),
+    'training', (select c.usage from counted c where c.name = 'training'),
+    'conversion', (select c.usage from counted c where c.name = 'conversion'),
+    'quotas', coalesce((select jsonb_object_agg(c.name, c.usage) from counted c), '{}'::jsonb),
     'gpu', svc_private.gpu_usage(p_user_id, p_gpu_seconds_per_month))
 $$;
 

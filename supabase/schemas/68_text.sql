@@ -13,7 +13,7 @@ create table public.text_jobs (
   -- The voice: a trained model version (removed with it), or an instant voice (gpu/instant/).
   voice_kind text not null default 'trained' check (voice_kind in ('trained', 'instant')),
   model_version_id uuid references public.model_versions (id) on delete cascade,
-  instant_voice_id uuid,
+  instant_voice_id uuid references public.instant_voices (id) on delete cascade,
   text text not null check (char_length(text) between 1 and 5000),
   language text not null check (language ~ '^[a-z]{2,3}(-[a-z]{2,4})?$'),
   params jsonb not null default '{}'::jsonb,
@@ -46,6 +46,7 @@ create index text_jobs_user_idx on public.text_jobs (user_id, created_at desc);
 create index text_jobs_profile_idx
   on public.text_jobs (profile_id, created_at desc);
 create index text_jobs_model_idx on public.text_jobs (model_version_id);
+create index text_jobs_instant_voice_idx on public.text_jobs (instant_voice_id);
 create index text_jobs_active_idx on public.text_jobs (status, heartbeat_at)
   where status in ('queued', 'running');
 alter table public.text_jobs enable row level security;
@@ -83,6 +84,7 @@ create or replace function public.start_text(
 declare
   v_profile public.voice_profiles := svc_private.owned_profile(p_user_id, p_profile_id);
   v_model_id uuid;
+  v_instant_status text;
   v_job public.text_jobs;
 begin
   if p_text is null or btrim(p_text) = '' then
@@ -115,6 +117,20 @@ begin
   elsif p_voice_kind <> 'instant' or p_instant_voice_id is null then
     perform svc_private.raise_error('INVALID_ARGUMENT', 'Name a trained or an instant voice.',
                                     jsonb_build_object('field', 'voice'));
+  else
+    -- an instant voice of this profile whose reference was uploaded and passed its check
+    select v.status into v_instant_status from public.instant_voices v
+     where v.id = p_instant_voice_id and v.user_id = p_user_id and v.profile_id = p_profile_id
+       for share;
+    if v_instant_status is null then
+      perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
+                                      jsonb_build_object('instant_voice_id', p_instant_voice_id));
+    elsif v_instant_status <> 'ready' then
+      perform svc_private.raise_error('REFERENCE_NOT_READY',
+        'This instant voice''s reference is not ready: it has not been uploaded and checked, '
+        || 'or it was rejected.',
+        jsonb_build_object('instant_voice_id', p_instant_voice_id, 'status', v_instant_status));
+    end if;
   end if;
   insert into public.text_jobs
     (id, user_id, profile_id, voice_kind, model_version_id, instant_voice_id, text, language,
@@ -136,6 +152,7 @@ returns jsonb language plpgsql stable security definer set search_path = '' as $
 declare
   v_job public.text_jobs;
   v_model jsonb;
+  v_instant jsonb;
   v_centroid real[];
 begin
   select j.* into v_job from public.text_jobs j
@@ -144,6 +161,19 @@ begin
   if v_job.id is null then
     perform svc_private.raise_error('NOT_FOUND', 'That text job does not exist.',
                                     jsonb_build_object('job_id', p_job_id));
+  end if;
+  if v_job.voice_kind = 'instant' then
+    -- its reference, read through instant's own lookup; the worker measures the centroid
+    -- from the reference itself
+    select to_jsonb(v) into v_instant from public.instant_voices v
+     where v.id = v_job.instant_voice_id and v.status = 'ready';
+    if v_instant is null then
+      perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
+                                      jsonb_build_object('job_id', p_job_id));
+    end if;
+    return jsonb_build_object('voice_kind', 'instant', 'model_version', null,
+                              'instant_voice_id', v_job.instant_voice_id,
+                              'instant_voice', v_instant, 'centroid', null);
   end if;
   select to_jsonb(m) into v_model from public.model_versions m where m.id = v_job.model_version_id;
   select array_agg(v order by i) into v_centroid

@@ -122,6 +122,44 @@ begin
                             'profiles_purged', v_purged);
 end $$;
 
+-- Instant conversions (67_instant.sql) lose their input, output and a song's parts like a
+-- conversion (a canceled one at once, any other after p_retention_sec); the row stays, saying
+-- so. A voice's reference stays while the voice does (the person keeps it to convert and speak
+-- with; its delete trigger queues the reference); only a voice that never became usable
+-- (rejected, or never uploaded) goes once older than p_retention_sec.
+create or replace function public.expire_instant_jobs(p_retention_sec integer)
+returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_objects integer := 0;
+  v_voices integer := 0;
+  r record;
+begin
+  for r in
+    update public.instant_jobs j set files_removed_at = now()
+     where j.files_removed_at is null and svc_private.is_terminal(j.status)
+       and (j.status = 'canceled'
+            or coalesce(j.finished_at, j.created_at)
+               < now() - make_interval(secs => p_retention_sec))
+    returning j.user_id, j.status,
+              array[j.input_key, j.output_key] || svc_private.instant_part_keys(j) as keys
+  loop
+    v_objects := v_objects + svc_private.enqueue_deletions(r.user_id, r.keys,
+      case when r.status = 'canceled' then 'instant_abandoned' else 'instant_expired' end);
+  end loop;
+  -- the delete trigger queues each reference's key
+  with gone as (
+    delete from public.instant_voices v
+     where (v.status = 'rejected'
+            and v.created_at < now() - make_interval(secs => p_retention_sec))
+        or (v.status = 'awaiting_upload'
+            and coalesce(v.upload_expires_at, v.created_at)
+                < now() - make_interval(secs => p_retention_sec))
+    returning 1
+  )
+  select count(*) into v_voices from gone;
+  return jsonb_build_object('objects_queued', v_objects, 'voices_deleted', v_voices);
+end $$;
+
 -- `DELETE /me`: every profile (deleted ones in their grace period too), file, model and job of
 -- one user, with every key queued. Live jobs are canceled first, with their refunds, so the
 -- usage counters (kept, like quota overrides, until Supabase deletes the auth user) stay true.

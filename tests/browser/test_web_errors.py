@@ -29,6 +29,11 @@ def test_refusals_are_shown_in_words(web_stack, page: Page, tmp_path):
     email = f"refused-{uuid4().hex[:8]}@local.test"
     _limit(web_stack, email, trainings=0, conversions=0)
     sign_in(page, web_stack, email)
+    # /quota's every counted quota is shown, the instant and text ones beside the old two.
+    quota = page.locator("#quota")
+    expect(quota).to_contain_text("Trainings left this month: 0 of 0")
+    expect(quota).to_contain_text("Spoken lines left today: ")
+    expect(quota).to_contain_text("Instant conversions left today: ")
 
     page.get_by_placeholder("New voice name").fill("   ")
     page.get_by_role("button", name="Create").click()

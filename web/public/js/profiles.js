@@ -3,6 +3,12 @@
 import { $, announce, el, guarded } from "./ui.js";
 
 const PICKED_KEY = "svc.profile";
+const QUOTA_LABELS = { instant: "Instant conversions", text: "Spoken lines" };
+
+/** A quota counted per month rather than per day: its period is longer than two days. */
+function isMonthly(usage) {
+  return Date.parse(usage.resets_at) - Date.parse(usage.period_start) > 2 * 86400 * 1000;
+}
 
 export class ProfilesPanel {
   constructor(ctx) {
@@ -28,11 +34,18 @@ export class ProfilesPanel {
 
   async refreshQuota() {
     this.ctx.quota = await this.ctx.api.get("/quota");
-    const { training, conversion } = this.ctx.quota;
-    $("quota").replaceChildren(
+    const { training, conversion, quotas = {} } = this.ctx.quota;
+    const lines = [
       el("p", {}, `Trainings left this month: ${training.remaining} of ${training.limit}`),
       el("p", {}, `Conversions left today: ${conversion.remaining} of ${conversion.limit}`),
-    );
+    ];
+    // The other counted quotas (instant, text, a later kind's) as /quota lists them.
+    for (const usage of Object.values(quotas)) {
+      if (usage.kind === "training" || usage.kind === "conversion") continue;
+      const label = QUOTA_LABELS[usage.kind] || `${usage.kind} jobs`;
+      lines.push(el("p", {}, `${label} left ${isMonthly(usage) ? "this month" : "today"}: ${usage.remaining} of ${usage.limit}`));
+    }
+    $("quota").replaceChildren(...lines);
     return this.ctx.quota;
   }
 

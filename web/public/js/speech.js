@@ -43,7 +43,7 @@ export class SpeechPanel extends JobPanel {
   }
 
   blocker() {
-    const quota = this.ctx.quota?.text;
+    const quota = this.ctx.quota?.quotas?.text;
     if (!this.ctx.conversion?.models?.length) return "Train a model first: the text is spoken in this voice's model.";
     if (this.active) return "A line is being spoken.";
     if (quota && quota.remaining <= 0) return quotaSpent(quota, "lines", "today");
