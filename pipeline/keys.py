@@ -30,13 +30,14 @@ _KEY = re.compile(
     rf"|models/(?P<model>{_UUID})/(?P<artifact>model\.pth|config\.json|cluster\.pt|preview-(?:original|converted)\.wav)"
     rf"|conversions/(?P<job>{_UUID})/(?P<leaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES})"
     rf"|instant/(?P<voice>{_UUID})/(?P<reference>reference\.(?:wav|flac|mp3))"
-    rf"|instant-jobs/(?P<instant>{_UUID})/(?P<ileaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES}))"
+    rf"|instant-jobs/(?P<instant>{_UUID})/(?P<ileaf>input\.(?:wav|flac|mp3)|{_OUTPUT_LEAVES})"
+    rf"|speech/(?P<speech>{_UUID})/(?P<sleaf>speech\.(?:wav|mp3)))"
 )
 
 KeyKind = Literal[
     "dataset", "model", "model_config", "model_cluster", "model_preview", "conversion_input",
     "conversion_output",
-    "instant_reference", "instant_input", "instant_output",
+    "instant_reference", "instant_input", "instant_output", "speech_output",
 ]  # fmt: skip
 PreviewSide = Literal["original", "converted"]
 _MODEL_KINDS: dict[str, KeyKind] = {
@@ -51,7 +52,7 @@ class ParsedKey:
     kind: KeyKind
     user_id: UUID
     profile_id: UUID
-    object_id: UUID  # the file, model version or conversion job the key belongs to
+    object_id: UUID  # the file, model version, voice or job the key belongs to
     leaf: str
 
 
@@ -145,7 +146,8 @@ def conversion_part_key(user_id: UUID, profile_id: UUID, job_id: UUID, part: Con
 
 def text_keys(user_id: UUID, profile_id: UUID, job_id: UUID) -> tuple[str, str]:
     """A text job's WAV and MP3 (`svc_private.text_keys` holds the same). Written by the
-    worker only: their events name no row to act on and are ignored."""
+    worker only: their events are ignored, and the orphan sweep parses them like any other
+    key, so a line a worker uploaded and never recorded is swept."""
     prefix = f"{_prefix(user_id, profile_id)}/speech/{job_id}"
     return f"{prefix}/speech.wav", f"{prefix}/speech.mp3"
 
@@ -167,6 +169,8 @@ def parse_key(key: str) -> ParsedKey | None:
         return ParsedKey(
             "instant_reference", user, profile, UUID(groups["voice"]), groups["reference"]
         )
+    if groups["speech"]:
+        return ParsedKey("speech_output", user, profile, UUID(groups["speech"]), groups["sleaf"])
     if groups["instant"]:
         leaf = groups["ileaf"]
         kind = "instant_input" if leaf.startswith("input.") else "instant_output"

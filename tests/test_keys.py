@@ -23,6 +23,11 @@ def test_round_trip_every_kind() -> None:
             "conversion_output",
             "instrumental.wav",
         ),
+        keys.instant_reference_key(u, p, x, "wav"): ("instant_reference", "reference.wav"),
+        keys.instant_input_key(u, p, x, "flac"): ("instant_input", "input.flac"),
+        keys.instant_part_key(u, p, x, "mix"): ("instant_output", "output.wav"),
+        keys.text_keys(u, p, x)[0]: ("speech_output", "speech.wav"),
+        keys.text_keys(u, p, x)[1]: ("speech_output", "speech.mp3"),
     }
     for key, (kind, leaf) in cases.items():
         parsed = keys.parse_key(key)
@@ -51,6 +56,8 @@ def test_round_trip_every_kind() -> None:
         "vc/users/{u}/profiles/{p}/conversions/{x}/input.ogg",
         "vc/users/{u}/profiles/{p}/conversions/{x}/output.wav.tmp",
         "vc/users/{u}/profiles/{p}/conversions/{x}/drums.wav",
+        "vc/users/{u}/profiles/{p}/speech/{x}/speech.ogg",
+        "vc/users/{u}/profiles/{p}/speech/{x}/output.wav",
         "/vc/users/{u}/profiles/{p}/dataset/{x}/a.wav",
         "vc/users/{u}/profiles/{p}/dataset/{x}/a.wav\n",
     ],

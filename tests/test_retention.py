@@ -395,3 +395,29 @@ def test_a_deleted_profiles_song_results_go_with_it(repo, storage, sql, alice, q
     )
     run_retention(repo, storage)
     assert objects(storage, alice.id, pid) == set()
+
+
+def test_a_spoken_line_nobody_recorded_is_swept_and_a_kept_one_stays(
+    repo, storage, sql, services, alice
+):
+    """A text job's WAV and MP3 are layout keys the sweep sees: the files of a line whose row
+    holds them stay, those of a job no row names (a worker uploaded, then its job was erased
+    before the finish) go. Before, `speech/` keys were outside the parsed layout and no
+    sweep ever looked at them."""
+    made = trained_profile(repo, alice.id, "spoken")
+    pid, kept_id, stray_id = made["profile_id"], uuid4(), uuid4()
+    kept, stray = keys.text_keys(alice.id, pid, kept_id), keys.text_keys(alice.id, pid, stray_id)
+    sql.execute(
+        "insert into public.text_jobs (id, user_id, profile_id, model_version_id, text, language,"
+        " status, quota_period_start, output_key, mp3_key, output_seconds)"
+        " values (%s, %s, %s, %s, 'Hello.', 'en-us', 'succeeded', current_date, %s, %s, 1.0)",
+        (kept_id, alice.id, pid, made["model_version_id"], *kept),
+    )
+    for key in (*kept, *stray):
+        put(storage, key)
+    eager = Repository(
+        services.db, services.settings.model_copy(update={"orphan_grace_seconds": 0})
+    )
+    sweep_orphans(eager, storage)
+    speech = {k for k in objects(storage, alice.id, pid) if "/speech/" in k}
+    assert speech == set(kept)

@@ -225,7 +225,7 @@ create or replace function public.unclaimed_object_keys(p_keys jsonb)
 returns jsonb language sql stable security definer set search_path = '' as $$
   with keyed as (
     select k, regexp_match(k,
-      '^vc/users/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/profiles/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/(models|conversions|instant-jobs)/(?:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/)?'
+      '^vc/users/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/profiles/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/(models|conversions|instant-jobs|speech)/(?:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/)?'
     ) as m
     from jsonb_array_elements_text(p_keys) k
   ), parsed as (  -- a key outside the layout has no area: only exact keys can claim it
@@ -260,6 +260,11 @@ returns jsonb language sql stable security definer set search_path = '' as $$
                 where j.id = p.id and j.user_id = p.user_id and j.profile_id = p.profile_id
                   and p.k = any (array[j.input_key, j.output_key]
                                  || svc_private.instant_part_keys(j))))
+    and not (p.area = 'speech' and exists (
+               select 1 from public.text_jobs t
+                where t.id = p.id and t.user_id = p.user_id and t.profile_id = p.profile_id
+                  and t.files_removed_at is null
+                  and p.k = any (svc_private.text_keys(t.user_id, t.profile_id, t.id))))
 $$;
 
 -- Erasure leaves nothing naming the person (issue 23): `erase_user_data` removes their rows
