@@ -18,3 +18,6 @@ class Limits(Model):
     conversion_retention_days: int  # how long a conversion's input and result are kept
     text_max_chars: int = 500  # the longest line `POST /profiles/{id}/speech` speaks
     texts_per_day: int = 50
+    # an instant voice's reference (a recording in the browser stops itself at the maximum)
+    min_reference_seconds: float = 10.0
+    max_reference_seconds: float = 30.0

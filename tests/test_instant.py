@@ -254,3 +254,25 @@ def test_rows_deleted_with_their_profile_queue_their_audio(services, alice, sql)
     }
     part = keys.instant_part_key(alice.id, profile.id, job.id, "instrumental")
     assert {voice.reference_key, job.input_key, part} <= queued
+
+
+def test_the_input_is_served_for_the_before_after_player(services, alice, bob) -> None:
+    """`/instant/jobs/{id}/input` gives the page the input as uploaded (its A/B player's
+    "before"): not before the upload, only to its owner, and as the same bytes."""
+    profile = services.repo.create_profile(alice.id, "ab")
+    voice = _voice(services.repo, services.storage, alice.id, profile.id)
+    job = _job(services.repo, services.storage, voice, singing(2.0))
+    early = alice.client.get(f"/instant/jobs/{job.id}/input")
+    assert early.status_code == 409 and early.json()["error"]["code"] == "NOT_READY"
+    InstantCalls(services.repo).queue_job(job.id)
+    link = alice.client.get(f"/instant/jobs/{job.id}/input")
+    assert link.status_code == 200, link.text
+    assert link.json()["filename"] == "in.wav"
+    body = httpx.get(link.json()["url"]).content
+    assert (
+        body
+        == services.storage._s3.get_object(Bucket=services.storage.bucket, Key=job.input_key)[
+            "Body"
+        ].read()
+    )
+    assert bob.client.get(f"/instant/jobs/{job.id}/input").status_code == 404

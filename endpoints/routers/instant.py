@@ -1,7 +1,8 @@
 """Instant voice: `/profiles/{id}/instant/voices` (a named 10-30 s reference, with consent),
 `/instant/voices/{id}`, and `/instant/jobs` conversions with one (Seed-VC, no training):
-watch, cancel, download. Created like conversions: the row first, then where to PUT the audio; the
-upload's event probes a reference or starts a conversion."""
+watch, cancel, download (the input too, for the page's before/after player). Created like
+conversions: the row first, then where to PUT the audio; the upload's event probes a reference
+or starts a conversion."""
 
 from pathlib import PurePosixPath
 from typing import Annotated, cast
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Query, Response, status
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
 from endpoints.downloads import result_link
 from endpoints.job_routes import JobResource, JobRoute, add_job_routes
+from endpoints.links import download_link
 from endpoints.routers.conversions import SONG_PART_NAMES
 from pipeline import keys
 from pipeline.errors import NotFound, PipelineError
@@ -128,3 +130,14 @@ def download_instant(
     key = keys.instant_part_key(job.user_id, job.profile_id, job.id, part)
     name = SONG_PART_NAMES[part]
     return result_link(services, key, f"{stem}-instant-{name}", format, f"{stem} (instant {name})")
+
+
+@router.get("/instant/jobs/{job_id}/input")
+def download_instant_input(job_id: UUID, user: UserDep, services: ServicesDep) -> DownloadLink:
+    """The uploaded input as it came, so the page can play it against the result (A/B)."""
+    job = cast(InstantJobRow, services.repo.get_job_row("instant", user.id, job_id))
+    if job.files_removed_at:
+        raise PipelineError("FILES_EXPIRED", "This conversion's files were deleted.")
+    if job.status == "awaiting_upload" or services.storage.head(job.input_key) is None:
+        raise PipelineError("NOT_READY", "The input has not been uploaded.", {"status": job.status})
+    return download_link(services, job.input_key, job.input_filename or "input")

@@ -2,6 +2,8 @@
 // or a song with it at once; follow the job by polling, show its quality report honestly and
 // point to a trained voice when the likeness is loose.
 
+import { ABPlayer } from "./abplayer.js";
+import { Recorder, pickFile } from "./recorder.js";
 import { contentTypeOf, putFile } from "./upload.js";
 import { $, announce, el, formatDuration, guarded } from "./ui.js";
 
@@ -21,6 +23,13 @@ export class InstantPanel {
     $("instant-voice-form").addEventListener("submit", guarded((event) => this.addVoice(event)));
     $("instant-form").addEventListener("submit", guarded((event) => this.convert(event)));
     $("instant-cancel").addEventListener("click", guarded(() => this.cancel()));
+    // a recorded sample lands in the file input, so it is added (with the consent) like a picked one
+    this.recorder = new Recorder($("instant-recorder"), {
+      minSeconds: ctx.limits.min_reference_seconds ?? 10, maxSeconds: ctx.limits.max_reference_seconds ?? 30,
+      useLabel: "Use this recording", name: "my-voice", onTake: (file) => this.useRecording(file),
+    });
+    this.player = new ABPlayer($("instant-ab"));
+    $("instant-reference").addEventListener("change", () => { $("instant-reference-picked").textContent = ""; });
     const transpose = $("instant-transpose");
     transpose.addEventListener("input", () => { $("instant-transpose-out").value = transpose.value; });
   }
@@ -56,6 +65,13 @@ export class InstantPanel {
     await putFile(ticket.upload.upload_url, ticket.upload.headers, file);
     announce("Sample uploaded: it is being checked.");
     await this.show();
+  }
+
+  useRecording(file) {
+    pickFile($("instant-reference"), file);
+    $("instant-reference-picked").textContent = `Recorded sample attached: ${file.name}.`;
+    announce("Recording attached. Confirm the box below, then add the sample.");
+    $("instant-consent").focus();
   }
 
   async deleteVoice(voice) {
@@ -106,8 +122,10 @@ export class InstantPanel {
   }
 
   async showResult() {
-    const link = await this.ctx.api.get(`/instant/jobs/${this.job.id}/download`);
-    $("instant-audio").src = link.url;
+    const [link, input] = await Promise.all([
+      this.ctx.api.get(`/instant/jobs/${this.job.id}/download`),
+      this.ctx.api.get(`/instant/jobs/${this.job.id}/input`),
+    ]);
     $("instant-download").href = link.url;
     $("instant-download").setAttribute("download", link.filename);
     const q = this.job.quality || {};
@@ -116,6 +134,10 @@ export class InstantPanel {
     $("instant-train").hidden = !q.suggest_training;
     $("instant-result").hidden = false;
     announce("Your instant conversion is ready.");
+    // a song's result is its cover (the mix): the song against it, else the stem against its conversion
+    const song = this.job.params?.input_kind === "song";
+    await this.player.load(input.url, link.url, song ? ["Before (the original song)", "After (the instant cover)"]
+      : ["Before (your upload)", "After (instant conversion)"]);
   }
 
   later(action) {
