@@ -24,6 +24,7 @@ from pipeline.storage import PresignedUpload, Storage
 from schemas.instant import (
     CONSENT_TEXT,
     MAX_CLIPS,
+    MIN_CLIP_SECONDS,
     REFERENCE_USED_SECONDS,
     InstantClipRequest,
     InstantJob,
@@ -32,10 +33,6 @@ from schemas.instant import (
     InstantVoiceRequest,
     InstantVoiceRow,
 )
-
-# A clip added to a voice that already has its 10 s may be short: a phrase or two still adds
-# to the likeness, and the voice's first reference carries the minimum.
-MIN_CLIP_SECONDS = 3.0
 
 
 class InstantCalls:

@@ -23,6 +23,9 @@ CONSENT_TEXT = (
 REFERENCE_USED_SECONDS = 25.0
 # The most clips one instant voice holds, its first reference included.
 MAX_CLIPS = 5
+# A clip added to a voice that already has its 10 s may be short: a phrase or two still adds
+# to the likeness, and the voice's first reference carries the minimum (published in /limits).
+MIN_CLIP_SECONDS = 3.0
 
 
 class InstantParams(Request):

@@ -1,4 +1,5 @@
 from schemas.common import Model
+from schemas.instant import MIN_CLIP_SECONDS
 
 
 class Limits(Model):
@@ -21,3 +22,4 @@ class Limits(Model):
     # an instant voice's reference (a recording in the browser stops itself at the maximum)
     min_reference_seconds: float = 10.0
     max_reference_seconds: float = 30.0
+    min_clip_seconds: float = MIN_CLIP_SECONDS  # another clip of the same instant voice

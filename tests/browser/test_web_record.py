@@ -1,8 +1,9 @@
 """Recording in the browser, against the whole local stack: Chromium's fake microphone plays a
 known sung WAV (`--use-file-for-fake-audio-capture`, looped), the page records it through
 MediaRecorder with a live level meter, replays the take, and sends it as a WAV through the
-same upload and probe as a picked file: an instant sample that reaches `ready`, a dataset take
-that is checked like any file. A refused microphone says so in words."""
+same upload and probe as a picked file: an instant sample that reaches `ready` (and a second
+clip of the same voice), a dataset take that is checked like any file. A refused microphone
+says so in words."""
 
 import re
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ def mic_page(mic_browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: dialog.accept())
     yield page
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
@@ -81,7 +83,7 @@ def record(page: Page, holder: str, seconds: float) -> None:
     replay.evaluate("a => a.pause()")
 
 
-def test_record_an_instant_sample(web_stack, mic_page: Page) -> None:
+def test_record_an_instant_sample_and_a_clip(web_stack, mic_page: Page) -> None:
     page = mic_page
     sign_in(page, web_stack, f"rec-{uuid4().hex[:8]}@local.test")
     create_voice(page, "Recorded")
@@ -96,9 +98,23 @@ def test_record_an_instant_sample(web_stack, mic_page: Page) -> None:
     assert picked[2] == 44 + 2 * round(seconds * MIC_RATE)  # 16-bit mono at 48 kHz
     page.locator("#instant-consent").check()
     page.get_by_role("button", name="Add the sample").click()
-    expect(page.locator("#instant-voices li")).to_contain_text(" sample", timeout=60_000)
-    expect(page.locator("#instant-voices li")).to_contain_text(f"0:{round(seconds):02d}")
+    voice = page.locator("#instant-voices > li")
+    expect(voice).to_contain_text(" sample", timeout=60_000)
+    expect(voice).to_contain_text(f"0:{round(seconds):02d}")
     expect(page.locator("#instant-form")).to_be_visible()
+
+    # a second, shorter clip of the same voice, recorded the same way
+    page.get_by_label("Add to").select_option(label="My voice (another clip)")
+    expect(page.locator("#instant-voice-name")).to_be_hidden()
+    record(page, "#instant-recorder", 4.0)
+    page.get_by_role("button", name="Use this recording").click()
+    page.locator("#instant-consent").check()
+    page.get_by_role("button", name="Add the sample").click()
+    clip = voice.locator("li[data-clip]")
+    expect(clip).to_have_attribute("data-status", "ready", timeout=60_000)
+    expect(voice).to_contain_text("+ 1 clip")
+    page.get_by_role("button", name=re.compile("^Delete the clip")).click()
+    expect(clip).to_have_count(0)
 
 
 def test_record_a_dataset_take(web_stack, mic_page: Page) -> None:

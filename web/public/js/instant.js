@@ -7,6 +7,8 @@ import { Recorder, pickFile } from "./recorder.js";
 import { contentTypeOf, putFile } from "./upload.js";
 import { $, announce, el, formatDuration, guarded } from "./ui.js";
 
+// What the instant model hears of a voice's clips joined (schemas/instant.py, REFERENCE_USED_SECONDS).
+const USED_SECONDS = 25;
 const ACTIVE = new Set(["awaiting_upload", "queued", "running"]);
 const PHASES = {
   awaiting_upload: "Uploading…", queued: "Waiting for a GPU…", download: "Fetching your files…",
@@ -29,6 +31,7 @@ export class InstantPanel {
       useLabel: "Use this recording", name: "my-voice", onTake: (file) => this.useRecording(file),
     });
     this.player = new ABPlayer($("instant-ab"));
+    $("instant-add-to").addEventListener("change", () => this.renderAddTo());
     $("instant-reference").addEventListener("change", () => { $("instant-reference-picked").textContent = ""; });
     const transpose = $("instant-transpose");
     transpose.addEventListener("input", () => { $("instant-transpose-out").value = transpose.value; });
@@ -45,25 +48,57 @@ export class InstantPanel {
     const ready = voices.filter((voice) => voice.status === "ready");
     $("instant-voice").replaceChildren(...ready.map((voice) => el("option", { value: voice.id }, voice.name)));
     $("instant-form").hidden = ready.length === 0;
-    if (voices.some((voice) => voice.status === "awaiting_upload")) this.later(() => this.show());
+    // more clips of the same voice go through the same form (and recorder) as a first sample
+    const addTo = $("instant-add-to");
+    const picked = addTo.value;
+    addTo.replaceChildren(el("option", { value: "" }, "A new voice"),
+      ...voices.filter((voice) => voice.status !== "rejected").map((voice) => el("option", { value: voice.id }, `${voice.name} (another clip)`)));
+    addTo.value = [...addTo.options].some((option) => option.value === picked) ? picked : "";
+    this.renderAddTo();
+    const checking = (item) => item.status === "awaiting_upload";
+    if (voices.some((voice) => checking(voice) || voice.clips.some(checking))) this.later(() => this.show());
+  }
+
+  renderAddTo() {
+    const clip = Boolean($("instant-add-to").value);
+    $("instant-name-row").hidden = clip;
+    $("instant-voice-name").required = !clip;
+    const limits = this.ctx.limits;
+    this.recorder.setMinimum(clip ? limits.min_clip_seconds ?? 3 : limits.min_reference_seconds ?? 10);
   }
 
   voiceItem(voice) {
-    const state = voice.status === "ready" ? `${formatDuration(voice.reference_seconds)} sample`
+    const ready = [voice, ...voice.clips].filter((clip) => clip.status === "ready");
+    const total = ready.reduce((sum, clip) => sum + (clip.reference_seconds || 0), 0);
+    const extra = voice.clips.length;
+    const state = voice.status === "ready"
+      ? `${formatDuration(voice.reference_seconds)} sample` + (extra ? ` + ${extra} clip${extra === 1 ? "" : "s"}, ${formatDuration(total)} in all${total > USED_SECONDS ? ` (the first ${USED_SECONDS} s are used)` : ""}` : "")
       : voice.status === "rejected" ? `refused: ${voice.error_message}` : "being checked…";
-    return el("li", {}, `${voice.name} (${state}) `,
-      el("button", { type: "button", class: "danger", onclick: guarded(() => this.deleteVoice(voice)) }, "Delete"));
+    const clips = voice.clips.map((clip) => el("li", { dataset: { clip: clip.id, status: clip.status } },
+      `${clip.reference_filename || "clip"}: ${clipState(clip)} `,
+      el("button", { type: "button", class: "secondary", "aria-label": `Delete the clip ${clip.reference_filename || ""}`,
+        onclick: guarded(() => this.deleteClip(voice, clip)) }, "Delete clip")));
+    return el("li", { dataset: { voice: voice.id } }, `${voice.name} (${state}) `,
+      el("button", { type: "button", class: "danger", onclick: guarded(() => this.deleteVoice(voice)) }, "Delete"),
+      clips.length ? el("ul", { class: "clips" }, ...clips) : null);
   }
 
   async addVoice(event) {
     event.preventDefault();
     const file = $("instant-reference").files[0];
-    const ticket = await this.ctx.api.post(`/profiles/${this.ctx.profile.id}/instant/voices`, {
-      name: $("instant-voice-name").value, filename: file.name, content_type: contentTypeOf(file),
-      size_bytes: file.size, consent: $("instant-consent").checked,
-    });
+    const voiceId = $("instant-add-to").value;
+    const about = { filename: file.name, content_type: contentTypeOf(file), size_bytes: file.size, consent: $("instant-consent").checked };
+    const ticket = voiceId
+      ? await this.ctx.api.post(`/instant/voices/${voiceId}/clips`, about)
+      : await this.ctx.api.post(`/profiles/${this.ctx.profile.id}/instant/voices`, { name: $("instant-voice-name").value, ...about });
     await putFile(ticket.upload.upload_url, ticket.upload.headers, file);
-    announce("Sample uploaded: it is being checked.");
+    announce(voiceId ? "Clip uploaded: it is being checked." : "Sample uploaded: it is being checked.");
+    await this.show();
+  }
+
+  async deleteClip(voice, clip) {
+    if (!window.confirm(`Delete the clip "${clip.reference_filename}" from "${voice.name}"?`)) return;
+    await this.ctx.api.delete(`/instant/voices/${voice.id}/clips/${clip.id}`);
     await this.show();
   }
 
@@ -144,4 +179,9 @@ export class InstantPanel {
     this.stop();
     this.timer = setTimeout(guarded(action), 1500);
   }
+}
+
+function clipState(clip) {
+  if (clip.status === "ready") return formatDuration(clip.reference_seconds);
+  return clip.status === "rejected" ? `refused: ${clip.error_message}` : "being checked…";
 }

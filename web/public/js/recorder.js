@@ -156,6 +156,15 @@ export class Recorder {
     announce("Recording stopped: listen to it before using it.");
   }
 
+  /** A new shortest length (the same recorder serves a first sample and a shorter clip). */
+  setMinimum(seconds) {
+    this.minSeconds = seconds;
+    if (!this.take) return;
+    const short = Number(this.holder.dataset.seconds) < seconds;
+    this.useButton.disabled = short;
+    if (short) this.say(`This take is ${Number(this.holder.dataset.seconds).toFixed(1)} s; at least ${seconds} s are needed. Record again.`);
+  }
+
   async use() {
     if (!this.take) return;
     const take = this.take;
