@@ -61,3 +61,17 @@ def test_sample_then_generate(web_stack, page: Page, tmp_path) -> None:
     expect(player).to_have_attribute("data-live", "after")
     player.get_by_role("button", name="Pause").click()
     expect(player).to_have_attribute("data-playing", "false")
+
+    # another clip added while a second conversion runs: the clip's check and the job are
+    # watched apart, so the result still arrives (one shared timer dropped the job's polling)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#instant-result")).to_be_hidden()
+    clip = tmp_path / "more.wav"
+    clip.write_bytes(encode(singing(5.0, f0=300, seed=2), 44100, "wav"))
+    page.get_by_label("Add to").select_option(label="My voice (another clip)")
+    page.set_input_files("#instant-reference", str(clip))
+    add.click()
+    voice = page.locator("#instant-voices > li")
+    expect(voice.locator("li[data-clip]")).to_have_attribute("data-status", "ready")
+    expect(voice).to_contain_text("+ 1 clip, 0:17 in all")
+    expect(page.locator("#instant-result")).to_be_visible(timeout=1_200_000)

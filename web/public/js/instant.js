@@ -20,7 +20,7 @@ const PHASES = {
 export class InstantPanel {
   constructor(ctx) {
     this.ctx = ctx;
-    this.timer = null;
+    this.timers = {}; // one per thing watched: a sample being checked, a job running
     this.job = null;
     $("instant-voice-form").addEventListener("submit", guarded((event) => this.addVoice(event)));
     $("instant-form").addEventListener("submit", guarded((event) => this.convert(event)));
@@ -37,9 +37,11 @@ export class InstantPanel {
     transpose.addEventListener("input", () => { $("instant-transpose-out").value = transpose.value; });
   }
 
-  stop() {
-    clearTimeout(this.timer);
-    this.timer = null;
+  stop(what) {
+    for (const name of what ? [what] : Object.keys(this.timers)) {
+      clearTimeout(this.timers[name]);
+      delete this.timers[name];
+    }
   }
 
   async show() {
@@ -56,7 +58,7 @@ export class InstantPanel {
     addTo.value = [...addTo.options].some((option) => option.value === picked) ? picked : "";
     this.renderAddTo();
     const checking = (item) => item.status === "awaiting_upload";
-    if (voices.some((voice) => checking(voice) || voice.clips.some(checking))) this.later(() => this.show());
+    if (voices.some((voice) => checking(voice) || voice.clips.some(checking))) this.later("voices", () => this.show());
   }
 
   renderAddTo() {
@@ -134,14 +136,14 @@ export class InstantPanel {
   async poll() {
     this.job = await this.ctx.api.get(`/instant/jobs/${this.job.id}`);
     this.render();
-    if (ACTIVE.has(this.job.status)) this.later(() => this.poll());
+    if (ACTIVE.has(this.job.status)) this.later("job", () => this.poll());
     else if (this.job.status === "succeeded") await this.showResult();
   }
 
   async cancel() {
     if (!this.job) return;
     this.job = await this.ctx.api.post(`/instant/jobs/${this.job.id}/cancel`);
-    this.stop();
+    this.stop("job");
     this.render();
   }
 
@@ -175,9 +177,11 @@ export class InstantPanel {
       : ["Before (your upload)", "After (instant conversion)"]);
   }
 
-  later(action) {
-    this.stop();
-    this.timer = setTimeout(guarded(action), 1500);
+  /** Runs `action` in 1.5 s, replacing the pending one of its kind only (a clip being checked
+   * must not stop a running job's polling). */
+  later(what, action) {
+    this.stop(what);
+    this.timers[what] = setTimeout(guarded(action), 1500);
   }
 }
 
