@@ -369,3 +369,25 @@ def test_the_worker_joins_the_clips_up_to_25_seconds(services, alice, tmp_path) 
                for t in takes]  # fmt: skip
     expected = np.concatenate(decoded)[: 25 * RATE]
     assert np.allclose(heard, expected, atol=1e-6)
+
+
+def test_a_purged_profile_queues_every_clip(services, alice, sql) -> None:
+    """A profile's purge deletes its voices' clip rows by cascade; each clip's audio is queued
+    for deletion with them, as a first reference's is."""
+    profile = services.repo.create_profile(alice.id, "purged clips")
+    voice = _voice(services.repo, services.storage, alice.id, profile.id)
+    clip_id = uuid4()
+    clip_key = keys.instant_reference_key(alice.id, profile.id, clip_id, "wav")
+    InstantCalls(services.repo).add_clip(
+        user_id=alice.id, voice_id=voice.id, clip_id=clip_id, reference_key=clip_key,
+        filename="more.wav", size_bytes=1000, consent_text="mine",
+        upload_expires_at=datetime.now(UTC),
+    )  # fmt: skip
+    sql.execute("delete from public.voice_profiles where id = %s", (profile.id,))
+    queued = {
+        r[0]
+        for r in sql.execute(
+            "select object_key from public.object_deletions where user_id = %s", (alice.id,)
+        ).fetchall()
+    }
+    assert {voice.reference_key, clip_key} <= queued

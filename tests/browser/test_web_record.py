@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.audio import encode
-from tests.browser.conftest import CHROMIUM, FLAGS
+from tests.browser.conftest import CHROMIUM, FLAGS, screenshot
 from tests.browser.pages import create_voice, file_row, sign_in
 from tests.vocals import singing
 
@@ -88,6 +88,7 @@ def test_record_an_instant_sample_and_a_clip(web_stack, mic_page: Page) -> None:
     sign_in(page, web_stack, f"rec-{uuid4().hex[:8]}@local.test")
     create_voice(page, "Recorded")
     record(page, "#instant-recorder", 11.0)
+    screenshot(page, "instant-recorded")
     seconds = float(page.locator("#instant-recorder").get_attribute("data-seconds"))
     assert 10.0 < seconds < 13.0
     page.get_by_role("button", name="Use this recording").click()
