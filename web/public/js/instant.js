@@ -1,6 +1,7 @@
-// Instant voice: add a 10–30 s sample (with the consent the API stores), then convert a stem
-// or a song with it at once; follow the job by polling, show its quality report honestly and
-// point to a trained voice when the likeness is loose.
+// Instant voice: add a 10–30 s sample, picked or recorded (with the consent the API stores),
+// and more clips of the same voice, then convert a stem or a song with it at once; follow the
+// job by polling, play the result against its input (A/B), show its quality report honestly
+// and point to a trained voice when the likeness is loose.
 
 import { ABPlayer } from "./abplayer.js";
 import { Recorder, pickFile } from "./recorder.js";
