@@ -19,9 +19,14 @@ from pipeline.errors import PipelineError
 from pipeline.formats import check_declared_format, check_published_format, check_size
 from pipeline.probe import CLIPPED_RATIO, SILENT_RATIO, _fetch, _read_head
 from pipeline.repository import Repository
+from pipeline.settings import Settings
 from pipeline.storage import PresignedUpload, Storage
 from schemas.instant import (
     CONSENT_TEXT,
+    MAX_CLIPS,
+    MIN_CLIP_SECONDS,
+    REFERENCE_USED_SECONDS,
+    InstantClipRequest,
     InstantJob,
     InstantJobRow,
     InstantRequest,
@@ -50,6 +55,12 @@ class InstantCalls:
     def voices(self, user_id: UUID, profile_id: UUID) -> list[InstantVoiceRow]:
         rows = self.db.call("list_instant_voices", user_id=user_id, profile_id=profile_id)
         return [InstantVoiceRow.model_validate(r) for r in rows]
+
+    def add_clip(self, **args: Any) -> InstantVoiceRow:
+        row = self.db.call(
+            "add_instant_clip", **args, max_clips=MAX_CLIPS, max_seconds=REFERENCE_USED_SECONDS
+        )
+        return InstantVoiceRow.model_validate(row)
 
     def record_reference(
         self, voice_id: UUID, status: str, seconds: float | None, code: str | None = None,
@@ -99,16 +110,7 @@ def request_voice(
 ) -> tuple[InstantVoiceRow, PresignedUpload]:
     """The voice row (awaiting its reference, the consent stored) and a PUT URL for it."""
     settings = repo.settings
-    if not req.consent:
-        raise PipelineError(
-            "CONSENT_REQUIRED",
-            "Confirm that the reference is your own voice or that you have the right to use it.",
-        )
-    filename = keys.check_filename(req.filename)
-    ext = keys.extension_of(filename)
-    content_type = check_declared_format(ext, req.content_type, settings.allowed_formats)
-    check_published_format(req.filename, req.content_type, settings.allowed_formats)
-    check_size(req.size_bytes, settings.max_file_bytes)
+    filename, ext, content_type = _checked_reference(req, settings)
     voice_id = uuid4()
     key = keys.instant_reference_key(user_id, profile_id, voice_id, ext)
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_seconds)
@@ -119,6 +121,45 @@ def request_voice(
     )  # fmt: skip
     upload = storage.presign_put(key, content_type, req.size_bytes, settings.upload_url_seconds)
     return voice, upload
+
+
+def request_clip(
+    repo: Repository, storage: Storage, user_id: UUID, voice_id: UUID, req: InstantClipRequest
+) -> tuple[InstantVoiceRow, PresignedUpload]:
+    """Another clip for a voice (its own row and key, probed like the first reference when
+    its upload's event comes) and a PUT URL for it."""
+    settings = repo.settings
+    filename, ext, content_type = _checked_reference(req, settings)
+    calls = InstantCalls(repo)
+    voice = calls.voice(user_id, voice_id)
+    clip_id = uuid4()
+    key = keys.instant_reference_key(user_id, voice.profile_id, clip_id, ext)
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.upload_url_seconds)
+    clip = calls.add_clip(
+        user_id=user_id, voice_id=voice_id, clip_id=clip_id, reference_key=key,
+        filename=filename, size_bytes=req.size_bytes, consent_text=CONSENT_TEXT,
+        upload_expires_at=expires_at,
+    )  # fmt: skip
+    upload = storage.presign_put(key, content_type, req.size_bytes, settings.upload_url_seconds)
+    return clip, upload
+
+
+def _checked_reference(
+    req: InstantVoiceRequest | InstantClipRequest, settings: Settings
+) -> tuple[str, str, str]:
+    """The consent, name, format and size checks every reference clip passes: (filename,
+    extension, content type)."""
+    if not req.consent:
+        raise PipelineError(
+            "CONSENT_REQUIRED",
+            "Confirm that the reference is your own voice or that you have the right to use it.",
+        )
+    filename = keys.check_filename(req.filename)
+    ext = keys.extension_of(filename)
+    content_type = check_declared_format(ext, req.content_type, settings.allowed_formats)
+    check_published_format(req.filename, req.content_type, settings.allowed_formats)
+    check_size(req.size_bytes, settings.max_file_bytes)
+    return filename, ext, content_type
 
 
 def probe_reference(repo: Repository, storage: Storage, voice_id: UUID) -> InstantVoiceRow | None:
@@ -144,11 +185,12 @@ def probe_reference(repo: Repository, storage: Storage, voice_id: UUID) -> Insta
             stats = measure(path, settings.max_reference_seconds)
     except (AudioError, HeaderError) as exc:
         return calls.record_reference(voice_id, "rejected", None, exc.code, exc.message)
-    low = settings.min_reference_seconds
+    low = settings.min_reference_seconds if voice.clip_of is None else MIN_CLIP_SECONDS
     if stats.duration_sec < low:
         return calls.record_reference(
             voice_id, "rejected", stats.duration_sec, "TOO_SHORT",
-            f"A reference needs at least {low:g} seconds of your voice; this one has "
+            f"A {'reference' if voice.clip_of is None else 'clip'} needs at least {low:g} "
+            f"seconds of your voice; this one has "
             f"{stats.duration_sec:.1f}.",
         )  # fmt: skip
     if stats.peak_dbfs is None or stats.loudness_lufs is None or stats.silence_ratio > SILENT_RATIO:

@@ -18,6 +18,16 @@ CONSENT_TEXT = (
 )
 
 
+# How much of a voice's clips, joined oldest first, the instant model hears (Seed-VC's own cap:
+# the reference shares its DiT's 30 s context with the input): a clip past it is not added.
+REFERENCE_USED_SECONDS = 25.0
+# The most clips one instant voice holds, its first reference included.
+MAX_CLIPS = 5
+# A clip added to a voice that already has its 10 s may be short: a phrase or two still adds
+# to the likeness, and the voice's first reference carries the minimum (published in /limits).
+MIN_CLIP_SECONDS = 3.0
+
+
 class InstantParams(Request):
     input_kind: InputKind = "vocal"
     # Semitones, as a trained voice's conversion: the input keeps its key unless asked.
@@ -46,6 +56,29 @@ class InstantVoiceRequest(Request):
     consent: bool
 
 
+class InstantClipRequest(Request):
+    """Another clip of the same voice (`POST /instant/voices/{id}/clips`), confirmed again."""
+
+    filename: str = Field(min_length=1, max_length=1000)
+    content_type: str = Field(min_length=1, max_length=200)
+    size_bytes: int
+    consent: bool
+
+
+class InstantClip(Model):
+    """A clip added to a voice: probed like its first reference (at least a few seconds)."""
+
+    id: UUID
+    status: ReferenceStatus
+    reference_filename: str | None = None
+    reference_seconds: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    consent_text: str
+    consent_at: datetime
+    created_at: datetime
+
+
 class InstantVoice(Model):
     id: UUID
     profile_id: UUID
@@ -58,12 +91,22 @@ class InstantVoice(Model):
     consent_text: str
     consent_at: datetime
     created_at: datetime
+    # clips added after the first reference (that is this row's), oldest first; the model
+    # hears the ready ones joined, first reference first, up to REFERENCE_USED_SECONDS
+    clips: list[InstantClip] = Field(default_factory=list)
 
 
 class InstantVoiceRow(InstantVoice):
     user_id: UUID
     reference_key: str
     reference_size_bytes: int | None = None
+    clip_of: UUID | None = None  # set on a clip's own row: the voice it belongs to
+    clip_keys: list[str] = Field(default_factory=list)  # the worker's: ready clips' keys
+
+
+class InstantClipTicket(Model):
+    clip: InstantClip
+    upload: InputUpload
 
 
 class InstantVoiceTicket(Model):

@@ -1,4 +1,5 @@
 from schemas.common import Model
+from schemas.instant import MIN_CLIP_SECONDS
 
 
 class Limits(Model):
@@ -18,3 +19,7 @@ class Limits(Model):
     conversion_retention_days: int  # how long a conversion's input and result are kept
     text_max_chars: int = 500  # the longest line `POST /profiles/{id}/speech` speaks
     texts_per_day: int = 50
+    # an instant voice's reference (a recording in the browser stops itself at the maximum)
+    min_reference_seconds: float = 10.0
+    max_reference_seconds: float = 30.0
+    min_clip_seconds: float = MIN_CLIP_SECONDS  # another clip of the same instant voice

@@ -254,3 +254,140 @@ def test_rows_deleted_with_their_profile_queue_their_audio(services, alice, sql)
     }
     part = keys.instant_part_key(alice.id, profile.id, job.id, "instrumental")
     assert {voice.reference_key, job.input_key, part} <= queued
+
+
+def test_the_input_is_served_for_the_before_after_player(services, alice, bob) -> None:
+    """`/instant/jobs/{id}/input` gives the page the input as uploaded (its A/B player's
+    "before"): not before the upload, only to its owner, and as the same bytes."""
+    profile = services.repo.create_profile(alice.id, "ab")
+    voice = _voice(services.repo, services.storage, alice.id, profile.id)
+    job = _job(services.repo, services.storage, voice, singing(2.0))
+    early = alice.client.get(f"/instant/jobs/{job.id}/input")
+    assert early.status_code == 409 and early.json()["error"]["code"] == "NOT_READY"
+    InstantCalls(services.repo).queue_job(job.id)
+    link = alice.client.get(f"/instant/jobs/{job.id}/input")
+    assert link.status_code == 200, link.text
+    assert link.json()["filename"] == "in.wav"
+    body = httpx.get(link.json()["url"]).content
+    assert (
+        body
+        == services.storage._s3.get_object(Bucket=services.storage.bucket, Key=job.input_key)[
+            "Body"
+        ].read()
+    )
+    assert bob.client.get(f"/instant/jobs/{job.id}/input").status_code == 404
+
+
+def _add_clip(client, voice_id, data: bytes, consent: bool = True):
+    return client.post(
+        f"/instant/voices/{voice_id}/clips",
+        json={"filename": "more.wav", "content_type": "audio/wav", "size_bytes": len(data),
+              "consent": consent},
+    )  # fmt: skip
+
+
+def test_a_voice_of_several_clips(services, alice, bob, api_url, relay_secret_key) -> None:
+    """More clips of the same voice over HTTP: each confirmed, uploaded and probed like the
+    first (a clip may be short, not under 3 s), listed inside its voice (never as a voice of
+    its own), refused once the ready clips fill the 25 s the model hears, handed to the worker
+    oldest first, and deleted with their audio, one at a time or with the voice."""
+    profile = services.repo.create_profile(alice.id, "clips")
+    voice = _voice(services.repo, services.storage, alice.id, profile.id, seconds=12.0)
+    five = encode(singing(5.0, f0=220, seed=5), RATE, "wav", "PCM_16")
+    refused = _add_clip(alice.client, voice.id, five, consent=False)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "CONSENT_REQUIRED"
+    assert _add_clip(bob.client, voice.id, five).status_code == 404
+
+    def added(data: bytes) -> dict:
+        ticket = _add_clip(alice.client, voice.id, data)
+        assert ticket.status_code == 201, ticket.text
+        clip = ticket.json()["clip"]
+        _put(ticket.json(), data)
+        key = keys.instant_reference_key(alice.id, profile.id, UUID(clip["id"]), "wav")
+        assert _event(services, api_url, relay_secret_key, key) == "probed"
+        return clip
+
+    first = added(five)
+    short = added(encode(singing(2.0, f0=220, seed=6), RATE, "wav", "PCM_16"))
+    second = added(encode(singing(14.0, f0=440, seed=7), RATE, "wav", "PCM_16"))
+    shown = alice.client.get(f"/instant/voices/{voice.id}").json()
+    assert [c["id"] for c in shown["clips"]] == [first["id"], short["id"], second["id"]]
+    assert [c["status"] for c in shown["clips"]] == ["ready", "rejected", "ready"]
+    assert shown["clips"][1]["error_code"] == "TOO_SHORT"
+    assert shown["clips"][0]["reference_seconds"] == pytest.approx(5.0, 0.01)
+    listed = alice.client.get(f"/profiles/{profile.id}/instant/voices").json()
+    assert [v["id"] for v in listed] == [str(voice.id)]  # clips are not voices
+    assert alice.client.get(f"/instant/voices/{first['id']}").status_code == 404
+    full = _add_clip(alice.client, voice.id, five)  # 12 + 5 + 14 s ready: all the model hears
+    assert full.status_code == 409 and full.json()["error"]["code"] == "TOO_MANY_FILES"
+
+    job = _job(services.repo, services.storage, voice, singing(2.0))
+    with pytest.raises(PipelineError) as not_a_voice:
+        _job(services.repo, services.storage, voice.model_copy(update={"id": UUID(first["id"])}),
+             singing(2.0))  # fmt: skip
+    assert not_a_voice.value.code == "NOT_FOUND"
+    InstantCalls(services.repo).queue_job(job.id)
+    worker_view = InstantCalls(services.repo).job_voice(job.id)
+    clip_key = keys.instant_reference_key(alice.id, profile.id, UUID(first["id"]), "wav")
+    second_key = keys.instant_reference_key(alice.id, profile.id, UUID(second["id"]), "wav")
+    assert worker_view.reference_key == voice.reference_key
+    assert worker_view.clip_keys == [clip_key, second_key]  # the rejected one is left out
+    services.repo.cancel_job("instant", alice.id, job.id)
+
+    gone = alice.client.delete(f"/instant/voices/{voice.id}/clips/{first['id']}")
+    assert gone.status_code == 204
+    assert services.storage.head(clip_key) is None
+    assert alice.client.delete(f"/instant/voices/{voice.id}/clips/{voice.id}").status_code == 404
+    shown = alice.client.get(f"/instant/voices/{voice.id}").json()
+    assert [c["id"] for c in shown["clips"]] == [short["id"], second["id"]]
+    assert alice.client.delete(f"/instant/voices/{voice.id}").status_code == 204
+    assert services.storage.head(second_key) is None
+    assert services.storage.head(voice.reference_key) is None
+
+
+def test_the_worker_joins_the_clips_up_to_25_seconds(services, alice, tmp_path) -> None:
+    """The reference the model hears: the first clip, then the added ones in order, cut at
+    25 s; a clip past that point is not fetched (a missing object there does not fail)."""
+    from gpu.instant.job import InstantRun
+
+    profile = services.repo.create_profile(alice.id, "join")
+    voice = _voice(services.repo, services.storage, alice.id, profile.id, seconds=12.0)
+    takes = [singing(12.0, f0=330, seed=3), singing(5.0, f0=220, seed=8),
+             singing(14.0, f0=440, seed=9)]  # fmt: skip
+    clip_keys = []
+    for take in takes[1:]:
+        key = keys.instant_reference_key(alice.id, profile.id, uuid4(), "wav")
+        data = encode(take, RATE, "wav", "PCM_16")
+        services.storage._s3.put_object(Bucket=services.storage.bucket, Key=key, Body=data)
+        clip_keys.append(key)
+    clip_keys.append(keys.instant_reference_key(alice.id, profile.id, uuid4(), "wav"))  # absent
+    run = InstantRun(services.repo, services.storage, services.settings, uuid4())
+    joined = run._reference(voice.model_copy(update={"clip_keys": clip_keys}), tmp_path)
+    heard, rate = sf.read(joined, dtype="float32")
+    assert rate == RATE and len(heard) == 25 * RATE
+    decoded = [sf.read(io.BytesIO(encode(t, RATE, "wav", "PCM_16")), dtype="float32")[0]
+               for t in takes]  # fmt: skip
+    expected = np.concatenate(decoded)[: 25 * RATE]
+    assert np.allclose(heard, expected, atol=1e-6)
+
+
+def test_a_purged_profile_queues_every_clip(services, alice, sql) -> None:
+    """A profile's purge deletes its voices' clip rows by cascade; each clip's audio is queued
+    for deletion with them, as a first reference's is."""
+    profile = services.repo.create_profile(alice.id, "purged clips")
+    voice = _voice(services.repo, services.storage, alice.id, profile.id)
+    clip_id = uuid4()
+    clip_key = keys.instant_reference_key(alice.id, profile.id, clip_id, "wav")
+    InstantCalls(services.repo).add_clip(
+        user_id=alice.id, voice_id=voice.id, clip_id=clip_id, reference_key=clip_key,
+        filename="more.wav", size_bytes=1000, consent_text="mine",
+        upload_expires_at=datetime.now(UTC),
+    )  # fmt: skip
+    sql.execute("delete from public.voice_profiles where id = %s", (profile.id,))
+    queued = {
+        r[0]
+        for r in sql.execute(
+            "select object_key from public.object_deletions where user_id = %s", (alice.id,)
+        ).fetchall()
+    }
+    assert {voice.reference_key, clip_key} <= queued

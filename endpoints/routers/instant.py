@@ -1,7 +1,8 @@
 """Instant voice: `/profiles/{id}/instant/voices` (a named 10-30 s reference, with consent),
-`/instant/voices/{id}`, and `/instant/jobs` conversions with one (Seed-VC, no training):
-watch, cancel, download. Created like conversions: the row first, then where to PUT the audio; the
-upload's event probes a reference or starts a conversion."""
+`/instant/voices/{id}` (its `/clips` add or remove more of the same voice), and
+`/instant/jobs` conversions with one (Seed-VC, no training): watch, cancel, download (the
+input too, for the page's before/after player). Created like conversions: the row first, then
+where to PUT the audio; the upload's event probes a reference or starts a conversion."""
 
 from pathlib import PurePosixPath
 from typing import Annotated, cast
@@ -12,13 +13,23 @@ from fastapi import APIRouter, Query, Response, status
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
 from endpoints.downloads import result_link
 from endpoints.job_routes import JobResource, JobRoute, add_job_routes
+from endpoints.links import download_link
 from endpoints.routers.conversions import SONG_PART_NAMES
 from pipeline import keys
 from pipeline.errors import NotFound, PipelineError
-from pipeline.instant import InstantCalls, delete_voice, request_instant, request_voice
+from pipeline.instant import (
+    InstantCalls,
+    delete_voice,
+    request_clip,
+    request_instant,
+    request_voice,
+)
 from schemas.conversions import DownloadLink, InputUpload
 from schemas.downloads import FORMAT_HELP, DownloadFormat
 from schemas.instant import (
+    InstantClip,
+    InstantClipRequest,
+    InstantClipTicket,
     InstantJob,
     InstantJobRow,
     InstantParams,
@@ -69,6 +80,39 @@ def get_instant_voice(voice_id: UUID, user: UserDep, repo: RepoDep) -> InstantVo
 def delete_instant_voice(voice_id: UUID, user: UserDep, services: ServicesDep) -> Response:
     """Deletes the voice, its reference and every conversion made with it, audio included."""
     delete_voice(services.repo, services.storage, user.id, voice_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/instant/voices/{voice_id}/clips",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[rate_limit("upload")],
+)
+def add_instant_clip(
+    voice_id: UUID, body: InstantClipRequest, user: UserDep, services: ServicesDep
+) -> InstantClipTicket:
+    """Another clip of the voice, confirmed again, and where to PUT it; its upload is probed
+    like the first reference. The model hears the ready clips joined, up to 25 s."""
+    clip, upload = request_clip(services.repo, services.storage, user.id, voice_id, body)
+    ticket = InputUpload(
+        upload_url=upload.url, headers=upload.headers, expires_at=upload.expires_at
+    )
+    return InstantClipTicket(clip=InstantClip.model_validate(clip.model_dump()), upload=ticket)
+
+
+@router.delete(
+    "/instant/voices/{voice_id}/clips/{clip_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[rate_limit("cancel")],
+)
+def delete_instant_clip(
+    voice_id: UUID, clip_id: UUID, user: UserDep, services: ServicesDep
+) -> Response:
+    """Deletes one added clip and its audio (the first reference goes only with the voice)."""
+    voice = InstantCalls(services.repo).voice(user.id, voice_id)
+    if all(clip.id != clip_id for clip in voice.clips):
+        raise NotFound("That clip is not one of this voice's.", {"clip_id": str(clip_id)})
+    delete_voice(services.repo, services.storage, user.id, clip_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -128,3 +172,14 @@ def download_instant(
     key = keys.instant_part_key(job.user_id, job.profile_id, job.id, part)
     name = SONG_PART_NAMES[part]
     return result_link(services, key, f"{stem}-instant-{name}", format, f"{stem} (instant {name})")
+
+
+@router.get("/instant/jobs/{job_id}/input")
+def download_instant_input(job_id: UUID, user: UserDep, services: ServicesDep) -> DownloadLink:
+    """The uploaded input as it came, so the page can play it against the result (A/B)."""
+    job = cast(InstantJobRow, services.repo.get_job_row("instant", user.id, job_id))
+    if job.files_removed_at:
+        raise PipelineError("FILES_EXPIRED", "This conversion's files were deleted.")
+    if job.status == "awaiting_upload" or services.storage.head(job.input_key) is None:
+        raise PipelineError("NOT_READY", "The input has not been uploaded.", {"status": job.status})
+    return download_link(services, job.input_key, job.input_filename or "input")

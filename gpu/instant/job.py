@@ -30,7 +30,7 @@ from pipeline.instant import InstantCalls
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
-from schemas.instant import InstantJobRow, InstantParams, InstantQuality
+from schemas.instant import InstantJobRow, InstantParams, InstantQuality, InstantVoiceRow
 from schemas.pitch import suggest
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,7 @@ class InstantRun(JobRun):
         params = InstantParams.model_validate(job.params)
         self.phase("download", percent=0)
         source = self._fetch(job.input_key, tmp / "input", self.settings.max_conversion_seconds)
-        voice = self.calls.job_voice(self.job_id)
-        reference_file = self._fetch(
-            voice.reference_key, tmp / "reference", self.settings.max_reference_seconds
-        )
+        ref_mono = self._reference(self.calls.job_voice(self.job_id), tmp)
         vocal = source
         if params.input_kind == "song":
             vocal, instrumental = tmp / "song-vocals.wav", tmp / "song-instrumental.wav"
@@ -92,9 +89,8 @@ class InstantRun(JobRun):
                 source, vocal, instrumental, cache_dir=Path(self.settings.model_cache_dir),
                 device=device(), progress=self.progress("separate", every=every),
             )  # fmt: skip
-        mono, ref_mono = tmp / "vocal-mono.wav", tmp / "reference-mono.wav"
+        mono = tmp / "vocal-mono.wav"
         frames = to_mono(vocal, mono, seedvc.RATE)
-        to_mono(reference_file, ref_mono, seedvc.RATE)
         if frames < MIN_INPUT_SECONDS * seedvc.RATE:
             raise JobFailure("TOO_SHORT", f"The input is shorter than {MIN_INPUT_SECONDS:g} s.")
 
@@ -139,6 +135,22 @@ class InstantRun(JobRun):
         output_key = keys.instant_part_key(job.user_id, job.profile_id, self.job_id, "mix")
         info = sf.info(str(source))
         self.finish(output_key, info.frames / info.samplerate, pitch, report.model_dump())
+
+    def _reference(self, voice: InstantVoiceRow, tmp: Path) -> Path:
+        """The voice's clips (its first reference, then the added ones that passed the probe,
+        oldest first) joined as one mono 44.1 kHz reference, cut where the model stops
+        listening: a clip past that point is not even fetched."""
+        wanted = int(seedvc.REFERENCE_SECONDS * seedvc.RATE)
+        parts: list[np.ndarray] = []
+        for i, key in enumerate([voice.reference_key, *voice.clip_keys]):
+            if sum(len(p) for p in parts) >= wanted:
+                break
+            clip = self._fetch(key, tmp / f"reference-{i}", self.settings.max_reference_seconds)
+            to_mono(clip, tmp / f"reference-{i}-mono.wav", seedvc.RATE)
+            parts.append(sf.read(tmp / f"reference-{i}-mono.wav", dtype="float32")[0])
+        joined = tmp / "reference-mono.wav"
+        sf.write(joined, np.concatenate(parts)[:wanted], seedvc.RATE, subtype="FLOAT")
+        return joined
 
     def _fetch(self, key: str, stem: Path, max_seconds: float) -> Path:
         path = stem.with_suffix(Path(key).suffix)

@@ -30,12 +30,15 @@ import numpy as np
 
 from gpu.instant import weights
 from gpu.instant.stitch import Progress, stitch
+from schemas.instant import REFERENCE_USED_SECONDS
 
 log = logging.getLogger(__name__)
 
 RATE = 44100
 HOP = 512
-REFERENCE_SECONDS = 25.0  # Seed-VC's own cap: the reference shares the DiT's 30 s context
+# Seed-VC's own cap: the reference shares the DiT's 30 s context (the service refuses a clip
+# past it, so it is defined beside the voice's schema)
+REFERENCE_SECONDS = REFERENCE_USED_SECONDS
 CONTEXT_SECONDS = 30
 OVERLAP_FRAMES = 16
 WHISPER_RATE = 16000

@@ -21,10 +21,15 @@ create table public.instant_voices (
   consent_text text not null check (length(consent_text) > 0),
   consent_at timestamptz not null default now(),
   upload_expires_at timestamptz,
-  created_at timestamptz not null default now()
+  created_at timestamptz not null default now(),
+  -- set on a clip added to a voice (add_instant_clip): the voice it belongs to; such a row is
+  -- uploaded, probed, claimed and erased as a first reference is, and listed inside its voice
+  clip_of uuid references public.instant_voices (id) on delete cascade
 );
 create index instant_voices_profile_idx
   on public.instant_voices (profile_id, created_at desc);
+create index instant_voices_clip_idx
+  on public.instant_voices (clip_of, created_at) where clip_of is not null;
 alter table public.instant_voices enable row level security;
 create policy instant_voices_owner_select on public.instant_voices
   for select to authenticated using ((select auth.uid()) = user_id);
@@ -113,6 +118,19 @@ begin
   return to_jsonb(v_voice);
 end $$;
 
+-- A voice as the API shows it: its own row, and its added clips, oldest first.
+create or replace function svc_private.instant_voice_json(p_voice public.instant_voices)
+returns jsonb language sql stable set search_path = '' as $$
+  select to_jsonb(p_voice) || jsonb_build_object('clips', coalesce((
+    select jsonb_agg(jsonb_build_object(
+             'id', c.id, 'status', c.status, 'reference_filename', c.reference_filename,
+             'reference_seconds', c.reference_seconds, 'error_code', c.error_code,
+             'error_message', c.error_message, 'consent_text', c.consent_text,
+             'consent_at', c.consent_at, 'created_at', c.created_at)
+           order by c.created_at, c.id)
+      from public.instant_voices c where c.clip_of = p_voice.id), '[]'::jsonb))
+$$;
+
 create or replace function public.get_instant_voice_by_id(p_voice_id uuid)
 returns jsonb language sql stable security definer set search_path = '' as $$
   select to_jsonb(v) from public.instant_voices v where v.id = p_voice_id
@@ -123,8 +141,8 @@ returns jsonb language plpgsql stable security definer set search_path = '' as $
 declare
   v_voice jsonb;
 begin
-  select to_jsonb(v) into v_voice from public.instant_voices v
-   where v.id = p_voice_id and v.user_id = p_user_id;
+  select svc_private.instant_voice_json(v) into v_voice from public.instant_voices v
+   where v.id = p_voice_id and v.user_id = p_user_id and v.clip_of is null;
   if v_voice is null then
     perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
                                     jsonb_build_object('voice_id', p_voice_id));
@@ -134,9 +152,71 @@ end $$;
 
 create or replace function public.list_instant_voices(p_user_id uuid, p_profile_id uuid)
 returns jsonb language sql stable security definer set search_path = '' as $$
-  select coalesce(jsonb_agg(to_jsonb(v) order by v.created_at desc), '[]'::jsonb)
-    from public.instant_voices v where v.user_id = p_user_id and v.profile_id = p_profile_id
+  select coalesce(jsonb_agg(svc_private.instant_voice_json(v) order by v.created_at desc),
+                  '[]'::jsonb)
+    from public.instant_voices v
+   where v.user_id = p_user_id and v.profile_id = p_profile_id and v.clip_of is null
 $$;
+
+-- Another clip for a voice, awaiting its upload (probed like the first), with the consent the
+-- person confirmed again for it. Refused past `p_max_clips` clips in all, or once the ready
+-- clips already fill the `p_max_seconds` the model uses (more would not be heard).
+create or replace function public.add_instant_clip(
+  p_user_id uuid, p_voice_id uuid, p_clip_id uuid, p_reference_key text, p_filename text,
+  p_size_bytes bigint, p_consent_text text, p_upload_expires_at timestamptz,
+  p_max_clips integer, p_max_seconds double precision
+) returns jsonb language plpgsql security definer set search_path = '' as $$
+declare
+  v_voice public.instant_voices;
+  v_clips integer;
+  v_seconds double precision;
+  v_clip public.instant_voices;
+begin
+  select * into v_voice from public.instant_voices
+   where id = p_voice_id and user_id = p_user_id and clip_of is null for update;
+  if not found then
+    perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
+                                    jsonb_build_object('voice_id', p_voice_id));
+  end if;
+  perform svc_private.owned_profile(p_user_id, v_voice.profile_id);
+  if v_voice.status = 'rejected' then
+    perform svc_private.raise_error('REFERENCE_NOT_READY',
+      'This voice''s first sample was rejected: delete the voice and start it again.',
+      jsonb_build_object('voice_id', p_voice_id, 'status', v_voice.status));
+  end if;
+  if p_reference_key not like format('vc/users/%s/profiles/%s/instant/%s/reference.%%',
+                                     p_user_id, v_voice.profile_id, p_clip_id) then
+    perform svc_private.raise_error('INVALID_ARGUMENT', 'The object key does not match its owner.',
+                                    jsonb_build_object('reference_key', p_reference_key));
+  end if;
+  if coalesce(length(trim(p_consent_text)), 0) = 0 then
+    perform svc_private.raise_error('CONSENT_REQUIRED',
+      'Confirm that the reference is your own voice or that you have the right to use it.',
+      '{}'::jsonb);
+  end if;
+  select 1 + count(*), coalesce(v_voice.reference_seconds, 0)
+           + coalesce(sum(reference_seconds) filter (where status = 'ready'), 0)
+    into v_clips, v_seconds
+    from public.instant_voices where clip_of = p_voice_id;
+  if v_clips >= p_max_clips then
+    perform svc_private.raise_error('TOO_MANY_FILES',
+      format('This voice has %s clips, the most it takes. Delete one to add another.', v_clips),
+      jsonb_build_object('clips', v_clips, 'max_clips', p_max_clips));
+  end if;
+  if v_seconds >= p_max_seconds then
+    perform svc_private.raise_error('TOO_MANY_FILES',
+      format('This voice''s clips already hold %s s, all the instant model uses. '
+             'Delete a clip to add another.', round(v_seconds::numeric, 1)),
+      jsonb_build_object('seconds', v_seconds, 'max_seconds', p_max_seconds));
+  end if;
+  insert into public.instant_voices
+    (id, user_id, profile_id, clip_of, name, reference_key, reference_filename,
+     reference_size_bytes, consent_text, upload_expires_at)
+  values (p_clip_id, p_user_id, v_voice.profile_id, p_voice_id, v_voice.name, p_reference_key,
+          p_filename, p_size_bytes, p_consent_text, p_upload_expires_at)
+  returning * into v_clip;
+  return to_jsonb(v_clip);
+end $$;
 
 -- The reference's probe: awaiting_upload → ready (with its length) or rejected (with why).
 create or replace function public.record_instant_reference(
@@ -166,12 +246,14 @@ begin
   return to_jsonb(v_voice);
 end $$;
 
--- Deletes a voice and its conversions; returns every object key they held, for the caller to
--- delete from the bucket. A voice with a conversion in flight is kept until it ends.
+-- Deletes a voice (every clip and conversion with it) or one added clip; returns every object
+-- key they held, for the caller to delete from the bucket. Kept while a conversion with the
+-- voice runs.
 create or replace function public.delete_instant_voice(p_user_id uuid, p_voice_id uuid)
 returns jsonb language plpgsql security definer set search_path = '' as $$
 declare
   v_voice public.instant_voices;
+  v_owner uuid;
   v_keys text[];
 begin
   select * into v_voice from public.instant_voices
@@ -180,14 +262,22 @@ begin
     perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
                                     jsonb_build_object('voice_id', p_voice_id));
   end if;
-  perform 1 from public.instant_jobs where voice_id = p_voice_id for update;
-  if exists (select 1 from public.instant_jobs where voice_id = p_voice_id
+  v_owner := coalesce(v_voice.clip_of, v_voice.id);  -- the voice whose conversions count
+  perform 1 from public.instant_jobs where voice_id = v_owner for update;
+  if exists (select 1 from public.instant_jobs where voice_id = v_owner
                and status in ('queued', 'running')) then
     perform svc_private.raise_error('INSTANT_IN_PROGRESS',
       'A conversion with this voice is still running. Cancel it or wait for it first.',
-      jsonb_build_object('voice_id', p_voice_id));
+      jsonb_build_object('voice_id', v_owner));
   end if;
-  select array[v_voice.reference_key] || coalesce(array_agg(k) filter (where k is not null), '{}')
+  if v_voice.clip_of is not null then
+    delete from public.instant_voices where id = p_voice_id;
+    return jsonb_build_object('voice_id', p_voice_id, 'keys', to_jsonb(array[v_voice.reference_key]));
+  end if;
+  select array[v_voice.reference_key]
+         || coalesce((select array_agg(c.reference_key order by c.created_at)
+                        from public.instant_voices c where c.clip_of = p_voice_id), '{}')
+         || coalesce(array_agg(k) filter (where k is not null), '{}')
     into v_keys
     from public.instant_jobs j,
          unnest(array[j.input_key, j.output_key] || svc_private.instant_part_keys(j)) k
@@ -242,7 +332,7 @@ declare
   v_stale uuid;
 begin
   select * into v_voice from public.instant_voices
-   where id = p_voice_id and user_id = p_user_id for update;
+   where id = p_voice_id and user_id = p_user_id and clip_of is null for update;
   if not found then
     perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
                                     jsonb_build_object('voice_id', p_voice_id));
@@ -293,13 +383,18 @@ begin
     'status', 'queued', 'progress', jsonb_build_object('phase', 'queued')));
 end $$;
 
--- The reference an instant job converts with, for the worker (which holds only the job id).
+-- The reference an instant job converts with, for the worker (which holds only the job id):
+-- the voice's row and `clip_keys`, its added clips that passed the probe, oldest first.
 create or replace function public.instant_job_voice(p_job_id uuid)
 returns jsonb language plpgsql stable security definer set search_path = '' as $$
 declare
   v_voice jsonb;
 begin
-  select to_jsonb(v) into v_voice
+  select to_jsonb(v) || jsonb_build_object('clip_keys', coalesce((
+           select jsonb_agg(c.reference_key order by c.created_at, c.id)
+             from public.instant_voices c where c.clip_of = v.id and c.status = 'ready'),
+           '[]'::jsonb))
+    into v_voice
     from public.instant_jobs j join public.instant_voices v on v.id = j.voice_id
    where j.id = p_job_id and v.status = 'ready';
   if v_voice is null then

@@ -84,3 +84,14 @@ test("a refusal whose header the browser hides is waited out by its body's retry
     await server.close();
   }
 });
+
+test("a 204 (a delete) resolves with nothing instead of failing to read a body", async () => {
+  const server = createServer((request, response) => { response.writeHead(204); response.end(); });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const api = new Api(`http://127.0.0.1:${server.address().port}`, async () => "t", () => assert.fail("not a sign-out"));
+  try {
+    assert.equal(await api.delete("/instant/voices/v"), null);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});

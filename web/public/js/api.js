@@ -36,7 +36,8 @@ export class Api {
   async request(method, path, body, { retries = this.retries } = {}) {
     for (let attempt = 0; ; attempt += 1) {
       const response = await this.send(method, path, body);
-      if (response.ok) return response.json();
+      // a 204 (DELETE /instant/voices/{id}) has no body to read
+      if (response.ok) return response.status === 204 ? null : response.json();
       const delay = retryDelay(response, this.maxWaitSeconds, await retryAfterInBody(response));
       if (delay !== null && attempt < retries) {
         await this.sleep(delay * 1000);

@@ -4,6 +4,7 @@
 // as a file of its own, and both can be played.
 
 import { Live } from "./live.js";
+import { Recorder } from "./recorder.js";
 import { contentTypeOf, putFile } from "./upload.js";
 import { $, announce, el, formatBytes, formatDuration, guarded, plural } from "./ui.js";
 
@@ -28,6 +29,11 @@ export class DatasetPanel {
     this.players = new Map(); // file id -> its <audio>, kept across renders so it plays on
     this.local = new Map(); // uploads this page started: key -> {name, size, progress, error, fileId}
     this.live = new Live(ctx, "dataset_files", () => this.refresh());
+    // a take is one dataset file: held to the per-file length the probe allows
+    this.recorder = new Recorder($("dataset-recorder"), {
+      minSeconds: ctx.limits.min_dataset_file_seconds, maxSeconds: ctx.limits.max_dataset_file_seconds,
+      useLabel: "Upload this take", name: "take", onTake: (file) => this.add([file], { fullMix: false }),
+    });
     const input = $("dataset-input");
     input.addEventListener("change", guarded(() => {
       this.add([...input.files]);
@@ -71,10 +77,10 @@ export class DatasetPanel {
     return uploading || separating || this.files.some((f) => f.status === "pending");
   }
 
-  add(files) {
+  /** A recorded take is never a full song, whatever the box says (`fullMix: false`). */
+  add(files, { fullMix = $("full-mix").checked } = {}) {
     if (!files.length) return;
     announce(`Uploading ${plural(files.length, "file")}.`);
-    const fullMix = $("full-mix").checked;
     const queue = files.map((file) => {
       const key = crypto.randomUUID();
       this.local.set(key, { name: file.name, size: file.size, progress: 0, fullMix });

@@ -1,10 +1,15 @@
-// Instant voice: add a 10–30 s sample (with the consent the API stores), then convert a stem
-// or a song with it at once; follow the job by polling, show its quality report honestly and
-// point to a trained voice when the likeness is loose.
+// Instant voice: add a 10–30 s sample, picked or recorded (with the consent the API stores),
+// and more clips of the same voice, then convert a stem or a song with it at once; follow the
+// job by polling, play the result against its input (A/B), show its quality report honestly
+// and point to a trained voice when the likeness is loose.
 
+import { ABPlayer } from "./abplayer.js";
+import { Recorder, pickFile } from "./recorder.js";
 import { contentTypeOf, putFile } from "./upload.js";
 import { $, announce, el, formatDuration, guarded } from "./ui.js";
 
+// What the instant model hears of a voice's clips joined (schemas/instant.py, REFERENCE_USED_SECONDS).
+const USED_SECONDS = 25;
 const ACTIVE = new Set(["awaiting_upload", "queued", "running"]);
 const PHASES = {
   awaiting_upload: "Uploading…", queued: "Waiting for a GPU…", download: "Fetching your files…",
@@ -16,18 +21,28 @@ const PHASES = {
 export class InstantPanel {
   constructor(ctx) {
     this.ctx = ctx;
-    this.timer = null;
+    this.timers = {}; // one per thing watched: a sample being checked, a job running
     this.job = null;
     $("instant-voice-form").addEventListener("submit", guarded((event) => this.addVoice(event)));
     $("instant-form").addEventListener("submit", guarded((event) => this.convert(event)));
     $("instant-cancel").addEventListener("click", guarded(() => this.cancel()));
+    // a recorded sample lands in the file input, so it is added (with the consent) like a picked one
+    this.recorder = new Recorder($("instant-recorder"), {
+      minSeconds: ctx.limits.min_reference_seconds ?? 10, maxSeconds: ctx.limits.max_reference_seconds ?? 30,
+      useLabel: "Use this recording", name: "my-voice", onTake: (file) => this.useRecording(file),
+    });
+    this.player = new ABPlayer($("instant-ab"));
+    $("instant-add-to").addEventListener("change", () => this.renderAddTo());
+    $("instant-reference").addEventListener("change", () => { $("instant-reference-picked").textContent = ""; });
     const transpose = $("instant-transpose");
     transpose.addEventListener("input", () => { $("instant-transpose-out").value = transpose.value; });
   }
 
-  stop() {
-    clearTimeout(this.timer);
-    this.timer = null;
+  stop(what) {
+    for (const name of what ? [what] : Object.keys(this.timers)) {
+      clearTimeout(this.timers[name]);
+      delete this.timers[name];
+    }
   }
 
   async show() {
@@ -36,26 +51,65 @@ export class InstantPanel {
     const ready = voices.filter((voice) => voice.status === "ready");
     $("instant-voice").replaceChildren(...ready.map((voice) => el("option", { value: voice.id }, voice.name)));
     $("instant-form").hidden = ready.length === 0;
-    if (voices.some((voice) => voice.status === "awaiting_upload")) this.later(() => this.show());
+    // more clips of the same voice go through the same form (and recorder) as a first sample
+    const addTo = $("instant-add-to");
+    const picked = addTo.value;
+    addTo.replaceChildren(el("option", { value: "" }, "A new voice"),
+      ...voices.filter((voice) => voice.status !== "rejected").map((voice) => el("option", { value: voice.id }, `${voice.name} (another clip)`)));
+    addTo.value = [...addTo.options].some((option) => option.value === picked) ? picked : "";
+    this.renderAddTo();
+    const checking = (item) => item.status === "awaiting_upload";
+    if (voices.some((voice) => checking(voice) || voice.clips.some(checking))) this.later("voices", () => this.show());
+  }
+
+  renderAddTo() {
+    const clip = Boolean($("instant-add-to").value);
+    $("instant-name-row").hidden = clip;
+    $("instant-voice-name").required = !clip;
+    const limits = this.ctx.limits;
+    this.recorder.setMinimum(clip ? limits.min_clip_seconds ?? 3 : limits.min_reference_seconds ?? 10);
   }
 
   voiceItem(voice) {
-    const state = voice.status === "ready" ? `${formatDuration(voice.reference_seconds)} sample`
+    const ready = [voice, ...voice.clips].filter((clip) => clip.status === "ready");
+    const total = ready.reduce((sum, clip) => sum + (clip.reference_seconds || 0), 0);
+    const extra = voice.clips.length;
+    const state = voice.status === "ready"
+      ? `${formatDuration(voice.reference_seconds)} sample` + (extra ? ` + ${extra} clip${extra === 1 ? "" : "s"}, ${formatDuration(total)} in all${total > USED_SECONDS ? ` (the first ${USED_SECONDS} s are used)` : ""}` : "")
       : voice.status === "rejected" ? `refused: ${voice.error_message}` : "being checked…";
-    return el("li", {}, `${voice.name} (${state}) `,
-      el("button", { type: "button", class: "danger", onclick: guarded(() => this.deleteVoice(voice)) }, "Delete"));
+    const clips = voice.clips.map((clip) => el("li", { dataset: { clip: clip.id, status: clip.status } },
+      `${clip.reference_filename || "clip"}: ${clipState(clip)} `,
+      el("button", { type: "button", class: "secondary", "aria-label": `Delete the clip ${clip.reference_filename || ""}`,
+        onclick: guarded(() => this.deleteClip(voice, clip)) }, "Delete clip")));
+    return el("li", { dataset: { voice: voice.id } }, `${voice.name} (${state}) `,
+      el("button", { type: "button", class: "danger", onclick: guarded(() => this.deleteVoice(voice)) }, "Delete"),
+      clips.length ? el("ul", { class: "clips" }, ...clips) : null);
   }
 
   async addVoice(event) {
     event.preventDefault();
     const file = $("instant-reference").files[0];
-    const ticket = await this.ctx.api.post(`/profiles/${this.ctx.profile.id}/instant/voices`, {
-      name: $("instant-voice-name").value, filename: file.name, content_type: contentTypeOf(file),
-      size_bytes: file.size, consent: $("instant-consent").checked,
-    });
+    const voiceId = $("instant-add-to").value;
+    const about = { filename: file.name, content_type: contentTypeOf(file), size_bytes: file.size, consent: $("instant-consent").checked };
+    const ticket = voiceId
+      ? await this.ctx.api.post(`/instant/voices/${voiceId}/clips`, about)
+      : await this.ctx.api.post(`/profiles/${this.ctx.profile.id}/instant/voices`, { name: $("instant-voice-name").value, ...about });
     await putFile(ticket.upload.upload_url, ticket.upload.headers, file);
-    announce("Sample uploaded: it is being checked.");
+    announce(voiceId ? "Clip uploaded: it is being checked." : "Sample uploaded: it is being checked.");
     await this.show();
+  }
+
+  async deleteClip(voice, clip) {
+    if (!window.confirm(`Delete the clip "${clip.reference_filename}" from "${voice.name}"?`)) return;
+    await this.ctx.api.delete(`/instant/voices/${voice.id}/clips/${clip.id}`);
+    await this.show();
+  }
+
+  useRecording(file) {
+    pickFile($("instant-reference"), file);
+    $("instant-reference-picked").textContent = `Recorded sample attached: ${file.name}.`;
+    announce("Recording attached. Confirm the box below, then add the sample.");
+    $("instant-consent").focus();
   }
 
   async deleteVoice(voice) {
@@ -83,14 +137,14 @@ export class InstantPanel {
   async poll() {
     this.job = await this.ctx.api.get(`/instant/jobs/${this.job.id}`);
     this.render();
-    if (ACTIVE.has(this.job.status)) this.later(() => this.poll());
+    if (ACTIVE.has(this.job.status)) this.later("job", () => this.poll());
     else if (this.job.status === "succeeded") await this.showResult();
   }
 
   async cancel() {
     if (!this.job) return;
     this.job = await this.ctx.api.post(`/instant/jobs/${this.job.id}/cancel`);
-    this.stop();
+    this.stop("job");
     this.render();
   }
 
@@ -106,8 +160,10 @@ export class InstantPanel {
   }
 
   async showResult() {
-    const link = await this.ctx.api.get(`/instant/jobs/${this.job.id}/download`);
-    $("instant-audio").src = link.url;
+    const [link, input] = await Promise.all([
+      this.ctx.api.get(`/instant/jobs/${this.job.id}/download`),
+      this.ctx.api.get(`/instant/jobs/${this.job.id}/input`),
+    ]);
     $("instant-download").href = link.url;
     $("instant-download").setAttribute("download", link.filename);
     const q = this.job.quality || {};
@@ -116,10 +172,21 @@ export class InstantPanel {
     $("instant-train").hidden = !q.suggest_training;
     $("instant-result").hidden = false;
     announce("Your instant conversion is ready.");
+    // a song's result is its cover (the mix): the song against it, else the stem against its conversion
+    const song = this.job.params?.input_kind === "song";
+    await this.player.load(input.url, link.url, song ? ["Before (the original song)", "After (the instant cover)"]
+      : ["Before (your upload)", "After (instant conversion)"]);
   }
 
-  later(action) {
-    this.stop();
-    this.timer = setTimeout(guarded(action), 1500);
+  /** Runs `action` in 1.5 s, replacing the pending one of its kind only (a clip being checked
+   * must not stop a running job's polling). */
+  later(what, action) {
+    this.stop(what);
+    this.timers[what] = setTimeout(guarded(action), 1500);
   }
+}
+
+function clipState(clip) {
+  if (clip.status === "ready") return formatDuration(clip.reference_seconds);
+  return clip.status === "rejected" ? `refused: ${clip.error_message}` : "being checked…";
 }
