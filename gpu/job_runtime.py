@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, Unavailable
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -61,6 +61,8 @@ KEEPS_CHECKPOINTS = {"GPU_BUDGET_EXHAUSTED", STALE_ATTEMPT}
 # Stops that end the run "canceled" (no code: the phases found the job gone themselves);
 # any other (WORKER_LOST, GPU_BUDGET_EXHAUSTED) is the row's failure, so "failed".
 QUIET_STOPS = {None, "CANCELED", STALE_ATTEMPT}
+# A finish the database could not take is retried after these waits (doubling up to the cap).
+FINISH_FIRST_DELAY, FINISH_MAX_DELAY = 0.5, 10.0
 
 
 @dataclass(frozen=True)
@@ -149,11 +151,34 @@ class JobRun:
         return report
 
     def finish(self, *outcome: Any) -> JobRow:
-        """The kind's finish for this attempt; a newer attempt's claim stops this one quietly."""
-        with self.heartbeat.fenced():
-            return self.spec.finish(
-                self.repo, self.job_id, *outcome, attempt=self.heartbeat.attempt
-            )
+        """The kind's finish for this attempt; a newer attempt's claim stops this one quietly.
+
+        By now the output (the model, the audio) is in the bucket: a database that is down at
+        this moment (a restart, a failover) must not turn the whole run into a failure. The
+        finish is retried with backoff while the reaper would still wait for this worker
+        (`VC_HEARTBEAT_TIMEOUT_SECONDS` since the last beat the database took, as a missed
+        heartbeat is); past that the job is the reaper's and `Unavailable` is raised. A retry
+        of a finish that did commit (the answer was lost) finds the row finished and returns
+        it, so nothing is recorded or charged twice."""
+        delay = FINISH_FIRST_DELAY
+        while True:
+            try:
+                with self.heartbeat.fenced():
+                    return self.spec.finish(
+                        self.repo, self.job_id, *outcome, attempt=self.heartbeat.attempt
+                    )
+            except Unavailable:
+                left = self.heartbeat.seconds_left()
+                if left <= 0:
+                    raise
+                log.warning(
+                    "%s %s: finish failed (database unavailable); retrying in %.1fs",
+                    self.spec.name,
+                    self.job_id,
+                    min(delay, left),
+                )
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, FINISH_MAX_DELAY)
 
     def run(self) -> str:
         """Whatever way the run ends (success, failure, a cancel, Modal's
