@@ -124,6 +124,7 @@ class Tally:
     # (sent, answered, route, status or 0 for no answer), monotonic seconds: the fault windows
     failures: list[tuple[float, float, str, int]] = field(default_factory=list)
     unavailable_without_retry_after: int = 0
+    loop_lag: list[float] = field(default_factory=list)  # the client's event loop, seconds
 
 
 def expected(route: str, seeded: bool) -> set[tuple[int, str]]:
@@ -217,9 +218,23 @@ async def drive(api: str, users: list[SimUser], seconds: float, seed: int, tally
         start = time.perf_counter()
         deadline = start + seconds
         await asyncio.gather(
-            *(act(client, u, tally, random.Random(seed + i), deadline) for i, u in enumerate(users))
+            watch_loop(tally, deadline),
+            *(
+                act(client, u, tally, random.Random(seed + k), deadline)
+                for k, u in enumerate(users)
+            ),  # noqa: E501
         )
         return time.perf_counter() - start
+
+
+async def watch_loop(tally: Tally, deadline: float, every: float = 0.01) -> None:
+    """How late the client's own event loop wakes a 10 ms sleep: time every answer also
+    waited in the load generator (a busy client, or a machine without a free core), which
+    the client's latencies include and the API's do not."""
+    while time.perf_counter() < deadline:
+        before = time.perf_counter()
+        await asyncio.sleep(every)
+        tally.loop_lag.append(time.perf_counter() - before - every)
 
 
 def seed_trained_profile(conn: psycopg.Connection[Any], user: SimUser, file_seconds: float) -> None:
@@ -557,7 +572,7 @@ class Bench:
             "routes": routes,
             **figures,
             "transport_errors": dict(tally.transport_errors),
-            "diagnosis": sampler.diagnosis(served),
+            "diagnosis": sampler.diagnosis(served) | _loop_lag(tally),
             "problems": problems,
         }
 
@@ -578,6 +593,16 @@ class Bench:
 
     def stack(self, root: Path) -> contextlib.AbstractContextManager[tuple[ChaosStack, Api]]:
         return _stack(root, {} if self.default_rate_limits else RAISED_RATE_LIMITS)
+
+
+def _loop_lag(tally: Tally) -> dict[str, float]:
+    lag = sorted(tally.loop_lag)
+    if not lag:
+        return {}
+    return {
+        "client_loop_lag_p50_ms": round(statistics.median(lag) * 1000, 1),
+        "client_loop_lag_p99_ms": round(percentile(lag, 0.99) * 1000, 1),
+    }
 
 
 def _postmaster_pid(stack: ChaosStack) -> int | None:

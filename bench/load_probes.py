@@ -37,6 +37,14 @@ select coalesce(state, '?'), coalesce(wait_event_type, ''), coalesce(wait_event,
  group by 1, 2, 3
 """
 BLOCKED_SQL = "select count(*) from pg_locks where not granted"
+# What a backend waiting on a lock runs, and what the one holding it runs.
+WAITERS_SQL = """
+select left(regexp_replace(w.query, '\\s+', ' ', 'g'), 90),
+       left(regexp_replace(coalesce(b.query, ''), '\\s+', ' ', 'g'), 90)
+  from pg_stat_activity w
+  left join pg_stat_activity b on b.pid = (pg_blocking_pids(w.pid))[1]
+ where w.wait_event_type = 'Lock' and w.pid <> pg_backend_pid()
+"""
 
 
 @dataclass
@@ -49,6 +57,7 @@ class Sampler:
     samples: int = 0
     blocked_max: int = 0
     blocked_samples: int = 0
+    lock_waits: Counter[str] = field(default_factory=Counter)  # "waiter <- holder" -> samples
     active_sum: int = 0
     pg_cpu_s: float = 0.0
     first: dict[str, Any] | None = None
@@ -61,6 +70,7 @@ class Sampler:
     def start(self) -> "Sampler":
         self.first = self._api_stats()
         self.started = time.monotonic()
+        self._client_cpu = _cpu_s(psutil.Process())
         psutil.cpu_percent()  # the machine's figure is measured from here
         self._pg_cpu_start = self._pg_cpu()
         self._thread = threading.Thread(target=self._run, daemon=True, name="load-sampler")
@@ -74,6 +84,7 @@ class Sampler:
         self.stopped = time.monotonic()
         self.machine_cpu = psutil.cpu_percent()
         self.pg_cpu_s = max(self._pg_cpu() - self._pg_cpu_start, 0.0)
+        self.client_cpu_s = _cpu_s(psutil.Process()) - self._client_cpu
         self.last = self._api_stats()
 
     def _run(self) -> None:
@@ -102,6 +113,9 @@ class Sampler:
         blocked = int(row[0]) if row else 0
         self.blocked_max = max(self.blocked_max, blocked)
         self.blocked_samples += blocked > 0
+        if blocked:
+            for waiter, holder in conn.execute(WAITERS_SQL).fetchall():
+                self.lock_waits[f"{waiter} <- {holder}"] += 1
 
     def _api_stats(self) -> dict[str, Any] | None:
         try:
@@ -128,12 +142,18 @@ class Sampler:
         out: dict[str, Any] = {"machine_cpu_percent": round(self.machine_cpu, 1)}
         out["machine_cores"] = psutil.cpu_count()
         out["postgres_cpu_percent_of_one_core"] = round(100 * self.pg_cpu_s / wall, 1)
+        # the bench's own process (the simulated users): a saturated client adds its own wait
+        out["client_cpu_percent_of_one_core"] = round(100 * self.client_cpu_s / wall, 1)
         first, last = self.first, self.last
         if first and last and first.get("cpu_s") is not None and last.get("cpu_s") is not None:
             api_cpu = last["cpu_s"] - first["cpu_s"]
             out["api_cpu_percent_of_one_core"] = round(100 * api_cpu / wall, 1)
             out["api_cpu_ms_per_request"] = round(1000 * api_cpu / max(requests, 1), 2)
             out["pool"] = _pool_delta(first.get("pools") or [], last.get("pools") or [])
+            out |= _server_side(first, last)
+            delay = last.get("run_delay_s", 0) - first.get("run_delay_s", 0)
+            # time the API's threads were ready to run but had no core (the machine's load)
+            out["api_waiting_for_a_core_ms_per_request"] = round(1000 * delay / max(requests, 1), 2)
         if self.samples:
             total = sum(self.activity.values())
             out["backends_active_mean"] = round(self.active_sum / self.samples, 2)
@@ -145,7 +165,41 @@ class Sampler:
             out["samples_with_lock_waits_percent"] = round(
                 100 * self.blocked_samples / self.samples, 1
             )
+            out["lock_waits"] = dict(self.lock_waits.most_common(5))
         return out
+
+
+def _server_side(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    """The API's own p50/p99 (from `bench/load_api.py`'s buckets) and the mean number of
+    requests already inside it when one arrived."""
+    out: dict[str, Any] = {}
+    for key, name in (("buckets", "api_side"), ("loop_lag", "api_loop_lag")):
+        a, b = first.get(key), last.get(key)
+        if a and b:
+            counts = [y - x for x, y in zip(a, b, strict=True)]
+            if sum(counts):
+                out[f"{name}_p50_ms"] = _bucket_percentile(counts, 0.5)
+                out[f"{name}_p99_ms"] = _bucket_percentile(counts, 0.99)
+    if "requests" in first and "requests" in last:
+        arrivals = last["requests"] - first["requests"]
+        inside = last["in_flight"] - first["in_flight"]
+        out["api_requests_in_flight_mean"] = round(inside / max(arrivals, 1), 1)
+    return out
+
+
+def _bucket_percentile(counts: list[int], q: float) -> float:
+    """The upper edge (ms) of the log bucket (edge k: 1.1**k ms) holding the q-th answer."""
+    total, seen = sum(counts), 0
+    for k, n in enumerate(counts):
+        seen += n
+        if seen >= q * total:
+            return round(1.1 ** min(k, len(counts) - 2), 1)
+    return float("nan")
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
 
 
 def _pool_delta(first: list[dict[str, int]], last: list[dict[str, int]]) -> dict[str, Any]:
