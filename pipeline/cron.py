@@ -47,7 +47,7 @@ def launch_requeued(services: Services) -> list[str]:
     taken = list(repo.take_requeued_jobs())
     # A row committed whose spawn never came (the API killed between the two): launched once
     # it has waited longer than a launch takes, instead of failing NOT_STARTED hours later.
-    taken += repo.take_unlaunched_jobs(repo.settings.reconcile_after_seconds)
+    taken += repo.take_unlaunched_jobs(repo.settings.unlaunched_after_seconds)
     for file_id in repo.waiting_separations():
         take = repo.take_separation(file_id)
         if take.taken and take.job is not None:

@@ -72,7 +72,7 @@ def test_a_job_whose_spawn_died_with_the_api_still_runs(tmp_path: Path) -> None:
         assert (status, call_id, attempt, used) == ("queued", None, 0, 1)  # the row, no worker
 
         # The reaper's cron, as Modal runs it: the job is launched once it waited a while
-        # (VC_RECONCILE_AFTER_SECONDS, 5 s here), and a real worker claims it.
+        # (VC_UNLAUNCHED_AFTER_SECONDS, 5 s here), and a real worker claims it.
         def claimed() -> bool:
             cron.reap(services)
             return _row(stack, user_id)[3] >= 1
