@@ -222,7 +222,7 @@ async def drive(api: str, users: list[SimUser], seconds: float, seed: int, tally
             *(
                 act(client, u, tally, random.Random(seed + k), deadline)
                 for k, u in enumerate(users)
-            ),  # noqa: E501
+            ),
         )
         return time.perf_counter() - start
 
@@ -526,8 +526,8 @@ class Bench:
         if kind != "none":
             at = self.seconds / 3
             fault = Fault(kind, at, self.outage, restart_api=api.start, kill_api=api.kill)
-        postmaster = _postmaster_pid(stack)
-        sampler = Sampler(api.stats_file, stack.database_url, postmaster).start()
+        sampler = Sampler(api.stats_file, stack.database_url, lambda: _postmaster_pid(stack))
+        sampler.start()
         t0 = time.monotonic()
         firing = fault.fire(stack, t0) if fault else None
         wall = asyncio.run(drive(api.url, users, self.seconds, self.seed + n, tally))

@@ -107,6 +107,7 @@ def _write_stats(path: Path) -> None:
         times = proc.cpu_times()
         stats = {
             "t": time.time(),
+            "pid": proc.pid,  # a restarted API's counters start again from 0
             "cpu_s": times.user + times.system,
             "run_delay_s": run_delay_s(proc.pid),
             "threads": proc.num_threads(),

@@ -51,7 +51,7 @@ select left(regexp_replace(w.query, '\\s+', ' ', 'g'), 90),
 class Sampler:
     stats_file: Path
     database_url: str
-    postmaster_pid: int | None
+    postmaster_pid: Callable[[], int | None]  # read again each tick: a restart changes it
     every: float = 0.25
     activity: Counter[str] = field(default_factory=Counter)  # "state wait_type:wait" -> samples
     samples: int = 0
@@ -60,6 +60,7 @@ class Sampler:
     lock_waits: Counter[str] = field(default_factory=Counter)  # "waiter <- holder" -> samples
     active_sum: int = 0
     pg_cpu_s: float = 0.0
+    pg_cpu_seen: dict[int, tuple[float, float]] = field(default_factory=dict)  # first, last
     first: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
     started: float = 0.0
@@ -72,7 +73,7 @@ class Sampler:
         self.started = time.monotonic()
         self._client_cpu = _cpu_s(psutil.Process())
         psutil.cpu_percent()  # the machine's figure is measured from here
-        self._pg_cpu_start = self._pg_cpu()
+        self._pg_tick()
         self._thread = threading.Thread(target=self._run, daemon=True, name="load-sampler")
         self._thread.start()
         return self
@@ -83,13 +84,15 @@ class Sampler:
             self._thread.join(10)
         self.stopped = time.monotonic()
         self.machine_cpu = psutil.cpu_percent()
-        self.pg_cpu_s = max(self._pg_cpu() - self._pg_cpu_start, 0.0)
+        self._pg_tick()
+        self.pg_cpu_s = sum(max(last - first, 0.0) for first, last in self.pg_cpu_seen.values())
         self.client_cpu_s = _cpu_s(psutil.Process()) - self._client_cpu
         self.last = self._api_stats()
 
     def _run(self) -> None:
         conn: psycopg.Connection[Any] | None = None
         while not self._stop.wait(self.every):
+            self._pg_tick()
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=2)
@@ -123,13 +126,21 @@ class Sampler:
         except (OSError, ValueError):
             return None
 
-    def _pg_cpu(self) -> float:
+    def _pg_tick(self) -> None:
+        """Postgres's CPU so far, per postmaster (a restarted server is a new one)."""
+        pid = self.postmaster_pid()
+        if pid is None:
+            return
+        used = self._pg_cpu(pid)
+        first, _ = self.pg_cpu_seen.get(pid, (used, used))
+        self.pg_cpu_seen[pid] = (first, used)
+
+    @staticmethod
+    def _pg_cpu(pid: int) -> float:
         """User + system seconds of the postmaster and every backend it has now."""
-        if self.postmaster_pid is None:
-            return 0.0
         total = 0.0
         with contextlib.suppress(psutil.Error):
-            root = psutil.Process(self.postmaster_pid)
+            root = psutil.Process(pid)
             for proc in [root, *root.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     t = proc.cpu_times()
@@ -145,6 +156,10 @@ class Sampler:
         # the bench's own process (the simulated users): a saturated client adds its own wait
         out["client_cpu_percent_of_one_core"] = round(100 * self.client_cpu_s / wall, 1)
         first, last = self.first, self.last
+        if last and (not first or first.get("pid") != last.get("pid")):
+            # the API was restarted (api_kill): its counters are the new process's alone
+            first = {"cpu_s": 0.0, "run_delay_s": 0.0, "requests": 0, "in_flight": 0}
+            out["api_restarted"] = True
         if first and last and first.get("cpu_s") is not None and last.get("cpu_s") is not None:
             api_cpu = last["cpu_s"] - first["cpu_s"]
             out["api_cpu_percent_of_one_core"] = round(100 * api_cpu / wall, 1)
@@ -174,7 +189,8 @@ def _server_side(first: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
     requests already inside it when one arrived."""
     out: dict[str, Any] = {}
     for key, name in (("buckets", "api_side"), ("loop_lag", "api_loop_lag")):
-        a, b = first.get(key), last.get(key)
+        b = last.get(key)
+        a = first.get(key) or ([0] * len(b) if b else None)
         if a and b:
             counts = [y - x for x, y in zip(a, b, strict=True)]
             if sum(counts):
@@ -204,9 +220,9 @@ def _cpu_s(proc: psutil.Process) -> float:
 
 def _pool_delta(first: list[dict[str, int]], last: list[dict[str, int]]) -> dict[str, Any]:
     """The service pool's (the first one the API opened) counters over the run."""
-    if not first or not last:
+    if not last:
         return {}
-    a, b = first[0], last[0]
+    a, b = (first[0] if first else {}), last[0]
 
     def d(key: str) -> int:
         return int(b.get(key, 0)) - int(a.get(key, 0))
