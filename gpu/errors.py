@@ -56,6 +56,7 @@ class Heartbeat:
         """`claim_job`, remembering the attempt it counted for this worker's reports."""
         row = self.repo.claim_job(self.kind, self.job_id)
         self.attempt = row.attempt
+        self._last_beat = time.monotonic()  # the claim stamps `heartbeat_at` too
         return row
 
     @contextmanager
@@ -124,9 +125,9 @@ class Heartbeat:
         except JobCanceled:
             return False
         except Unavailable:
-            silent = time.monotonic() - self._last_beat
-            if silent >= self.repo.settings.heartbeat_timeout_seconds:
+            if self.seconds_left() <= 0:
                 raise
+            silent = time.monotonic() - self._last_beat
             log.warning(
                 "heartbeat of %s missed (database unavailable for %.0fs)", self.job_id, silent
             )
@@ -136,6 +137,12 @@ class Heartbeat:
             self.stop_code = row.error_code
             return False
         return True
+
+    def seconds_left(self) -> float:
+        """How much longer the reaper waits for this worker: the heartbeat timeout less the
+        time since the last beat (or claim) the database took."""
+        silent = time.monotonic() - self._last_beat
+        return self.repo.settings.heartbeat_timeout_seconds - silent
 
     def require(self, **progress: Any) -> None:
         if not self.send(progress):

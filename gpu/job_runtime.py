@@ -35,6 +35,7 @@ recorded as INTERNAL (or OUT_OF_MEMORY) with the kind's wording. The worker's pr
 (gpu/__main__.py) is 0 for "succeeded" and "canceled".
 """
 
+import errno
 import logging
 import shutil
 import tempfile
@@ -46,7 +47,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from gpu.errors import STALE_ATTEMPT, Heartbeat, JobCanceled, JobFailure
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, Unavailable
 from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -61,6 +62,11 @@ KEEPS_CHECKPOINTS = {"GPU_BUDGET_EXHAUSTED", STALE_ATTEMPT}
 # Stops that end the run "canceled" (no code: the phases found the job gone themselves);
 # any other (WORKER_LOST, GPU_BUDGET_EXHAUSTED) is the row's failure, so "failed".
 QUIET_STOPS = {None, "CANCELED", STALE_ATTEMPT}
+# A dir with less free space than this (the smaller of a share of its size and a few MB) when
+# a job failed is a full disk (`disk_full`).
+FULL_FRACTION, FULL_BYTES = 0.01, 16 * 2**20
+# A finish the database could not take is retried after these waits (doubling up to the cap).
+FINISH_FIRST_DELAY, FINISH_MAX_DELAY = 0.5, 10.0
 
 
 @dataclass(frozen=True)
@@ -94,12 +100,36 @@ KINDS: dict[str, JobKindSpec] = {
 }
 
 
-def describe_failure(exc: Exception, noun: str) -> tuple[str, str]:
-    """The code and message recorded on a job that raised `exc` (`noun`: "Training", …)."""
+def disk_full(exc: BaseException, dirs: list[Path]) -> bool:
+    """Whether `exc` is the worker's disk running out: ENOSPC (or a quota's EDQUOT) anywhere
+    in its chain, or, for writers that hide the errno (torch.save raises a bare
+    RuntimeError "file write failed"), one of `dirs` left with (next to) no free space."""
+    seen: BaseException | None = exc
+    for _ in range(16):  # causes and contexts, not forever
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    for path in dirs:
+        try:
+            usage = shutil.disk_usage(path)
+        except OSError:
+            continue
+        if usage.free < min(usage.total * FULL_FRACTION, FULL_BYTES):
+            return True
+    return False
+
+
+def describe_failure(exc: Exception, noun: str, full: bool = False) -> tuple[str, str]:
+    """The code and message recorded on a job that raised `exc` (`noun`: "Training", …);
+    `full`: the worker's disk ran out (`disk_full`)."""
     import torch
 
     if isinstance(exc, JobFailure):
         return exc.code, exc.message
+    if full:
+        return "WORK_VOLUME_FULL", f"{noun} ran out of disk space on the worker. Try again."
     if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
         return "OUT_OF_MEMORY", f"{noun} ran out of memory. Try a smaller input or preset."
     return "INTERNAL", f"{noun} failed unexpectedly. Your quota was refunded; please try again."
@@ -149,11 +179,34 @@ class JobRun:
         return report
 
     def finish(self, *outcome: Any) -> JobRow:
-        """The kind's finish for this attempt; a newer attempt's claim stops this one quietly."""
-        with self.heartbeat.fenced():
-            return self.spec.finish(
-                self.repo, self.job_id, *outcome, attempt=self.heartbeat.attempt
-            )
+        """The kind's finish for this attempt; a newer attempt's claim stops this one quietly.
+
+        By now the output (the model, the audio) is in the bucket: a database that is down at
+        this moment (a restart, a failover) must not turn the whole run into a failure. The
+        finish is retried with backoff while the reaper would still wait for this worker
+        (`VC_HEARTBEAT_TIMEOUT_SECONDS` since the last beat the database took, as a missed
+        heartbeat is); past that the job is the reaper's and `Unavailable` is raised. A retry
+        of a finish that did commit (the answer was lost) finds the row finished and returns
+        it, so nothing is recorded or charged twice."""
+        delay = FINISH_FIRST_DELAY
+        while True:
+            try:
+                with self.heartbeat.fenced():
+                    return self.spec.finish(
+                        self.repo, self.job_id, *outcome, attempt=self.heartbeat.attempt
+                    )
+            except Unavailable:
+                left = self.heartbeat.seconds_left()
+                if left <= 0:
+                    raise
+                log.warning(
+                    "%s %s: finish failed (database unavailable); retrying in %.1fs",
+                    self.spec.name,
+                    self.job_id,
+                    min(delay, left),
+                )
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, FINISH_MAX_DELAY)
 
     def run(self) -> str:
         """Whatever way the run ends (success, failure, a cancel, Modal's
@@ -167,13 +220,18 @@ class JobRun:
         if job.status != "running":
             log.info("%s %s is %s; nothing to do", name, self.job_id, job.status)
             return job.status
-        keep = False
+        keep = full = False
         try:
             with tempfile.TemporaryDirectory(
                 dir=self.settings.scratch_dir, prefix=f"{name}-"
             ) as tmp:
                 self.scratch = Path(tmp)
-                self.phases(job)
+                try:
+                    self.phases(job)
+                except Exception as exc:
+                    # asked before the scratch dir (and what filled it) is removed
+                    full = disk_full(exc, [self.scratch, self.work])
+                    raise
             return "succeeded"
         except JobCanceled:
             code = self.heartbeat.stop_code
@@ -181,7 +239,7 @@ class JobRun:
             keep = code in KEEPS_CHECKPOINTS
             return "canceled" if code in QUIET_STOPS else "failed"
         except Exception as exc:  # every failure ends the job with a readable code
-            code, message = describe_failure(exc, self.spec.noun)
+            code, message = describe_failure(exc, self.spec.noun, full)
             if code == "INTERNAL" and self.spec.internal_message:
                 message = self.spec.internal_message
             log.exception("%s %s failed: %s", name, self.job_id, code)

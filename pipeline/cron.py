@@ -40,10 +40,14 @@ def reap(services: Services) -> list[dict[str, Any]]:
 
 def launch_requeued(services: Services) -> list[str]:
     """Launches each requeued job once, as the API launches a new one (a failed spawn fails
-    the job with its quota refunded), then each separation waiting in line while its person
-    has a free slot (`take_separation` decides, as for the probe's first launch)."""
+    the job with its quota refunded), and each queued job whose spawn never came, then each
+    separation waiting in line while its person has a free slot (`take_separation` decides,
+    as for the probe's first launch)."""
     repo = services.repo
     taken = list(repo.take_requeued_jobs())
+    # A row committed whose spawn never came (the API killed between the two): launched once
+    # it has waited longer than a launch takes, instead of failing NOT_STARTED hours later.
+    taken += repo.take_unlaunched_jobs(repo.settings.unlaunched_after_seconds)
     for file_id in repo.waiting_separations():
         take = repo.take_separation(file_id)
         if take.taken and take.job is not None:

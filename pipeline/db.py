@@ -93,6 +93,12 @@ class PostgresDatabase:
             raise Unavailable("The database is unavailable. Please try again.") from exc
         return row[0] if row else None
 
+    def stats(self) -> dict[str, int]:
+        """The pool's counters since it opened (psycopg_pool's `get_stats`: connections in
+        use and idle, requests that had to wait for one and for how long in total); the load
+        bench reads them to tell a pool wait from a slow query."""
+        return self._pool.get_stats()
+
     def close(self) -> None:
         self._pool.close()
 

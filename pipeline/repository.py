@@ -506,6 +506,14 @@ class Repository:
         rows = self.db.call("take_requeued_jobs", limit=limit)
         return [(r["kind"], UUID(r["id"])) for r in rows]
 
+    def take_unlaunched_jobs(
+        self, older_than_seconds: int, limit: int = 50
+    ) -> list[tuple[JobKind, UUID]]:
+        """Queued jobs whose worker was never spawned (the API died between committing the
+        row and the spawn), queued longer than `older_than_seconds`, each handed out once."""
+        rows = self.db.call("take_unlaunched_jobs", older_than_sec=older_than_seconds, limit=limit)
+        return [(r["kind"], UUID(r["id"])) for r in rows]
+
     def training_work_to_keep(self, job_ids: list[UUID], grace_seconds: int) -> set[UUID]:
         """Of these trainings, those whose work dir may stay (live, or budget-stopped within
         the grace period)."""

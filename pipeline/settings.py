@@ -162,6 +162,9 @@ class Settings(BaseSettings):
 
     # Maintenance.
     reconcile_after_seconds: int = Field(180, ge=0)
+    # A queued job with no worker this long (the API died between its row and the spawn) is
+    # launched by the reaper's cron (`take_unlaunched_jobs`); a spawn takes seconds.
+    unlaunched_after_seconds: int = Field(120, ge=0)
     heartbeat_timeout_seconds: int = Field(10 * 60, gt=0)
     queued_timeout_seconds: int = Field(2 * 60 * 60, gt=0)
 

@@ -63,6 +63,9 @@ def settings(stack: LocalStack) -> Settings:
         work_dir=str(root / "work"),
         heartbeat_seconds=1,
         singer_check=False,  # a torch worker per ready file; tests/test_singers.py turns it on
+        # the session's jobs that tests leave queued on purpose are not launched by a later
+        # test's `cron.reap` (tests/faults/test_api_killed_before_spawn.py covers the launch)
+        unlaunched_after_seconds=10**7,
     )
 
 

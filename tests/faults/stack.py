@@ -50,6 +50,7 @@ def chaos_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]
             "VC_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
             "VC_SINGER_CHECK": "false",
             "VC_RECONCILE_AFTER_SECONDS": "5",
+            "VC_UNLAUNCHED_AFTER_SECONDS": "5",
             "VC_UPLOAD_URL_SECONDS": "120",
             "VC_WORK_DIR": str(root / "work"),
             "VC_DB_POOL_MAX": "20",
