@@ -6,6 +6,7 @@ The SQL calls live here rather than in `Repository`, so the kind stays in its ow
 the shared job machine's kind declarations take it over.
 """
 
+import logging
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from uuid import UUID, uuid4
 from pipeline import keys
 from pipeline.audio import AudioError, measure
 from pipeline.audio_header import HeaderError, HeaderLimits, screen_file, screen_head
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, Unavailable
 from pipeline.formats import check_declared_format, check_published_format, check_size
 from pipeline.probe import CLIPPED_RATIO, SILENT_RATIO, _fetch, _read_head
 from pipeline.repository import Repository
@@ -33,6 +34,8 @@ from schemas.instant import (
     InstantVoiceRequest,
     InstantVoiceRow,
 )
+
+log = logging.getLogger(__name__)
 
 
 class InstantCalls:
@@ -210,9 +213,16 @@ def probe_reference(repo: Repository, storage: Storage, voice_id: UUID) -> Insta
 
 
 def delete_voice(repo: Repository, storage: Storage, user_id: UUID, voice_id: UUID) -> int:
-    """Deletes the voice's rows, then its reference and every input and result made with it."""
+    """Deletes the voice's rows, then its reference and every input and result made with it.
+    The rows' delete queued those objects (trigger `queue_instant_objects`) in the same
+    transaction, so an object store that is down now only delays them to the retention
+    task's next run: the voice is gone either way, and the answer says so (a 503 would send
+    the person to retry a delete whose voice no longer exists)."""
     gone = InstantCalls(repo).delete_voice(user_id, voice_id)
-    storage.delete_many(gone)
+    try:
+        storage.delete_many(gone)
+    except Unavailable:
+        log.warning("instant voice deleted; its %d objects wait for retention", len(gone))
     return len(gone)
 
 

@@ -348,7 +348,7 @@ def test_a_voice_of_several_clips(services, alice, bob, api_url, relay_secret_ke
 def test_the_worker_joins_the_clips_up_to_25_seconds(services, alice, tmp_path) -> None:
     """The reference the model hears: the first clip, then the added ones in order, cut at
     25 s; a clip past that point is not fetched (a missing object there does not fail)."""
-    from gpu.instant.job import InstantRun
+    from gpu.instant.job import joined_reference
 
     profile = services.repo.create_profile(alice.id, "join")
     voice = _voice(services.repo, services.storage, alice.id, profile.id, seconds=12.0)
@@ -361,8 +361,8 @@ def test_the_worker_joins_the_clips_up_to_25_seconds(services, alice, tmp_path) 
         services.storage._s3.put_object(Bucket=services.storage.bucket, Key=key, Body=data)
         clip_keys.append(key)
     clip_keys.append(keys.instant_reference_key(alice.id, profile.id, uuid4(), "wav"))  # absent
-    run = InstantRun(services.repo, services.storage, services.settings, uuid4())
-    joined = run._reference(voice.model_copy(update={"clip_keys": clip_keys}), tmp_path)
+    voice = voice.model_copy(update={"clip_keys": clip_keys})
+    joined = joined_reference(services.storage, services.settings, voice, tmp_path)
     heard, rate = sf.read(joined, dtype="float32")
     assert rate == RATE and len(heard) == 25 * RATE
     decoded = [sf.read(io.BytesIO(encode(t, RATE, "wav", "PCM_16")), dtype="float32")[0]

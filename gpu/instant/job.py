@@ -54,6 +54,29 @@ def load_model(settings: Settings, device: str) -> seedvc.InstantModel:
     return _models[key]
 
 
+def joined_reference(
+    storage: Storage, settings: Settings, voice: InstantVoiceRow, tmp: Path
+) -> Path:
+    """The voice's clips (its first reference, then the added ones that passed the probe,
+    oldest first), each screened like any upload, joined as one mono 44.1 kHz reference and
+    cut where the model stops listening: a clip past that point is not even fetched. An
+    instant conversion and a line spoken in the voice hear the same reference."""
+    wanted = int(seedvc.REFERENCE_SECONDS * seedvc.RATE)
+    parts: list[np.ndarray] = []
+    for i, key in enumerate([voice.reference_key, *voice.clip_keys]):
+        if sum(len(p) for p in parts) >= wanted:
+            break
+        clip = fetch_screened(
+            storage, settings, key, tmp / f"reference-{i}{Path(key).suffix}",
+            settings.max_reference_seconds,
+        )  # fmt: skip
+        to_mono(clip, tmp / f"reference-{i}-mono.wav", seedvc.RATE)
+        parts.append(sf.read(tmp / f"reference-{i}-mono.wav", dtype="float32")[0])
+    joined = tmp / "reference-mono.wav"
+    sf.write(joined, np.concatenate(parts)[:wanted], seedvc.RATE, subtype="FLOAT")
+    return joined
+
+
 class InstantRun(JobRun):
     spec = KINDS["instant"]
 
@@ -79,7 +102,8 @@ class InstantRun(JobRun):
         params = InstantParams.model_validate(job.params)
         self.phase("download", percent=0)
         source = self._fetch(job.input_key, tmp / "input", self.settings.max_conversion_seconds)
-        ref_mono = self._reference(self.calls.job_voice(self.job_id), tmp)
+        voice = self.calls.job_voice(self.job_id)
+        ref_mono = joined_reference(self.storage, self.settings, voice, tmp)
         vocal = source
         if params.input_kind == "song":
             vocal, instrumental = tmp / "song-vocals.wav", tmp / "song-instrumental.wav"
@@ -135,22 +159,6 @@ class InstantRun(JobRun):
         output_key = keys.instant_part_key(job.user_id, job.profile_id, self.job_id, "mix")
         info = sf.info(str(source))
         self.finish(output_key, info.frames / info.samplerate, pitch, report.model_dump())
-
-    def _reference(self, voice: InstantVoiceRow, tmp: Path) -> Path:
-        """The voice's clips (its first reference, then the added ones that passed the probe,
-        oldest first) joined as one mono 44.1 kHz reference, cut where the model stops
-        listening: a clip past that point is not even fetched."""
-        wanted = int(seedvc.REFERENCE_SECONDS * seedvc.RATE)
-        parts: list[np.ndarray] = []
-        for i, key in enumerate([voice.reference_key, *voice.clip_keys]):
-            if sum(len(p) for p in parts) >= wanted:
-                break
-            clip = self._fetch(key, tmp / f"reference-{i}", self.settings.max_reference_seconds)
-            to_mono(clip, tmp / f"reference-{i}-mono.wav", seedvc.RATE)
-            parts.append(sf.read(tmp / f"reference-{i}-mono.wav", dtype="float32")[0])
-        joined = tmp / "reference-mono.wav"
-        sf.write(joined, np.concatenate(parts)[:wanted], seedvc.RATE, subtype="FLOAT")
-        return joined
 
     def _fetch(self, key: str, stem: Path, max_seconds: float) -> Path:
         path = stem.with_suffix(Path(key).suffix)

@@ -25,6 +25,7 @@ from pipeline.repository import Repository
 from pipeline.settings import Settings
 from pipeline.storage import Storage
 from pipeline.text import text_voice
+from schemas.instant import InstantVoiceRow
 from schemas.text import TextJobRow, TextOptions
 
 
@@ -57,7 +58,7 @@ class TextRun(JobRun):
         options = TextOptions.model_validate(job.params)
         if voice.voice_kind == "instant":
             assert voice.instant_voice is not None  # SQL: an instant job names a ready voice
-            target = self._instant(voice.instant_voice.reference_key, options)
+            target = self._instant(voice.instant_voice, options)
         else:
             assert voice.model_version is not None  # SQL: a trained job names its version
             svc = self.cache.get(voice.model_version)
@@ -77,23 +78,17 @@ class TextRun(JobRun):
         self.storage.upload_file(spoken.mp3, mp3_key, "audio/mpeg")
         self.finish(wav_key, mp3_key, spoken.report.seconds, spoken.report)
 
-    def _instant(self, reference_key: str, options: TextOptions) -> Any:
-        """The instant voice's reference, screened like any upload and read as mono at
-        Seed-VC's rate, its recorded range, and the model (loaded once per process)."""
+    def _instant(self, voice: InstantVoiceRow, options: TextOptions) -> Any:
+        """The instant voice's clips joined as an instant conversion hears them (each screened
+        like any upload, mono at Seed-VC's rate, 25 s at most), its recorded range, and the
+        model (loaded once per process)."""
         import soundfile as sf
 
-        from gpu.conversion.audio_io import fetch_screened, to_mono
-        from gpu.instant import seedvc
-        from gpu.instant.job import load_model
+        from gpu.instant.job import joined_reference, load_model
         from gpu.measures import pitch_range
         from gpu.runtime import device
 
-        fetched = self.scratch / ("reference" + Path(reference_key).suffix)
-        fetch_screened(
-            self.storage, self.settings, reference_key, fetched, self.settings.max_reference_seconds
-        )
-        mono = self.scratch / "reference-mono.wav"
-        to_mono(fetched, mono, seedvc.RATE)
+        mono = joined_reference(self.storage, self.settings, voice, self.scratch)
         with self.heartbeat.kept_alive(self.settings.heartbeat_seconds):
             model = load_model(self.settings, device())
             voice_range = pitch_range.of_file(mono, options.f0_method)

@@ -262,12 +262,19 @@ begin
     perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
                                     jsonb_build_object('voice_id', p_voice_id));
   end if;
-  v_owner := coalesce(v_voice.clip_of, v_voice.id);  -- the voice whose conversions count
+  v_owner := coalesce(v_voice.clip_of, v_voice.id);  -- the voice whose jobs count
   perform 1 from public.instant_jobs where voice_id = v_owner for update;
   if exists (select 1 from public.instant_jobs where voice_id = v_owner
                and status in ('queued', 'running')) then
     perform svc_private.raise_error('INSTANT_IN_PROGRESS',
       'A conversion with this voice is still running. Cancel it or wait for it first.',
+      jsonb_build_object('voice_id', v_owner));
+  end if;
+  perform 1 from public.text_jobs where instant_voice_id = v_owner for update;
+  if exists (select 1 from public.text_jobs where instant_voice_id = v_owner
+               and status in ('queued', 'running')) then
+    perform svc_private.raise_error('INSTANT_IN_PROGRESS',
+      'A line is still being spoken in this voice. Cancel it or wait for it first.',
       jsonb_build_object('voice_id', v_owner));
   end if;
   if v_voice.clip_of is not null then
@@ -298,8 +305,8 @@ returns text[] language sql immutable set search_path = '' as $$
 $$;
 
 -- Whatever deletes an instant voice or job (its profile's purge, by cascade, or the voice's
--- own delete) queues its objects with it (pipeline/retention.py deletes them): the orphan
--- sweep leaves instant keys alone, so nothing else would.
+-- own delete) queues its objects with it (pipeline/retention.py deletes them) at once, rather
+-- than leaving them to the orphan sweep's grace.
 create or replace function svc_private.queue_instant_objects()
 returns trigger language plpgsql set search_path = '' as $$
 begin
@@ -383,6 +390,19 @@ begin
     'status', 'queued', 'progress', jsonb_build_object('phase', 'queued')));
 end $$;
 
+-- A voice as its workers hear it (instant conversions and text spoken in it): the voice's
+-- row and `clip_keys`, the keys of its added clips that passed the probe, oldest first; null
+-- for a clip or a voice that is not ready.
+create or replace function svc_private.instant_voice_for_worker(p_voice_id uuid)
+returns jsonb language sql stable set search_path = '' as $$
+  select to_jsonb(v) || jsonb_build_object('clip_keys', coalesce((
+           select jsonb_agg(c.reference_key order by c.created_at, c.id)
+             from public.instant_voices c where c.clip_of = v.id and c.status = 'ready'),
+           '[]'::jsonb))
+    from public.instant_voices v
+   where v.id = p_voice_id and v.clip_of is null and v.status = 'ready'
+$$;
+
 -- The reference an instant job converts with, for the worker (which holds only the job id):
 -- the voice's row and `clip_keys`, its added clips that passed the probe, oldest first.
 create or replace function public.instant_job_voice(p_job_id uuid)
@@ -390,13 +410,8 @@ returns jsonb language plpgsql stable security definer set search_path = '' as $
 declare
   v_voice jsonb;
 begin
-  select to_jsonb(v) || jsonb_build_object('clip_keys', coalesce((
-           select jsonb_agg(c.reference_key order by c.created_at, c.id)
-             from public.instant_voices c where c.clip_of = v.id and c.status = 'ready'),
-           '[]'::jsonb))
-    into v_voice
-    from public.instant_jobs j join public.instant_voices v on v.id = j.voice_id
-   where j.id = p_job_id and v.status = 'ready';
+  select svc_private.instant_voice_for_worker(j.voice_id) into v_voice
+    from public.instant_jobs j where j.id = p_job_id;
   if v_voice is null then
     perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
                                     jsonb_build_object('job_id', p_job_id));

@@ -118,9 +118,11 @@ begin
     perform svc_private.raise_error('INVALID_ARGUMENT', 'Name a trained or an instant voice.',
                                     jsonb_build_object('field', 'voice'));
   else
-    -- an instant voice of this profile whose reference was uploaded and passed its check
+    -- an instant voice (not one of its clips) of this profile whose reference was uploaded
+    -- and passed its check
     select v.status into v_instant_status from public.instant_voices v
      where v.id = p_instant_voice_id and v.user_id = p_user_id and v.profile_id = p_profile_id
+       and v.clip_of is null
        for share;
     if v_instant_status is null then
       perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
@@ -163,10 +165,8 @@ begin
                                     jsonb_build_object('job_id', p_job_id));
   end if;
   if v_job.voice_kind = 'instant' then
-    -- its reference, read through instant's own lookup; the worker measures the centroid
-    -- from the reference itself
-    select to_jsonb(v) into v_instant from public.instant_voices v
-     where v.id = v_job.instant_voice_id and v.status = 'ready';
+    -- the worker measures the centroid from the reference itself
+    v_instant := svc_private.instant_voice_for_worker(v_job.instant_voice_id);
     if v_instant is null then
       perform svc_private.raise_error('NOT_FOUND', 'That instant voice does not exist.',
                                       jsonb_build_object('job_id', p_job_id));
