@@ -4,8 +4,9 @@ The SQL function cancels live jobs (with refunds), queues every key and deletes 
 one transaction; then the queued objects and anything else under the user's prefix (orphans
 included) are deleted here, and the training work volume is swept where it is mounted (the
 `sweep_work` dispatch kind): a training's directory holds the person's raw recordings. Last,
-`delete_account` forgets what still names the person (idempotency keys, the event log's last
-keys, rate buckets, operator actions on the account) and deletes the account itself: its
+`delete_account` forgets what still names the person (rate buckets, the deletion queue,
+operator actions on the account; the event dedupe and log keep only hashes and redacted
+keys, pipeline/redact.py) and deletes the account itself: its
 row in `auth.users`, which is what Supabase Auth's admin delete removes too, and whose
 cascade takes the usage counters, overrides and GPU spend.
 """
