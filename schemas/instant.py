@@ -79,18 +79,11 @@ class InstantClip(Model):
     created_at: datetime
 
 
-class InstantVoice(Model):
-    id: UUID
+class InstantVoice(InstantClip):
+    """A named voice: its first reference's row (the clip fields), and its added clips."""
+
     profile_id: UUID
     name: str
-    status: ReferenceStatus
-    reference_filename: str | None = None
-    reference_seconds: float | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    consent_text: str
-    consent_at: datetime
-    created_at: datetime
     # clips added after the first reference (that is this row's), oldest first; the model
     # hears the ready ones joined, first reference first, up to REFERENCE_USED_SECONDS
     clips: list[InstantClip] = Field(default_factory=list)
