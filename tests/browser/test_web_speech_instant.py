@@ -31,7 +31,7 @@ def _profile_with_unusable_voices(web_stack, email: str) -> str:
     try:
         user_id = web_stack.ensure_user(email)
         repo = services.repo
-        profile = repo.create_profile(user_id, f"Speaker {uuid4().hex[:6]}")
+        profile = repo.create_profile(user_id, f"Sampled {uuid4().hex[:6]}")
         refused = _voice(repo, services.storage, user_id, profile.id, seconds=4.0)
         assert refused.status == "rejected"
         voice_id = uuid4()
@@ -77,7 +77,7 @@ def test_a_line_spoken_in_an_instant_voice(web_stack, page: Page, tmp_path) -> N
 
     page.get_by_label("Text for this voice to say").fill("Hello from my sample.")
     with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/speech")) as sent:
-        page.get_by_role("button", name="Speak").click()
+        page.get_by_role("button", name="Speak", exact=True).click()
     request = sent.value
     assert request.post_data_json["voice"] == {"kind": "instant", "instant_voice_id": voice_id}
     assert request.post_data_json["text"] == "Hello from my sample."
