@@ -38,14 +38,20 @@ def test_a_typed_line_is_spoken_in_the_voice_and_plays(web_stack, page: Page) ->
     speak = page.get_by_role("button", name="Speak")
     expect(speak).to_be_enabled(timeout=30_000)
 
+    # with no instant sample, the trained model is the one voice offered, and the one sent
+    voice = page.get_by_label("Voice to speak in")
+    expect(voice.locator("option")).to_have_text(["Your trained voice (the active model)"])
     text.fill("Hello from the page. This is my voice.")
     expect(page.locator("#speech-count")).to_have_text("38")
-    speak.click()
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/speech")) as sent:
+        speak.click()
+    assert sent.value.post_data_json["voice"] == {"kind": "trained"}
     status = page.locator("#speech-status")
     expect(page.locator("#speech-run")).to_be_visible()
     expect(status).to_have_text("Done. Listen below.", timeout=300_000)
     expect(page.locator("#speech-result")).to_be_visible()
     expect(page.locator("#speech-report")).to_contain_text("Spoken first by en_US-joe-medium")
+    expect(page.locator("#speech-report")).not_to_contain_text("your sample")
     page.wait_for_function(
         "el => el.readyState >= 1 && el.duration > 1",
         arg=page.locator("#speech-audio").element_handle(),

@@ -47,6 +47,8 @@ export class InstantPanel {
 
   async show() {
     const voices = await this.ctx.api.get(`/profiles/${this.ctx.profile.id}/instant/voices`);
+    this.voices = voices;
+    this.ctx.speech?.renderReason(); // a ready voice can speak text too (speech.js)
     $("instant-voices").replaceChildren(...voices.map((voice) => this.voiceItem(voice)));
     const ready = voices.filter((voice) => voice.status === "ready");
     $("instant-voice").replaceChildren(...ready.map((voice) => el("option", { value: voice.id }, voice.name)));

@@ -1,10 +1,12 @@
-// Text to speak: type a line, follow the job, then hear it in this voice and download it.
-// The report says how much the result sounds like the voice and like the text-to-speech voice
-// it was made from, and which of the engine's voices that was.
+// Text to speak: pick the voice (the trained model or a ready instant voice), type a line,
+// follow the job, then hear it and download it. The report says how much the result sounds
+// like the voice (an instant voice: its sample) and like the text-to-speech voice it was made
+// from, and which of the engine's voices that was.
 
 import { JobPanel, quotaSpent } from "./jobpanel.js";
 import { reportText } from "./speechreport.js";
-import { $, announce, guarded } from "./ui.js";
+import { NO_VOICE, voiceChoices } from "./speechvoice.js";
+import { $, announce, el, guarded } from "./ui.js";
 
 const ACTIVE = new Set(["queued", "running"]);
 const PHASES = {
@@ -44,24 +46,44 @@ export class SpeechPanel extends JobPanel {
 
   blocker() {
     const quota = this.ctx.quota?.quotas?.text;
-    if (!this.ctx.conversion?.models?.length) return "Train a model first: the text is spoken in this voice's model.";
+    if (!this.choices?.length) return NO_VOICE;
     if (this.active) return "A line is being spoken.";
     if (quota && quota.remaining <= 0) return quotaSpent(quota, "lines", "today");
     return null;
   }
 
+  /** Called again when the models (conversion.js) or the instant voices (instant.js) change:
+   * the voice list follows them, and with no voice at all the form gives way to what to do. */
   renderReason() {
+    this.renderVoices();
+    $("speech-form").hidden = this.choices.length === 0;
     const reason = this.blocker();
     $("speech-start").disabled = Boolean(reason);
     $("speech-reason").textContent = reason || "";
+  }
+
+  /** The voice list from the models and the instant panel's voices, rebuilt only when it
+   * changes (this runs on every job update; a rebuilt list would close an open one). */
+  renderVoices() {
+    const profile = this.ctx.profile;
+    this.choices = voiceChoices(this.ctx.conversion?.models, this.ctx.instant?.voices, profile?.id);
+    const select = $("speech-voice");
+    const same = select.options.length === this.choices.length
+      && this.choices.every((choice, i) => select.options[i].value === choice.value && select.options[i].text === choice.label);
+    if (same) return;
+    const picked = select.value;
+    select.replaceChildren(...this.choices.map((choice) => el("option", { value: choice.value }, choice.label)));
+    if (this.choices.some((choice) => choice.value === picked)) select.value = picked;
   }
 
   async submit(event) {
     event.preventDefault();
     const text = $("speech-text").value;
     if (!text.trim()) throw new Error("Type something for the voice to say.");
+    const choice = this.choices.find((c) => c.value === $("speech-voice").value);
+    if (!choice) throw new Error("Pick the voice to speak in.");
     const job = await this.ctx.api.post(`/profiles/${this.ctx.profile.id}/speech`,
-      { text, language: $("speech-language").value });
+      { text, voice: choice.voice, language: $("speech-language").value });
     this.watching = job.id;
     this.jobs.unshift(job);
     $("speech-result").hidden = true;
@@ -105,7 +127,7 @@ export class SpeechPanel extends JobPanel {
     ]);
     setLink($("speech-mp3"), mp3);
     setLink($("speech-wav"), wav);
-    $("speech-report").textContent = reportText(job.report);
+    $("speech-report").textContent = reportText(job.report, job.voice_kind);
     $("speech-result").hidden = false;
     const audio = $("speech-audio");
     audio.src = mp3.url;
