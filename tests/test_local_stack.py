@@ -16,7 +16,13 @@ import pytest
 from pipeline.local.seaweed import GRPC_OFFSET, SeaweedPorts, find_free_base, free_port
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _up(root: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
+    """Started as a non-interactive shell's background job starts it (CI, `make dev &`):
+    with SIGINT inherited ignored, which Ctrl-C must still override."""
     args = [sys.executable, "-m", "pipeline.local", "up", "--data-dir", str(root)]
     for name, port in ports.items():
         args += [f"--{name}", str(port)]
@@ -26,6 +32,7 @@ def _up(root: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         env=os.environ | {"COLUMNS": "200"},
+        preexec_fn=_ignore_sigint,
     )
 
 

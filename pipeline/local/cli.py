@@ -51,6 +51,10 @@ def up(
     config = StackConfig(data_dir.resolve(), api_port, auth_port, web_port, s3_base_port)
     stack = LocalStack(config)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C stops it even when started from a non-interactive shell's background job, whose
+    # children inherit SIGINT ignored (Python then never raises KeyboardInterrupt): the
+    # stack, its Postgres and its S3 would run on with nothing left to stop them.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # The pieces' warnings (the relay's tail, for one) show in this terminal.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     try:
