@@ -12,6 +12,8 @@ Prints one table, writes JSON.
     .venv/bin/python -m bench.gpu --only levers         # training's speed levers side by side
     .venv/bin/python -m bench.gpu --only song instant text  # the other job kinds
     .venv/bin/python -m bench.gpu --small               # tiny sizes on a CPU (the suite's)
+    .venv/bin/python -m bench.gpu --small --only training --discriminator-divisor 1
+                                                        # the tiny step with the full-width D
 
 Ratios printed are measured side by side in the same run; `--small`'s seconds say nothing of
 a GPU's.
@@ -166,6 +168,10 @@ def training(work: Path, args: argparse.Namespace, out: dict[str, Any]) -> tuple
     from schemas.jobs import PRESET_CAPS
 
     config, features = gpu_train.prepare(work, args.dataset_seconds, args.small)
+    if args.discriminator_divisor is not None:  # the tiny preset's narrowed D, or the fork's
+        written = json.loads(config.read_text())
+        written["train"]["discriminator_divisor"] = args.discriminator_divisor
+        config.write_text(json.dumps(written))
     out["features"] = {"dataset_seconds": args.dataset_seconds, "seconds": features}
     run = gpu_train.fresh_model_dir(config, "train")
     measured = gpu_train.train(run, args.steps, args.validate_every, args.checkpoint_seconds)
@@ -269,6 +275,9 @@ def main() -> None:
     parser.add_argument("--levers", action="store_true", help="training levers side by side")
     parser.add_argument("--lever", nargs="+", help="only these levers (and today's)")
     parser.add_argument("--cap-gib", type=float, help="cap this process's GPU memory")
+    parser.add_argument("--discriminator-divisor", type=int,
+                        help="train with the fork's discriminator this many times narrower "
+                             "(1: full width; the tiny preset's default is 16)")  # fmt: skip
     parser.add_argument("--json", type=Path, default=Path("bench-gpu.json"))
     parser.add_argument("--only", nargs="+", default=["separation", "pitch", "training"],
                         choices=["separation", "pitch", "training", "song", "levers", "instant",

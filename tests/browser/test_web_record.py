@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from tests.audio import encode
 from tests.browser.conftest import CHROMIUM, FLAGS, screenshot
@@ -22,7 +22,9 @@ MIC_RATE = 48000
 
 
 @pytest.fixture(scope="module")
-def mic_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+def mic_browser(
+    playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browser]:
     """A Chromium whose microphone is a 4 s sung line at 330 Hz, granted without a prompt."""
     sung = tmp_path_factory.mktemp("mic") / "sung.wav"
     sung.write_bytes(encode(singing(4.0, f0=330, seed=4, rate=MIC_RATE), MIC_RATE, "wav", "PCM_16"))
@@ -32,10 +34,9 @@ def mic_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={sung}",
     ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
-        yield browser
-        browser.close()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
