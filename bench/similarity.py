@@ -9,8 +9,8 @@ is given moves the embedding. Each preparation below resamples to 16 kHz and the
   peak        scales the peak to full scale (what the measures did before)
   rms         scales the RMS to -30 dBFS, up or down, turned down further only if that would
               put the peak over full scale (`gpu.measures.singers.encoder_level`)
-  rms+trim    the same, and pauses longer than ~0.2 s cut by Resemblyzer's webrtcvad
-              trimming first (`gpu.measures.singers.encoder_input`, what the measures use)
+  rms+trim    the same, and pauses cut first by an energy gate (frames 40 dB under the
+              clip's loud ones; `gpu.measures.singers.encoder_input`, what the measures use)
   preprocess  Resemblyzer's own `preprocess_wav`: RMS to -30 dBFS only upwards (a clip
               louder than that is left as it is), then long pauses cut by webrtcvad
 
