@@ -208,9 +208,9 @@ def test_speak_writes_wav_and_mp3_at_44k_loudness_normalised(piper, tmp_path: Pa
     assert report.base_voice.voice == "en_US-joe-medium"
     assert report.pitch_mode == "predict"  # the stand-in has no recorded range
     # The output is the base speech with its peaks limited (gpu/text/limiter.py: Piper's line
-    # needs ~7 dB off its peaks to reach -16 LUFS). The embedding peak-normalises, so the
-    # limited line enters Resemblyzer ~7 dB hotter: that level change alone moves the same
-    # waveform's similarity to ~0.95, while limited against unlimited at equal RMS is ~0.99.
-    assert report.to_voice > 0.85 and report.to_base > 0.9
+    # needs ~7 dB off its peaks to reach -16 LUFS). The embedding normalises by RMS, so only
+    # the limiting's change to the dynamics moves the score: 0.98-0.99 here (by the peak, the
+    # limited line entered Resemblyzer ~7 dB hotter and scored ~0.93; bench/similarity.py).
+    assert report.to_voice > 0.85 and report.to_base > 0.97
     assert report.loudness_lufs == pytest.approx(TARGET_LUFS, abs=0.5)  # limited, not held down
     assert float(np.abs(wav).max()) <= 10 ** (PEAK_CEILING_DB / 20) + 0.01

@@ -11,11 +11,9 @@ two reports are only compared when their tools agree.
 
 from dataclasses import dataclass
 from importlib import metadata
-from math import gcd
 
 import numpy as np
 from scipy.fft import dct
-from scipy.signal import resample_poly
 
 F0_HOP_SECONDS = 0.01  # pitch contours on a 10 ms grid, the tracker's own
 MIN_SHARED_VOICED = 20  # frames voiced in both; fewer says nothing about a melody
@@ -36,14 +34,12 @@ def tool_versions() -> dict[str, str]:
 
 
 def embedding(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Resemblyzer's unit-length speaker embedding of mono audio, resampled to 16 kHz and
-    peak-normalised as the one-singer check does."""
-    from gpu.measures.singers import ENCODER_RATE, encoder
+    """Resemblyzer's unit-length speaker embedding of mono audio, prepared as the one-singer
+    check prepares its files (`gpu.measures.singers.encoder_input`: 16 kHz, long pauses cut,
+    RMS-normalised), so every similarity the product reports is on one scale."""
+    from gpu.measures.singers import encoder, encoder_input
 
-    g = gcd(rate, ENCODER_RATE)
-    voice = resample_poly(np.asarray(audio, np.float64), ENCODER_RATE // g, rate // g)
-    peak = float(np.max(np.abs(voice), initial=0.0))
-    voice = (voice / peak if peak > 0 else voice).astype(np.float32)
+    voice = encoder_input(audio, rate)
     return np.asarray(encoder().embed_utterance(voice), dtype=np.float64)
 
 
