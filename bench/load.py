@@ -49,7 +49,7 @@ from bench.load_probes import LOAD_FAULTS, Fault, Sampler
 from pipeline import keys
 from pipeline.local.processes import stop_process
 from pipeline.local.seaweed import find_free_base, free_port
-from pipeline.local.stack import REPO_ROOT, LocalStack, StackConfig
+from pipeline.local.stack import REPO_ROOT, LocalStack, StackConfig, wait_healthy
 from tests.faults.stack import ChaosStack
 
 PROFILES = "POST /profiles"
@@ -476,16 +476,7 @@ class Api:
     def start(self) -> None:
         args = [sys.executable, "-m", "bench.load_api", str(self.port), str(self.stats_file)]
         self.proc = subprocess.Popen(args, env=os.environ | self.env, cwd=REPO_ROOT)
-        for _ in range(1200):
-            if self.proc.poll() is not None:
-                raise RuntimeError("the API exited during start-up")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the API did not become healthy")
+        wait_healthy(self.proc, self.url, 120.0)
 
     def kill(self) -> None:
         assert self.proc is not None

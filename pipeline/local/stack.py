@@ -49,6 +49,22 @@ class StackConfig:
     api_env: dict[str, str] = field(default_factory=dict)  # VC_* overrides for the API
 
 
+def wait_healthy(proc: subprocess.Popen[Any], url: str, timeout: float) -> None:
+    """Until the API process at `url` answers `/health` with 200; an exit or the timeout
+    raises (the local stack's API and the load bench's instrumented one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the API exited during start-up")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the API did not become healthy")
+
+
 @dataclass
 class LocalStack:
     config: StackConfig
@@ -107,17 +123,7 @@ class LocalStack:
             "--host", "127.0.0.1", "--port", str(self.config.api_port), "--log-level", "info",
         ]  # fmt: skip
         self.api = subprocess.Popen(args, env=env, cwd=REPO_ROOT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.api.poll() is not None:
-                raise RuntimeError("the API exited during start-up")
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the API did not become healthy")
+        wait_healthy(self.api, self.api_url, timeout)
 
     def start_relay(self, api_url: str | None = None) -> None:
         assert self.s3 is not None
