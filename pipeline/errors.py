@@ -28,7 +28,6 @@ KIND_OF_CODE: dict[str, ErrorKind] = {
     "NOT_FOUND": ErrorKind.NOT_FOUND,
     "PROFILE_NAME_TAKEN": ErrorKind.CONFLICT,
     "PROFILE_LIMIT": ErrorKind.CONFLICT,
-    "PROFILE_BUSY": ErrorKind.CONFLICT,
     "TOO_MANY_FILES": ErrorKind.CONFLICT,
     "DATASET_TOO_SHORT": ErrorKind.CONFLICT,
     "DATASET_TOO_LONG": ErrorKind.CONFLICT,
