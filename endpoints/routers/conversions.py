@@ -10,12 +10,12 @@ from fastapi import APIRouter, Query, status
 from endpoints.deps import ServicesDep, UserDep, rate_limit
 from endpoints.downloads import result_link
 from endpoints.job_routes import JobResource, add_job_routes
-from endpoints.links import download_link
+from endpoints.links import download_link, upload_ticket
 from pipeline import keys
 from pipeline.conversions import request_conversion
 from pipeline.errors import NotFound, PipelineError
 from pipeline.services import Services
-from schemas.conversions import ConversionRequest, ConversionTicket, DownloadLink, InputUpload
+from schemas.conversions import ConversionRequest, ConversionTicket, DownloadLink
 from schemas.downloads import FORMAT_HELP, DownloadFormat
 from schemas.jobs import ConversionJob, ConversionJobRow, ConversionParams, ConversionPart
 
@@ -37,9 +37,7 @@ def create_conversion(
 ) -> ConversionTicket:
     """Reserves today's quota and returns where to PUT the input; its upload starts the job."""
     job, upload = request_conversion(services.repo, services.storage, user.id, profile_id, body)
-    ticket = InputUpload(
-        upload_url=upload.url, headers=upload.headers, expires_at=upload.expires_at
-    )
+    ticket = upload_ticket(upload)
     return ConversionTicket(job=job, upload=ticket)
 
 

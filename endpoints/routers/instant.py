@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response, status
 from endpoints.deps import RepoDep, ServicesDep, UserDep, rate_limit
 from endpoints.downloads import result_link
 from endpoints.job_routes import JobResource, JobRoute, add_job_routes
-from endpoints.links import download_link
+from endpoints.links import download_link, upload_ticket
 from endpoints.routers.conversions import SONG_PART_NAMES
 from pipeline import keys
 from pipeline.errors import NotFound, PipelineError
@@ -24,7 +24,7 @@ from pipeline.instant import (
     request_instant,
     request_voice,
 )
-from schemas.conversions import DownloadLink, InputUpload
+from schemas.conversions import DownloadLink
 from schemas.downloads import FORMAT_HELP, DownloadFormat
 from schemas.instant import (
     InstantClip,
@@ -54,9 +54,7 @@ def create_instant_voice(
 ) -> InstantVoiceTicket:
     """Stores the consent and returns where to PUT the reference; its upload is probed."""
     voice, upload = request_voice(services.repo, services.storage, user.id, profile_id, body)
-    ticket = InputUpload(
-        upload_url=upload.url, headers=upload.headers, expires_at=upload.expires_at
-    )
+    ticket = upload_ticket(upload)
     return InstantVoiceTicket(voice=InstantVoice.model_validate(voice.model_dump()), upload=ticket)
 
 
@@ -94,9 +92,7 @@ def add_instant_clip(
     """Another clip of the voice, confirmed again, and where to PUT it; its upload is probed
     like the first reference. The model hears the ready clips joined, up to 25 s."""
     clip, upload = request_clip(services.repo, services.storage, user.id, voice_id, body)
-    ticket = InputUpload(
-        upload_url=upload.url, headers=upload.headers, expires_at=upload.expires_at
-    )
+    ticket = upload_ticket(upload)
     return InstantClipTicket(clip=InstantClip.model_validate(clip.model_dump()), upload=ticket)
 
 
@@ -122,9 +118,7 @@ def delete_instant_clip(
 def create_instant(body: InstantRequest, user: UserDep, services: ServicesDep) -> InstantTicket:
     """Reserves today's instant quota and returns where to PUT the input; its upload starts it."""
     job, upload = request_instant(services.repo, services.storage, user.id, body)
-    ticket = InputUpload(
-        upload_url=upload.url, headers=upload.headers, expires_at=upload.expires_at
-    )
+    ticket = upload_ticket(upload)
     return InstantTicket(job=job, upload=ticket)
 
 
