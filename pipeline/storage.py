@@ -9,6 +9,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,8 +94,15 @@ def _outage(exc: Exception) -> bool:
     return isinstance(exc, BotoCoreError | ClientError | ConnectionError | TimeoutError)
 
 
-def _unavailable() -> Unavailable:
-    return Unavailable("Object storage is not answering. Please try again in a moment.")
+@contextmanager
+def _outages_unavailable() -> Iterator[None]:
+    """A store failure inside becomes `Unavailable`; anything else passes as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if not _outage(exc):
+            raise
+        raise Unavailable("Object storage is not answering. Please try again in a moment.") from exc
 
 
 class Storage:
@@ -136,15 +144,15 @@ class Storage:
         from botocore.exceptions import ClientError
 
         try:
-            meta = self._s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise Unavailable("Object storage refused the request.") from exc
-        except Exception as exc:
-            if not _outage(exc):
+            with _outages_unavailable():
+                meta = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except Unavailable as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ClientError):
                 raise
-            raise _unavailable() from exc
+            if cause.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise Unavailable("Object storage refused the request.") from cause
         return ObjectInfo(
             key=key,
             size=int(meta["ContentLength"]),
@@ -223,12 +231,8 @@ class Storage:
                 delay = min(delay * 2, 10.0)
 
     def delete(self, key: str) -> None:
-        try:
+        with _outages_unavailable():
             self._s3.delete_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:
-            if not _outage(exc):
-                raise
-            raise _unavailable() from exc
 
     def list_prefix(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under a prefix, page by page (retention's orphan sweep, erasure). The
@@ -236,14 +240,10 @@ class Storage:
         paginator = self._s3.get_paginator("list_objects_v2")
         pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=prefix))
         while True:
-            try:
-                page = next(pages)
-            except StopIteration:
+            with _outages_unavailable():
+                page = next(pages, None)
+            if page is None:
                 return
-            except Exception as exc:
-                if not _outage(exc):
-                    raise
-                raise _unavailable() from exc
             for item in page.get("Contents", []):
                 yield ObjectInfo(
                     key=item["Key"],
@@ -261,15 +261,11 @@ class Storage:
         gone: list[str] = []
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
-            try:
+            with _outages_unavailable():
                 answer = self._s3.delete_objects(
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
                 )
-            except Exception as exc:
-                if not _outage(exc):
-                    raise
-                raise _unavailable() from exc
             failed = {e["Key"] for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"}
             gone += [k for k in batch if k not in failed]
         return gone
