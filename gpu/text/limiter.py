@@ -9,7 +9,8 @@ target before.
 
 import numpy as np
 
-OVERSAMPLE = 4
+from gpu.measures.loudness import OVERSAMPLE  # BS.1770's true peak: four times oversampled
+
 LOOKAHEAD_SECONDS = 0.005  # the gain starts to fall this long before a peak
 # ... and stays down this long after it, so it never moves within a voice's pitch period (a
 # gain wobbling at 100-300 Hz is heard as distortion)
