@@ -296,6 +296,9 @@ LEVERS = {  # name: (Speed's arguments, batch size or None for the preset's)
                       32),
     "tf32, pinned": ({"tf32": True, "pin_memory": True, "workers": 4}, None),
     "tf32, pinned, batch 32": ({"tf32": True, "pin_memory": True, "workers": 4}, 32),
+    "compiled": ({"compile": True}, None),
+    "compiled, tf32, pinned": ({"compile": True, "tf32": True, "pin_memory": True, "workers": 4},
+                               None),
 }  # fmt: skip
 
 

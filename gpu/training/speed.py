@@ -1,5 +1,6 @@
 """How a training step runs on the device: the levers `bench/gpu.py --levers` measures side by
-side on a GPU (precision, TF32 matrix products, pinned host memory for the loader's batches).
+side on a GPU (precision, TF32 matrix products, pinned host memory for the loader's batches,
+compiled networks).
 
 They live apart from the schedule (what is done between steps) because they change how fast a
 step is, never what it computes beyond rounding; `Speed()` is what training uses, chosen by
@@ -25,6 +26,9 @@ class Speed:
     pin_memory: bool = True
     # the loader's worker processes (the fork's default is the config's num_workers)
     workers: int | None = None
+    # `torch.compile` for the decoder and the discriminator while they train: fused kernels
+    # and fewer launches where the GPU waits on the host
+    compile: bool = False
 
     def apply(self) -> None:
         """Through the new API only: torch >= 2.9 refuses a mix of it and `allow_tf32`. A CPU
@@ -33,6 +37,15 @@ class Speed:
 
         tf32 = self.tf32 and device() == "cuda"
         torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+    def compiled(self, model: Any) -> Any:
+        """The Lightning module, its fixed-shape networks compiled for training when asked
+        (`gpu.training.compiled`)."""
+        if self.compile:
+            from gpu.training.compiled import compile_for_training
+
+            compile_for_training(model)
+        return model
 
     def trainer_precision(self) -> str:
         return self.precision if device() == "cuda" else "32-true"

@@ -227,7 +227,7 @@ def fit(
     hparams = utils.get_backup_hparams(config_path, model_dir)
     datamodule = speed.datamodule(hparams)
     stopping = EarlyStopping.load(stopping_state(model_dir), schedule.patience, schedule.min_delta)
-    model = ValidatedVits(stopping, **hparams)
+    model = speed.compiled(ValidatedVits(stopping, **hparams))
     bookkeeping = Bookkeeping(schedule, held_out_batches(hparams))
     progress = ProgressCallback(total_steps, every_seconds, sink)
     trainer = pl.Trainer(

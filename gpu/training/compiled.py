@@ -1,0 +1,86 @@
+"""`torch.compile` for the parts of a training step whose shapes never change: the
+discriminator, which sees fixed-length slices, and the generator's decoder (NSF-HiFiGAN, most
+of the generator's work), which turns a fixed number of frames into a slice of audio. The
+encoders and the flow see whole pieces of varying length, with data-dependent slicing that
+breaks a traced graph; they stay eager.
+
+Compiled only while training: validation and inference run the same networks on pieces of
+any length, where every new length would compile again. The networks keep their parameters
+and state dict, so checkpoints load either way.
+
+Three things in the fork's layers stop torch 2.8's compiler, each put in an equivalent form
+first (`tests/test_compiled_training.py` compares the outputs with the eager ones)."""
+
+import types
+from typing import Any
+
+
+def compile_for_training(model: Any) -> None:
+    """`model` is the fork's Lightning module (`net_g`, `net_d`)."""
+    for net in (model.net_d, model.net_g.dec):
+        _weight_norm_in_primitives(net)
+        _plain_int_geometry(net)
+        _one_channel_inputs_in_plain_layout(net)
+        _compiled_while_training(net)
+
+
+def _compiled_while_training(net: Any) -> None:
+    import torch
+
+    eager = net.forward
+    compiled = torch.compile(eager, dynamic=False)
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        return (compiled if net.training else eager)(*args, **kwargs)
+
+    net.forward = forward
+
+
+def _weight_norm_in_primitives(net: Any) -> None:
+    """The fork's layers use the old `weight_norm` hook, which calls the fused
+    `_weight_norm_interface`; torch 2.8's inductor falls back to its backward kernel without
+    making the saved weight contiguous, and the compiled step fails ("saved_v must be
+    contiguous", pytorch#165749, fixed in 2.10). The same weight in primitive ops,
+    g * v / ||v|| over every dim but `dim`, compiles and fuses."""
+    import torch
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    def compute_weight(hook: WeightNorm, module: Any) -> torch.Tensor:
+        g = getattr(module, hook.name + "_g")
+        v = getattr(module, hook.name + "_v")
+        return v * (g / torch.norm_except_dim(v, 2, hook.dim))
+
+    for module in net.modules():
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, WeightNorm):
+                hook.compute_weight = types.MethodType(compute_weight, hook)
+
+
+def _plain_int_geometry(net: Any) -> None:
+    """The NSF decoder builds its noise convolutions' stride and padding with `np.prod`, so
+    they are numpy integers; traced, they become tensors, and inductor cannot lower a
+    convolution whose stride is a tensor. The same numbers as Python ints."""
+    import torch
+
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.conv._ConvNd):
+            for name in ("stride", "padding", "dilation", "kernel_size", "output_padding"):
+                value = getattr(module, name)
+                if isinstance(value, tuple):
+                    setattr(module, name, tuple(int(v) for v in value))
+
+
+def _one_channel_inputs_in_plain_layout(net: Any) -> None:
+    """The NSF decoder feeds its noise convolutions a transposed one-channel signal, strides
+    (T, 1, 1): as valid a channels-last layout as a contiguous one. The eager kernel answers
+    channels-last, inductor's shape model expected contiguous, and the compiled forward
+    asserts. A copy in the plain layout (B x T samples) before each one-channel
+    convolution settles it."""
+    import torch
+
+    def plain(_: Any, args: tuple) -> tuple:
+        return (args[0].clone(memory_format=torch.contiguous_format), *args[1:])
+
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv1d) and module.in_channels == 1:
+            module.register_forward_pre_hook(plain)

@@ -1,0 +1,84 @@
+"""The compiled training step (`gpu.training.compiled`, `Speed(compile=True)`) computes what the
+eager one does: the tiny preset's decoder and discriminator, compiled by torch 2.8's inductor
+on this CPU, give the eager outputs and gradients, in one graph each (no graph break, so
+nothing of the step falls back to Python between kernels), and only while training: in eval
+mode, where validation runs pieces of every length, nothing compiles. Whether it is faster is
+`bench/gpu.py --lever compiled`'s question, on a GPU."""
+
+import json
+from pathlib import Path
+
+import pytest
+import so_vits_svc_fork
+import torch
+from so_vits_svc_fork.modules.descriminators import MultiPeriodDiscriminator
+from so_vits_svc_fork.modules.synthesizers import SynthesizerTrn
+
+from gpu.training.compiled import compile_for_training
+from gpu.training.discriminator import narrowed
+from gpu.training.presets import TEMPLATE, TINY
+
+TEMPLATES = Path(so_vits_svc_fork.__file__).parent / "preprocessing" / "config_templates"
+
+
+class Pair(torch.nn.Module):
+    """The two networks as the fork's Lightning module holds them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        config = json.loads((TEMPLATES / f"{TEMPLATE}.json").read_text())
+        config["model"].update(TINY.overrides["model"])
+        self.frames = TINY.overrides["train"]["segment_size"] // config["data"]["hop_length"]
+        self.net_g = SynthesizerTrn(
+            config["data"]["filter_length"] // 2 + 1, self.frames, **config["model"]
+        )
+        with narrowed(TINY.overrides["train"]["discriminator_divisor"]):
+            self.net_d = MultiPeriodDiscriminator(False)
+
+
+def _step(pair: Pair, z: torch.Tensor, f0: torch.Tensor, g: torch.Tensor) -> tuple:
+    """A decoder pass and both discriminator passes, as a training step makes them."""
+    torch.manual_seed(7)  # the NSF source's noise
+    audio = pair.net_g.dec(z, g=g, f0=f0)
+    real, fake, _, fake_maps = pair.net_d(torch.tanh(audio.detach() * 3), audio)
+    _, detached, _, _ = pair.net_d(audio.detach(), audio.detach())
+    loss = sum(f.mean() for f in fake) + sum(m.abs().mean() for ms in fake_maps for m in ms)
+    loss.backward()
+    grads = [p.grad.clone() for p in pair.parameters() if p.grad is not None]
+    pair.zero_grad()
+    return audio.detach(), [r.detach() for r in real + detached], grads
+
+
+@pytest.mark.slow
+def test_the_compiled_decoder_and_discriminator_train_as_the_eager_ones() -> None:
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    eager = Pair().train()
+    compiled = Pair().train()
+    compiled.load_state_dict(eager.state_dict())
+    keys = list(compiled.state_dict())
+    compile_for_training(compiled)
+    assert list(compiled.state_dict()) == keys, "checkpoints keep their keys"
+
+    z = torch.randn(2, 16, eager.frames)
+    f0 = torch.rand(2, eager.frames) * 300 + 100
+    g = torch.randn(2, 16, 1)
+    counters.clear()
+    with torch._inductor.config.patch(fallback_random=True):  # the same noise as eager
+        for _ in range(2):  # the second step runs the compiled code without compiling again
+            want, got = _step(eager, z, f0, g), _step(compiled, z, f0, g)
+    assert counters["stats"]["unique_graphs"] == 3  # decoder; discriminator with, without grad
+    assert not counters["graph_break"]
+    assert torch.allclose(got[0], want[0], atol=1e-5)
+    for a, b in zip(got[1], want[1], strict=True):
+        assert torch.allclose(a, b, atol=1e-4)
+    assert len(got[2]) == len(want[2]) > 50
+    for a, b in zip(got[2], want[2], strict=True):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
+
+    compiled.eval()
+    with torch.no_grad():
+        longer = compiled.net_g.dec(torch.randn(1, 16, 37), g=g[:1], f0=f0[:1, :1].repeat(1, 37))
+    assert longer.shape[-1] == 37 * 512
+    assert counters["stats"]["unique_graphs"] == 3, "validation's lengths run eager"
