@@ -299,6 +299,8 @@ LEVERS = {  # name: (Speed's arguments, batch size or None for the preset's)
     "compiled": ({"compile": True}, None),
     "compiled, tf32, pinned": ({"compile": True, "tf32": True, "pin_memory": True, "workers": 4},
                                None),
+    "compiled, CUDA graphs": ({"compile": True, "compile_mode": "reduce-overhead", "tf32": True,
+                               "pin_memory": True, "workers": 4}, None),
 }  # fmt: skip
 
 

@@ -15,20 +15,20 @@ import types
 from typing import Any
 
 
-def compile_for_training(model: Any) -> None:
-    """`model` is the fork's Lightning module (`net_g`, `net_d`)."""
+def compile_for_training(model: Any, mode: str = "default") -> None:
+    """`model` is the fork's Lightning module (`net_g`, `net_d`); `mode` is torch.compile's."""
     for net in (model.net_d, model.net_g.dec):
         _weight_norm_in_primitives(net)
         _plain_int_geometry(net)
         _one_channel_inputs_in_plain_layout(net)
-        _compiled_while_training(net)
+        _compiled_while_training(net, mode)
 
 
-def _compiled_while_training(net: Any) -> None:
+def _compiled_while_training(net: Any, mode: str) -> None:
     import torch
 
     eager = net.forward
-    compiled = torch.compile(eager, dynamic=False)
+    compiled = torch.compile(eager, dynamic=False, mode=mode)
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         return (compiled if net.training else eager)(*args, **kwargs)

@@ -29,6 +29,9 @@ class Speed:
     # `torch.compile` for the decoder and the discriminator while they train: fused kernels
     # and fewer launches where the GPU waits on the host
     compile: bool = False
+    # torch.compile's mode: "reduce-overhead" adds CUDA graphs (one launch for a whole
+    # compiled part; inert on a CPU)
+    compile_mode: str = "default"
 
     def apply(self) -> None:
         """Through the new API only: torch >= 2.9 refuses a mix of it and `allow_tf32`. A CPU
@@ -44,7 +47,7 @@ class Speed:
         if self.compile:
             from gpu.training.compiled import compile_for_training
 
-            compile_for_training(model)
+            compile_for_training(model, self.compile_mode)
         return model
 
     def trainer_precision(self) -> str:
