@@ -10,7 +10,9 @@ short keyed hash whose key lives only in this process's memory: the lines of one
 about one person still read together, and no one can map them back to the person.
 
 `install()` puts `text()` in front of every log record of the process as a safety net for
-what a call site did not redact itself (an exception's message quoting a key or an email).
+what a call site did not redact itself: an exception's message quoting a key or an email, or
+a database error quoting the key of the row it refused (its user id and, say, a profile's
+name).
 """
 
 import hashlib
@@ -28,6 +30,12 @@ _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 # Anything under a user's prefix, up to a quote, whitespace or a bracket.
 _KEY_IN_TEXT = re.compile(rf"vc/users/{_UUID}(?:/[^\s'\"<>()\[\]{{}},;]*)?")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Postgres names the key of a row it refuses: `Key (user_id, lower(name))=(<uuid>, <text>)`.
+_PG_KEY = re.compile(r"Key \((.*?)\)=\((.*?)\)(?= is | already |$)", re.MULTILINE)
+# A UUID that says it is a user's: `user_id=<uuid>`, `"user_id": "<uuid>"`, `user <uuid>`.
+_USER_UUID = re.compile(rf"(\b(?:user|owner)(?:_?id)?\b\W{{0,4}})({_UUID})", re.IGNORECASE)
+_USER_COLUMNS = {"user_id", "owner_id", "owner"}
+_FULL_UUID = re.compile(rf"{_UUID}")
 _INSTALLED = "_svc_redacting_factory"
 
 
@@ -59,9 +67,27 @@ def key(object_key: str | None) -> str:
 
 def text(message: str) -> str:
     """Free text (an exception's message, a formatted log line) with every object key under a
-    user's prefix and every email address replaced."""
+    user's prefix, every UUID said to be a user's, the values of a key Postgres quotes and
+    every email address replaced."""
     message = _KEY_IN_TEXT.sub(lambda m: key(m.group(0)), message)
+    message = _PG_KEY.sub(_database_key, message)
+    message = _USER_UUID.sub(lambda m: m.group(1) + user(m.group(2)), message)
     return _EMAIL.sub("<email>", message)
+
+
+def _database_key(match: re.Match[str]) -> str:
+    """A refused row's key as Postgres quotes it, each value by what its column holds: a
+    user's id hashed as `user` hashes it, a row's own id kept (it names a row, not a person),
+    anything else (a file's name, a profile's) withheld."""
+    columns = [c.strip() for c in match.group(1).split(",")]
+    values = [v.strip() for v in match.group(2).split(",")]
+    if len(columns) != len(values):  # a value with a comma in it: withhold them all
+        return f"Key ({match.group(1)})=(<withheld>)"
+    shown = [
+        user(v) if c in _USER_COLUMNS else v if _FULL_UUID.fullmatch(v) else "<withheld>"
+        for c, v in zip(columns, values, strict=True)
+    ]
+    return f"Key ({match.group(1)})=({', '.join(shown)})"
 
 
 def install() -> None:

@@ -5,7 +5,7 @@ the deletes of the person's objects) leave nothing naming them."""
 
 import logging
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import psycopg
@@ -61,11 +61,13 @@ def test_the_log_safety_net_redacts_what_a_call_site_did_not(caplog) -> None:
         raise RuntimeError(f'duplicate key "{key}" of someone@example.org')
     except RuntimeError:
         logging.getLogger("tests.privacy").exception("could not record %s", key)
+    logging.getLogger("tests.privacy").info("a job for {'user_id': '%s'}", user)
     logged = _logged(caplog)
     assert "could not record" in logged and "RuntimeError" in logged
     assert str(user) not in logged and NAME_NEEDLE not in logged
     assert "someone@example.org" not in logged
     assert f"dataset:{file_id}" in logged
+    assert f"{{'user_id': '{redact.user(user)}'}}" in logged
 
 
 def test_events_after_erasure_leave_nothing_naming_the_person(
@@ -113,3 +115,36 @@ def test_the_migration_hashes_the_ids_already_stored(stack, repo) -> None:
     assert stored == 0
     assert repo.event_seen("r2", raw)
     assert repo.record_event("r2", raw) is False
+
+
+def _refused(sql: psycopg.Connection, user: object, name: str) -> UUID:
+    """A profile row Postgres refuses, logged with its error as a careless call site would."""
+    profile = uuid4()
+    try:
+        sql.execute(
+            "insert into public.voice_profiles (id, user_id, name) values (%s, %s, %s)",
+            (profile, user, name),
+        )
+    except psycopg.errors.IntegrityError as error:
+        logging.getLogger("tests.privacy").exception("profile %s refused: %s", profile, error)
+    return profile
+
+
+def test_the_safety_net_redacts_the_key_the_database_quotes(sql, alice, caplog) -> None:
+    """Postgres quotes the key of a row it refuses ("Key (user_id)=(…) is not present",
+    "Key (user_id, lower(btrim(name)))=(…, grandmas lullaby) already exists"), so a call site
+    that logs the error logs the person's id and their profile's name with it. The safety net
+    hashes the user's id (as `redact.user` does, so one person's lines still read together),
+    withholds the other values, and keeps the refused row's own id, which names no one."""
+    redact.install()
+    caplog.set_level(logging.DEBUG)
+    stranger = uuid4()
+    orphan = _refused(sql, stranger, "x")  # no such user
+    alice.client.post("/profiles", json={"name": SONG}).raise_for_status()
+    twin = _refused(sql, alice.id, SONG)  # the name is taken
+    logged = _logged(caplog)
+    assert "is not present" in logged and "already exists" in logged, logged
+    assert str(stranger) not in logged and str(alice.id) not in logged
+    assert redact.user(stranger) in logged and redact.user(alice.id) in logged
+    assert NAME_NEEDLE.lower() not in logged.lower()
+    assert str(orphan) in logged and str(twin) in logged
