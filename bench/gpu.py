@@ -10,7 +10,7 @@ Prints one table, writes JSON.
     .venv/bin/python -m bench.gpu --cap-gib 22          # as if on an L4/A10G's 22 GiB
     .venv/bin/python -m bench.gpu --profile             # and where a training step goes
     .venv/bin/python -m bench.gpu --only levers         # training's speed levers side by side
-    .venv/bin/python -m bench.gpu --only levers --lever compiled "compiled, tf32, pinned"
+    .venv/bin/python -m bench.gpu --only levers --lever compiled "compiled, CUDA graphs"
     .venv/bin/python -m bench.gpu --only song instant text  # the other job kinds
     .venv/bin/python -m bench.gpu --small               # tiny sizes on a CPU (the suite's)
     .venv/bin/python -m bench.gpu --small --only training --discriminator-divisor 1

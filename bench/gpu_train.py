@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from gpu.training.compiled import FIXED_SHAPES
 from tests.audio import voice
 
 
@@ -285,22 +286,20 @@ def _is_range(key: str, labels: set[str]) -> bool:
     return key in labels or key.startswith(("ProfilerStep", *OWN_NAMES.values()))
 
 
+TF32_PINNED = {"tf32": True, "pin_memory": True, "workers": 4}
 LEVERS = {  # name: (Speed's arguments, batch size or None for the preset's)
     "fp32 (today)": ({}, None),
     "bf16-mixed": ({"precision": "bf16-mixed"}, None),
     "tf32 matmul": ({"tf32": True}, None),
     "pinned, 4 workers": ({"pin_memory": True, "workers": 4}, None),
-    "all of them": ({"precision": "bf16-mixed", "tf32": True, "pin_memory": True, "workers": 4},
-                    None),
-    "all, batch 32": ({"precision": "bf16-mixed", "tf32": True, "pin_memory": True, "workers": 4},
-                      32),
-    "tf32, pinned": ({"tf32": True, "pin_memory": True, "workers": 4}, None),
-    "tf32, pinned, batch 32": ({"tf32": True, "pin_memory": True, "workers": 4}, 32),
-    "compiled": ({"compile": True}, None),
-    "compiled, tf32, pinned": ({"compile": True, "tf32": True, "pin_memory": True, "workers": 4},
-                               None),
-    "compiled, CUDA graphs": ({"compile": True, "compile_mode": "reduce-overhead", "tf32": True,
-                               "pin_memory": True, "workers": 4}, None),
+    "all of them": ({"precision": "bf16-mixed", **TF32_PINNED}, None),
+    "all, batch 32": ({"precision": "bf16-mixed", **TF32_PINNED}, 32),
+    "tf32, pinned": (TF32_PINNED, None),
+    "tf32, pinned, batch 32": (TF32_PINNED, 32),
+    # today's Speed() (TF32, pinned) with parts compiled
+    "compiled": ({"compile": FIXED_SHAPES}, None),
+    "compiled, CUDA graphs": ({"compile": FIXED_SHAPES, "compile_mode": "reduce-overhead"}, None),
+    "compiled with encoder and flow": ({"compile": (*FIXED_SHAPES, "posterior", "flow")}, None),
 }  # fmt: skip
 
 

@@ -82,3 +82,44 @@ def test_the_compiled_decoder_and_discriminator_train_as_the_eager_ones() -> Non
         longer = compiled.net_g.dec(torch.randn(1, 16, 37), g=g[:1], f0=f0[:1, :1].repeat(1, 37))
     assert longer.shape[-1] == 37 * 512
     assert counters["stats"]["unique_graphs"] == 3, "validation's lengths run eager"
+
+
+def _posterior_and_flow(pair: Pair, spec: torch.Tensor, lengths: torch.Tensor) -> tuple:
+    torch.manual_seed(11)  # the posterior's sample
+    g = torch.zeros(spec.shape[0], 16, 1)
+    z, _mean, logs, mask = pair.net_g.enc_q(spec, lengths, g=g)
+    z_p = pair.net_g.flow(z, mask, g=g)
+    (z_p.square().mean() + logs.mean()).backward()
+    grads = [p.grad.clone() for p in pair.net_g.parameters() if p.grad is not None]
+    pair.zero_grad()
+    return z_p.detach(), grads
+
+
+@pytest.mark.slow
+def test_the_compiled_encoder_and_flow_take_any_length_with_one_compile() -> None:
+    from torch._dynamo.utils import counters
+
+    from gpu.training.compiled import FIXED_SHAPES
+
+    torch.manual_seed(1)
+    eager = Pair().train()
+    compiled = Pair().train()
+    compiled.load_state_dict(eager.state_dict())
+    compile_for_training(compiled, ("posterior", "flow"))
+    assert "posterior" not in FIXED_SHAPES
+    graphs = []
+    with torch._inductor.config.patch(fallback_random=True):
+        for frames in (57, 83, 120):  # a piece's length varies from batch to batch
+            spec = torch.randn(2, 1025, frames)
+            lengths = torch.tensor([frames, frames - 9])
+            counters.clear()
+            want, got = (
+                _posterior_and_flow(eager, spec, lengths),
+                _posterior_and_flow(compiled, spec, lengths),
+            )
+            graphs.append(counters["stats"].get("unique_graphs", 0))
+            assert torch.allclose(got[0], want[0], atol=1e-5)
+            assert len(got[1]) == len(want[1]) > 20
+            for a, b in zip(got[1], want[1], strict=True):
+                assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
+    assert graphs[0] > 0 and graphs[1:] == [0, 0], f"compiled again for a new length: {graphs}"

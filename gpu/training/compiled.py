@@ -1,34 +1,53 @@
-"""`torch.compile` for the parts of a training step whose shapes never change: the
-discriminator, which sees fixed-length slices, and the generator's decoder (NSF-HiFiGAN, most
-of the generator's work), which turns a fixed number of frames into a slice of audio. The
-encoders and the flow see whole pieces of varying length, with data-dependent slicing that
-breaks a traced graph; they stay eager.
+"""`torch.compile` for the parts of a training step, by name (`PARTS`):
 
-Compiled only while training: validation and inference run the same networks on pieces of
-any length, where every new length would compile again. The networks keep their parameters
-and state dict, so checkpoints load either way.
+- the discriminator, which sees fixed-length slices, and the generator's decoder
+  (NSF-HiFiGAN, most of the generator's work), which turns a fixed number of frames into a
+  slice of audio: fixed shapes, compiled once;
+- the posterior encoder and the flow (WaveNet stacks, dozens of small kernels a layer), which
+  see whole pieces of varying length: compiled with dynamic lengths, once. Their fork code
+  slices by a tensor (`fused_add_tanh_sigmoid_multiply`), which splits the graph at each
+  layer, so less fuses than in the fixed parts.
+
+The prior encoder and the F0 decoder stay eager: they recompile for every new length. Each
+part is compiled only while training: validation and inference run the same networks on
+pieces of any length. The networks keep their parameters and state dict, so checkpoints load
+either way.
 
 Three things in the fork's layers stop torch 2.8's compiler, each put in an equivalent form
-first (`tests/test_compiled_training.py` compares the outputs with the eager ones)."""
+first (`tests/test_compiled_training.py` compares outputs and gradients with the eager ones)."""
 
 import types
+from collections.abc import Callable
 from typing import Any
 
+# name: (the module within the fork's Lightning module, whether its lengths vary)
+PARTS: dict[str, tuple[Callable[[Any], Any], bool]] = {
+    "discriminator": (lambda model: model.net_d, False),
+    "decoder": (lambda model: model.net_g.dec, False),
+    "posterior": (lambda model: model.net_g.enc_q, True),
+    "flow": (lambda model: model.net_g.flow, True),
+}
+FIXED_SHAPES = ("discriminator", "decoder")
 
-def compile_for_training(model: Any, mode: str = "default") -> None:
+
+def compile_for_training(
+    model: Any, parts: tuple[str, ...] = FIXED_SHAPES, mode: str = "default"
+) -> None:
     """`model` is the fork's Lightning module (`net_g`, `net_d`); `mode` is torch.compile's."""
-    for net in (model.net_d, model.net_g.dec):
+    for part in parts:
+        module_of, varying = PARTS[part]
+        net = module_of(model)
         _weight_norm_in_primitives(net)
         _plain_int_geometry(net)
         _one_channel_inputs_in_plain_layout(net)
-        _compiled_while_training(net, mode)
+        _compiled_while_training(net, mode, dynamic=varying)
 
 
-def _compiled_while_training(net: Any, mode: str) -> None:
+def _compiled_while_training(net: Any, mode: str, dynamic: bool) -> None:
     import torch
 
     eager = net.forward
-    compiled = torch.compile(eager, dynamic=False, mode=mode)
+    compiled = torch.compile(eager, dynamic=dynamic, mode=mode)
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         return (compiled if net.training else eager)(*args, **kwargs)

@@ -26,9 +26,9 @@ class Speed:
     pin_memory: bool = True
     # the loader's worker processes (the fork's default is the config's num_workers)
     workers: int | None = None
-    # `torch.compile` for the decoder and the discriminator while they train: fused kernels
-    # and fewer launches where the GPU waits on the host
-    compile: bool = False
+    # the parts of a step `torch.compile` compiles while they train (`gpu.training.compiled`'s
+    # PARTS): fused kernels and fewer launches where the GPU waits on the host
+    compile: tuple[str, ...] = ()
     # torch.compile's mode: "reduce-overhead" adds CUDA graphs (one launch for a whole
     # compiled part; inert on a CPU)
     compile_mode: str = "default"
@@ -47,7 +47,7 @@ class Speed:
         if self.compile:
             from gpu.training.compiled import compile_for_training
 
-            compile_for_training(model, self.compile_mode)
+            compile_for_training(model, self.compile, self.compile_mode)
         return model
 
     def trainer_precision(self) -> str:
