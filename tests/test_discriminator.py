@@ -35,12 +35,16 @@ def test_the_narrowed_discriminator_is_the_forks_layers_at_a_sixteenth_of_the_wi
     tiny_params = sum(p.numel() for p in tiny.parameters())
     assert full_params > 40e6 and tiny_params < full_params / 200
 
-    y = torch.randn(2, 1, 5120)
-    real, fake, real_maps, _ = tiny(y, y)  # the fork's forward: same outputs' shapes and count
-    full_real, _, full_maps, _ = full(y, y)
-    assert [r.shape for r in real] == [r.shape for r in full_real]
-    assert [len(m) for m in real_maps] == [len(m) for m in full_maps]
-    assert all(torch.equal(a, b) for a, b in zip(real, fake, strict=True))
+    y, y_hat = torch.randn(2, 1, 5120), torch.randn(2, 1, 5120)
+    real, fake, real_maps, fake_maps = tiny(y, y_hat)  # the fork's forward
+    full_real, full_fake, full_maps, _ = full(y, y_hat)
+    assert [r.shape for r in real] == [r.shape for r in full_real]  # one score map per scale
+    assert [f.shape for f in fake] == [f.shape for f in full_fake]  # and per period
+    assert [[m.shape[2:] for m in ms] for ms in real_maps] == [
+        [m.shape[2:] for m in ms] for ms in full_maps
+    ], "every layer's feature map as long as the fork's (only the channels are fewer)"
+    assert not any(torch.equal(a, b) for a, b in zip(real, fake, strict=True))
+    assert all(len(r) == len(f) for r, f in zip(real_maps, fake_maps, strict=True))
 
 
 def test_only_the_tiny_preset_asks_for_it() -> None:
