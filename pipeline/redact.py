@@ -29,13 +29,28 @@ _PROCESS_KEY = secrets.token_bytes(32)
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # Anything under a user's prefix, up to a quote, whitespace or a bracket.
 _KEY_IN_TEXT = re.compile(rf"vc/users/{_UUID}(?:/[^\s'\"<>()\[\]{{}},;]*)?")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# Postgres names the key of a row it refuses: `Key (user_id, lower(name))=(<uuid>, <text>)`.
-_PG_KEY = re.compile(r"Key \((.*?)\)=\((.*?)\)(?= is | already |$)", re.MULTILINE)
-# A UUID that says it is a user's: `user_id=<uuid>`, `"user_id": "<uuid>"`, `user <uuid>`.
-_USER_UUID = re.compile(rf"(\b(?:user|owner)(?:_?id)?\b\W{{0,4}})({_UUID})", re.IGNORECASE)
+# Not after a character an address could hold: each run of them is tried once, not per start.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Postgres quotes the key of a row it refuses: `Key (user_id, lower(btrim(name)))=(<uuid>,
+# <text>) already exists`. Columns nest parentheses (two levels here), values are anything up
+# to the last of Postgres's own endings on the line (a name holding one of them makes the
+# values miscount, and then all are withheld); both bounded, so a long line costs linear time.
+_PG_COLUMNS = r"[^()\n]*(?:\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)[^()\n]*)*"
+_PG_KEY = re.compile(
+    rf"Key \(({_PG_COLUMNS})\)=\((.{{0,1000}})\)"
+    r"(?= already exists| is not present| is still referenced| conflicts with)"
+)
+# A check or not-null violation quotes the whole row: none of it is shown.
+_PG_ROW = re.compile(r"Failing row contains \([^\n]*")
+# A UUID that says it is a user's: `user_id=<uuid>`, `"user_id" : "<uuid>"`, `user <uuid>`,
+# `user_id=UUID('<uuid>')`, `X-User-Id: <uuid>`.
+_USER_UUID = re.compile(
+    rf"(\b(?:user|owner)(?:[_-]?id)?\b\W{{0,6}}(?:UUID\(['\"])?)({_UUID})", re.IGNORECASE
+)
 _USER_COLUMNS = {"user_id", "owner_id", "owner"}
-_FULL_UUID = re.compile(rf"{_UUID}")
+_FULL_UUID = re.compile(_UUID)
+# Already safe to show: a hashed user, a redacted key (`dataset:<id>`), a number.
+_SHOWN = re.compile(rf"(?:user|key):[0-9a-f]{{12}}|[a-z_]+:{_UUID}|-?\d+(?:\.\d+)?")
 _INSTALLED = "_svc_redacting_factory"
 
 
@@ -71,23 +86,31 @@ def text(message: str) -> str:
     every email address replaced."""
     message = _KEY_IN_TEXT.sub(lambda m: key(m.group(0)), message)
     message = _PG_KEY.sub(_database_key, message)
+    message = _PG_ROW.sub("Failing row contains (<withheld>)", message)
     message = _USER_UUID.sub(lambda m: m.group(1) + user(m.group(2)), message)
     return _EMAIL.sub("<email>", message)
 
 
 def _database_key(match: re.Match[str]) -> str:
     """A refused row's key as Postgres quotes it, each value by what its column holds: a
-    user's id hashed as `user` hashes it, a row's own id kept (it names a row, not a person),
-    anything else (a file's name, a profile's) withheld."""
+    user's id hashed as `user` hashes it, a row's own id, a number or an already redacted
+    value kept (they name no one), anything else (a file's name, a profile's) withheld.
+    Idempotent: a line redacted twice (a call site's `text`, then the log hook's) reads the
+    same, so one person's lines still read together."""
     columns = [c.strip() for c in match.group(1).split(",")]
     values = [v.strip() for v in match.group(2).split(",")]
     if len(columns) != len(values):  # a value with a comma in it: withhold them all
         return f"Key ({match.group(1)})=(<withheld>)"
-    shown = [
-        user(v) if c in _USER_COLUMNS else v if _FULL_UUID.fullmatch(v) else "<withheld>"
-        for c, v in zip(columns, values, strict=True)
-    ]
+    shown = [_database_value(c, v) for c, v in zip(columns, values, strict=True)]
     return f"Key ({match.group(1)})=({', '.join(shown)})"
+
+
+def _database_value(column: str, value: str) -> str:
+    if _FULL_UUID.fullmatch(value):
+        return user(value) if column in _USER_COLUMNS else value
+    if _SHOWN.fullmatch(value):
+        return value
+    return "<withheld>"
 
 
 def install() -> None:
