@@ -307,6 +307,8 @@ def levers(config_path: Path, steps: int, names: list[str] | None = None) -> dic
     """Each lever of `gpu.training.speed` trained side by side from the same config and seed:
     train-only and loop seconds a step, seconds per training piece, the held-out loss at the
     end (equal steps, so quality parity shows), peak memory; ratios against today's."""
+    import torch
+
     from gpu.training.speed import Speed
 
     found: dict[str, Any] = {}
@@ -315,6 +317,7 @@ def levers(config_path: Path, steps: int, names: list[str] | None = None) -> dic
         options, batch = LEVERS[name]
         run = fresh_model_dir(config_path, "lever-" + str(len(found)), batch)
         batch_size = json.loads(run.read_text())["train"]["batch_size"]
+        torch._dynamo.reset()  # each lever compiles from scratch, within its own limits
         try:
             measured = train(run, steps, max(steps - 1, 1), 10**9, Speed(**options))
         except Exception as error:  # one lever failing must not lose the others' figures

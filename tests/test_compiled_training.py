@@ -1,9 +1,10 @@
-"""The compiled training step (`gpu.training.compiled`, `Speed(compile=True)`) computes what the
-eager one does: the tiny preset's decoder and discriminator, compiled by torch 2.8's inductor
-on this CPU, give the eager outputs and gradients, in one graph each (no graph break, so
-nothing of the step falls back to Python between kernels), and only while training: in eval
-mode, where validation runs pieces of every length, nothing compiles. Whether it is faster is
-`bench/gpu.py --lever compiled`'s question, on a GPU."""
+"""The compiled training step (`gpu.training.compiled`, `Speed(compile=parts)`) computes what
+the eager one does: the tiny preset's decoder and discriminator, compiled by torch 2.8's
+inductor on this CPU, give the eager outputs and gradients, in one graph each (no graph
+break, so nothing of the step falls back to Python between kernels), and only while
+training: in eval mode, where validation runs pieces of every length, nothing compiles. The
+posterior encoder and the flow take any length with one compile. Whether any of it is faster
+is `bench/gpu.py --only levers`' question, on a GPU. CUDA graphs cannot run here."""
 
 import json
 from pathlib import Path
@@ -123,3 +124,12 @@ def test_the_compiled_encoder_and_flow_take_any_length_with_one_compile() -> Non
             for a, b in zip(got[1], want[1], strict=True):
                 assert torch.allclose(a, b, rtol=1e-3, atol=1e-5)
     assert graphs[0] > 0 and graphs[1:] == [0, 0], f"compiled again for a new length: {graphs}"
+
+
+def test_parts_are_named() -> None:
+    from gpu.training.speed import Speed
+
+    with pytest.raises(TypeError):
+        Speed(compile=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="generator"):
+        compile_for_training(Pair(), ("generator",))

@@ -2,7 +2,9 @@
 
 - the discriminator, which sees fixed-length slices, and the generator's decoder
   (NSF-HiFiGAN, most of the generator's work), which turns a fixed number of frames into a
-  slice of audio: fixed shapes, compiled once;
+  slice of audio: fixed shapes, compiled once each (the discriminator twice: with its
+  parameters' gradients and without, as Lightning toggles them between the two optimizers);
+  the training loader drops an epoch's last, smaller batch so no batch compiles anew;
 - the posterior encoder and the flow (WaveNet stacks, dozens of small kernels a layer), which
   see whole pieces of varying length: compiled with dynamic lengths, once. Their fork code
   slices by a tensor (`fused_add_tanh_sigmoid_multiply`), which splits the graph at each
@@ -33,26 +35,52 @@ FIXED_SHAPES = ("discriminator", "decoder")
 def compile_for_training(
     model: Any, parts: tuple[str, ...] = FIXED_SHAPES, mode: str = "default"
 ) -> None:
-    """`model` is the fork's Lightning module (`net_g`, `net_d`); `mode` is torch.compile's."""
+    """`model` is the fork's Lightning module (`net_g`, `net_d`); `mode` is torch.compile's.
+    With CUDA graphs ("reduce-overhead"), each batch starts a new graph generation and each
+    compiled part's outputs are copied out of the graph's memory: the fork calls the
+    discriminator again on the decoder's output after the generator's backward, which would
+    otherwise start a generation that reuses that output's memory while it is still read."""
+    unknown = set(parts) - PARTS.keys()
+    if unknown:
+        raise ValueError(f"no such part to compile: {sorted(unknown)}; parts: {sorted(PARTS)}")
+    graphs = mode == "reduce-overhead"
     for part in parts:
         module_of, varying = PARTS[part]
         net = module_of(model)
         _weight_norm_in_primitives(net)
         _plain_int_geometry(net)
         _one_channel_inputs_in_plain_layout(net)
-        _compiled_while_training(net, mode, dynamic=varying)
+        _compiled_while_training(net, mode, dynamic=varying, copy_out=graphs)
+    if graphs:
+        _a_graph_generation_per_batch(model)
 
 
-def _compiled_while_training(net: Any, mode: str, dynamic: bool) -> None:
+def _compiled_while_training(net: Any, mode: str, dynamic: bool, copy_out: bool) -> None:
     import torch
+    from torch.utils._pytree import tree_map
 
     eager = net.forward
     compiled = torch.compile(eager, dynamic=dynamic, mode=mode)
 
     def forward(*args: Any, **kwargs: Any) -> Any:
-        return (compiled if net.training else eager)(*args, **kwargs)
+        if not net.training:
+            return eager(*args, **kwargs)
+        out = compiled(*args, **kwargs)
+        return tree_map(lambda t: t.clone() if torch.is_tensor(t) else t, out) if copy_out else out
 
     net.forward = forward
+
+
+def _a_graph_generation_per_batch(model: Any) -> None:
+    import torch
+
+    before = model.on_train_batch_start
+
+    def on_train_batch_start(*args: Any, **kwargs: Any) -> Any:
+        torch.compiler.cudagraph_mark_step_begin()
+        return before(*args, **kwargs)
+
+    model.on_train_batch_start = on_train_batch_start
 
 
 def _weight_norm_in_primitives(net: Any) -> None:
@@ -65,6 +93,8 @@ def _weight_norm_in_primitives(net: Any) -> None:
     from torch.nn.utils.weight_norm import WeightNorm
 
     def compute_weight(hook: WeightNorm, module: Any) -> torch.Tensor:
+        if not torch.compiler.is_compiling():  # eager (validation) keeps the fused kernel
+            return WeightNorm.compute_weight(hook, module)
         g = getattr(module, hook.name + "_g")
         v = getattr(module, hook.name + "_v")
         return v * (g / torch.norm_except_dim(v, 2, hook.dim))
@@ -97,7 +127,9 @@ def _one_channel_inputs_in_plain_layout(net: Any) -> None:
     convolution settles it."""
     import torch
 
-    def plain(_: Any, args: tuple) -> tuple:
+    def plain(_: Any, args: tuple) -> tuple | None:
+        if not torch.compiler.is_compiling():  # eager runs need no copy
+            return None
         return (args[0].clone(memory_format=torch.contiguous_format), *args[1:])
 
     for module in net.modules():

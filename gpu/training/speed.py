@@ -6,8 +6,8 @@ They live apart from the schedule (what is done between steps) because they chan
 step is, never what it computes beyond rounding; `Speed()` is what training uses, chosen by
 that measurement on an H200 (docs/architecture.md, "Training speed"): TF32 products and
 pinned batches (each 3-13 % off a step, the held-out loss at equal steps within run-to-run
-noise); bf16-mixed made the step 8 % slower, so precision stays fp32. On a CPU every lever is
-inert."""
+noise); bf16-mixed made the step 8 % slower, so precision stays fp32. On a CPU precision,
+TF32 and pinning are inert (compiling is not)."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,10 @@ class Speed:
     # compiled part; inert on a CPU)
     compile_mode: str = "default"
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.compile, tuple):  # Speed(compile=True) would compile nothing
+            raise TypeError(f"compile names parts (a tuple), not {self.compile!r}")
+
     def apply(self) -> None:
         """Through the new API only: torch >= 2.9 refuses a mix of it and `allow_tf32`. A CPU
         keeps full precision (there "high" may mean bf16 products)."""
@@ -54,7 +58,8 @@ class Speed:
         return self.precision if device() == "cuda" else "32-true"
 
     def datamodule(self, hparams: Any) -> Any:
-        """The fork's `VCDataModule`, its training loader pinned and sized as asked."""
+        """The fork's `VCDataModule`, its training loader pinned, sized and (when compiling)
+        of equal batches as asked."""
         from multiprocessing import cpu_count
 
         from so_vits_svc_fork.train import VCDataModule
@@ -72,6 +77,10 @@ class Speed:
                     collate_fn=self.collate_fn,
                     persistent_workers=True,
                     pin_memory=speed.pin_memory and device() == "cuda",
+                    # compiled parts are compiled for the batch's size: an epoch's last, smaller
+                    # batch would compile them again (its pieces train in the next epoch's
+                    # shuffle)
+                    drop_last=bool(speed.compile) and len(self.train_dataset) > self.batch_size,
                 )
 
         return Loader(hparams)
