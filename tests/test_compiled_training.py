@@ -37,6 +37,14 @@ class Pair(torch.nn.Module):
             self.net_d = MultiPeriodDiscriminator(False)
 
 
+def _twins(seed: int) -> tuple[Pair, Pair]:
+    """Two pairs with the same weights, training: one to stay eager, one to compile."""
+    torch.manual_seed(seed)
+    eager, twin = Pair().train(), Pair().train()
+    twin.load_state_dict(eager.state_dict())
+    return eager, twin
+
+
 def _step(pair: Pair, z: torch.Tensor, f0: torch.Tensor, g: torch.Tensor) -> tuple:
     """A decoder pass and both discriminator passes, as a training step makes them."""
     torch.manual_seed(7)  # the NSF source's noise
@@ -54,10 +62,7 @@ def _step(pair: Pair, z: torch.Tensor, f0: torch.Tensor, g: torch.Tensor) -> tup
 def test_the_compiled_decoder_and_discriminator_train_as_the_eager_ones() -> None:
     from torch._dynamo.utils import counters
 
-    torch.manual_seed(0)
-    eager = Pair().train()
-    compiled = Pair().train()
-    compiled.load_state_dict(eager.state_dict())
+    eager, compiled = _twins(0)
     keys = list(compiled.state_dict())
     compile_for_training(compiled)
     assert list(compiled.state_dict()) == keys, "checkpoints keep their keys"
@@ -102,10 +107,7 @@ def test_the_compiled_encoder_and_flow_take_any_length_with_one_compile() -> Non
 
     from gpu.training.compiled import FIXED_SHAPES
 
-    torch.manual_seed(1)
-    eager = Pair().train()
-    compiled = Pair().train()
-    compiled.load_state_dict(eager.state_dict())
+    eager, compiled = _twins(1)
     compile_for_training(compiled, ("posterior", "flow"))
     assert "posterior" not in FIXED_SHAPES
     graphs = []
