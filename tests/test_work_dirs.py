@@ -153,7 +153,13 @@ def test_a_local_cancel_interrupts_the_worker_process_which_removes_its_dir(
     work = training_work_dir(services.settings.work_dir, job.id)
     worker = _worker(worker_env, job.id)
     _wait(lambda: any(work.rglob("*.wav")) or worker.poll() is not None, 600, "the recordings")
+    # The cancel and the signal reach a running worker one after the other, so its heartbeat
+    # could see the cancel first and exit cleanly (0) before the signal lands: that is the
+    # heartbeat's path, not this one. Held still between the two, the worker meets the signal
+    # before it can look at the row.
+    worker.send_signal(signal.SIGSTOP)
     repo.cancel_job("training", alice.id, job.id)
     worker.send_signal(signal.SIGTERM)  # what SubprocessDispatcher.cancel sends
+    worker.send_signal(signal.SIGCONT)
     assert worker.wait(120) == 128 + signal.SIGTERM
     assert not work.exists(), "a locally canceled training's recordings stay on disk"
