@@ -27,15 +27,13 @@ voices apart keeps it large.
 
 import argparse
 import os
-from math import gcd
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from gpu.measures.quality import cosine
-from gpu.measures.singers import ENCODER_RATE, encoder, encoder_input, encoder_level
+from gpu.measures.singers import at_encoder_rate, encoder, encoder_input, encoder_level
 from gpu.text.limiter import limit
 from tests.vocals import RATE, speech
 
@@ -47,13 +45,8 @@ CEILING_DB = -1.0
 PAD_SECONDS = (2, 8)  # silence added around a take, half before, half after
 
 
-def _resampled(audio: np.ndarray, rate: int) -> np.ndarray:
-    g = gcd(rate, ENCODER_RATE)
-    return resample_poly(np.asarray(audio, np.float64), ENCODER_RATE // g, rate // g)
-
-
 def peak(audio: np.ndarray, rate: int) -> np.ndarray:
-    voice = _resampled(audio, rate)
+    voice = at_encoder_rate(audio, rate)
     top = float(np.max(np.abs(voice), initial=0.0))
     return (voice / top if top > 0 else voice).astype(np.float32)
 
@@ -65,11 +58,11 @@ def preprocess(audio: np.ndarray, rate: int) -> np.ndarray:
 
 
 def raw(audio: np.ndarray, rate: int) -> np.ndarray:
-    return _resampled(audio, rate).astype(np.float32)
+    return at_encoder_rate(audio, rate).astype(np.float32)
 
 
 def rms_only(audio: np.ndarray, rate: int) -> np.ndarray:
-    return encoder_level(_resampled(audio, rate))
+    return encoder_level(at_encoder_rate(audio, rate))
 
 
 PREPARATIONS = {

@@ -77,12 +77,15 @@ def encoder_input(audio: np.ndarray, rate: int) -> np.ndarray:
     (8 s of silence around an 8 s line: ~0.73 with it left in). Resemblyzer's
     `preprocess_wav` is not used as it is: it only ever turns audio up, so a loud clip keeps
     its level (+6 dB: ~0.96). bench/similarity.py measures all of this."""
+    voice = at_encoder_rate(audio, rate)
+    voiced = _without_pauses(voice)  # relative to the clip's own loud frames: any level
+    return encoder_level(voiced if voiced.size >= MIN_SPEECH_SECONDS * ENCODER_RATE else voice)
+
+
+def at_encoder_rate(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Mono audio resampled to the encoder's 16 kHz (float64, its level as it was)."""
     g = gcd(rate, ENCODER_RATE)
-    voice = encoder_level(
-        resample_poly(np.asarray(audio, np.float64), ENCODER_RATE // g, rate // g)
-    )
-    voiced = _without_pauses(voice)
-    return encoder_level(voiced) if voiced.size >= MIN_SPEECH_SECONDS * ENCODER_RATE else voice
+    return resample_poly(np.asarray(audio, np.float64), ENCODER_RATE // g, rate // g)
 
 
 def load_voice(path: Path) -> np.ndarray:
