@@ -143,16 +143,13 @@ class Storage:
     def head(self, key: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError
 
-        try:
-            with _outages_unavailable():
+        with _outages_unavailable():
+            try:
                 meta = self._s3.head_object(Bucket=self.bucket, Key=key)
-        except Unavailable as exc:
-            cause = exc.__cause__
-            if not isinstance(cause, ClientError):
-                raise
-            if cause.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise Unavailable("Object storage refused the request.") from cause
+            except ClientError as exc:  # an answer, not an outage: missing, or refused
+                if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                    return None
+                raise Unavailable("Object storage refused the request.") from exc
         return ObjectInfo(
             key=key,
             size=int(meta["ContentLength"]),
