@@ -11,6 +11,8 @@ Prints one table, writes JSON.
     .venv/bin/python -m bench.gpu --profile             # and where a training step goes
     .venv/bin/python -m bench.gpu --only levers         # training's speed levers side by side
     .venv/bin/python -m bench.gpu --only levers --lever compiled "compiled, CUDA graphs"
+    .venv/bin/python -m bench.gpu --only levers --lever "one length, cuDNN benchmark" \
+        "one length, all compiled" "one length, all compiled, cached"
     .venv/bin/python -m bench.gpu --only song instant text  # the other job kinds
     .venv/bin/python -m bench.gpu --small               # tiny sizes on a CPU (the suite's)
     .venv/bin/python -m bench.gpu --small --only training --discriminator-divisor 1
@@ -275,6 +277,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--levers", action="store_true", help="training levers side by side")
     parser.add_argument("--lever", nargs="+", help="only these levers (and today's)")
+    parser.add_argument("--lever-steps", type=int, help="steps a lever trains (30; --small: 3)")
     parser.add_argument("--cap-gib", type=float, help="cap this process's GPU memory")
     parser.add_argument("--discriminator-divisor", type=int,
                         help="train with the fork's discriminator this many times narrower "
@@ -291,7 +294,7 @@ def main() -> None:
     args.validate_every = 20 if full else 2
     args.checkpoint_seconds = 10.0 if full else 0.0
     args.profile_steps = 10 if full else 2
-    args.lever_steps = 30 if full else 3
+    args.lever_steps = args.lever_steps or (30 if full else 3)
     logging.disable(logging.WARNING)
     out = run(args)
     print(table(out))

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from gpu.training.compiled import FIXED_SHAPES
+from gpu.training.compiled import FIXED_SHAPES, PARTS
+from gpu.training.lengths import LONGEST
 from tests.audio import voice
 
 
@@ -287,6 +288,8 @@ def _is_range(key: str, labels: set[str]) -> bool:
 
 
 TF32_PINNED = {"tf32": True, "pin_memory": True, "workers": 4}
+BUCKETS = {"length_bucket": 128, "cudnn_benchmark": True}
+ONE_LENGTH = {"length_bucket": LONGEST, "cudnn_benchmark": True}
 LEVERS = {  # name: (Speed's arguments, batch size or None for the preset's)
     "fp32 (today)": ({}, None),
     "bf16-mixed": ({"precision": "bf16-mixed"}, None),
@@ -300,6 +303,19 @@ LEVERS = {  # name: (Speed's arguments, batch size or None for the preset's)
     "compiled": ({"compile": FIXED_SHAPES}, None),
     "compiled, CUDA graphs": ({"compile": FIXED_SHAPES, "compile_mode": "reduce-overhead"}, None),
     "compiled with encoder and flow": ({"compile": (*FIXED_SHAPES, "posterior", "flow")}, None),
+    "fused AdamW": ({"fused_optimizer": True}, None),
+    # batches padded to a few lengths (gpu.training.lengths), so what is paid per shape pays
+    "buckets of 128, cuDNN benchmark": (BUCKETS, None),
+    "one length, cuDNN benchmark": (ONE_LENGTH, None),
+    "one length, all compiled": ({**ONE_LENGTH, "compile": tuple(PARTS)}, None),
+    # the same again: its first step reads the kernels the last one cached, as a later
+    # training container does from the work volume
+    "one length, all compiled, cached": ({**ONE_LENGTH, "compile": tuple(PARTS)}, None),
+    "one length, all compiled, CUDA graphs": (
+        {**ONE_LENGTH, "compile": tuple(PARTS), "compile_mode": "reduce-overhead"}, None),
+    "one length, all compiled, CUDA graphs, fused AdamW": (
+        {**ONE_LENGTH, "compile": tuple(PARTS), "compile_mode": "reduce-overhead",
+         "fused_optimizer": True}, None),
 }  # fmt: skip
 
 
@@ -309,8 +325,10 @@ def levers(config_path: Path, steps: int, names: list[str] | None = None) -> dic
     end (equal steps, so quality parity shows), peak memory; ratios against today's."""
     import torch
 
+    from gpu.training.compiled import keep_compiled_in
     from gpu.training.speed import Speed
 
+    keep_compiled_in(config_path.parent / "compile-cache")  # cold for this run's first compile
     found: dict[str, Any] = {}
     chosen = ["fp32 (today)", *(n for n in names or LEVERS if n != "fp32 (today)")]
     for name in chosen:

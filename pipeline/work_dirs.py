@@ -4,6 +4,10 @@ training, their cancel or their erasure.
 
 Run where the volume is mounted: the retention cron, and after `DELETE /me` (the
 `sweep_work` dispatch kind). Torch-free, so the web image runs it.
+
+Beside the job directories, `<work_dir>/compile-cache/` holds torch's compiled training
+kernels (`gpu.training.compiled.keep_compiled_in`), shared by every training container: code
+and tensor shapes, nobody's data, so the sweep leaves it alone.
 """
 
 import logging
@@ -18,6 +22,7 @@ from pipeline.repository import Repository
 log = logging.getLogger(__name__)
 
 TRAINING = "training"  # `<work_dir>/training/<job id>/`, as gpu/training/job.py lays it out
+COMPILE_CACHE = "compile-cache"  # `<work_dir>/compile-cache/torch-<version>/`
 
 
 class WorkSweep(BaseModel):

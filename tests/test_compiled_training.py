@@ -3,8 +3,9 @@ the eager one does: the tiny preset's decoder and discriminator, compiled by tor
 inductor on this CPU, give the eager outputs and gradients, in one graph each (no graph
 break, so nothing of the step falls back to Python between kernels), and only while
 training: in eval mode, where validation runs pieces of every length, nothing compiles. The
-posterior encoder and the flow take any length with one compile. Whether any of it is faster
-is `bench/gpu.py --only levers`' question, on a GPU. CUDA graphs cannot run here."""
+posterior encoder and the flow take any length with one compile. A second process finds its
+compiled kernels in the cache a first one left. Whether any of it is faster is
+`bench/gpu.py --only levers`' question, on a GPU. CUDA graphs cannot run here."""
 
 import json
 from pathlib import Path
@@ -135,3 +136,51 @@ def test_parts_are_named() -> None:
         Speed(compile=True)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="generator"):
         compile_for_training(Pair(), ("generator",))
+
+
+COMPILE_ONCE = """
+import json, sys, time, torch
+from pathlib import Path
+from torch._dynamo.utils import counters
+from gpu.training.compiled import compile_for_training, keep_compiled_in
+from tests.test_compiled_training import Pair
+
+keep_compiled_in(Path(sys.argv[1]))
+pair = Pair().train()
+compile_for_training(pair, ("f0",), bucket=128)
+x, f0, mask = torch.randn(2, 16, 128), torch.randn(2, 1, 128), torch.ones(2, 1, 128)
+started = time.perf_counter()
+pair.net_g.f0_decoder(x, f0, mask).square().mean().backward()
+print(json.dumps({"seconds": time.perf_counter() - started, **counters["inductor"],
+                  **counters["aot_autograd"]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_training_process_reads_its_compiled_kernels_from_the_cache(tmp_path) -> None:
+    """As two training containers on one work volume: the first compiles the F0 decoder's
+    forward and backward and writes them to the cache; the second finds both there."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
+    } | {"PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": ""}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", COMPILE_ONCE, str(tmp_path / "compile-cache")],
+            env=env, capture_output=True, text=True, timeout=600, check=True, cwd=tmp_path,
+        )  # fmt: skip
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert first["fxgraph_cache_miss"] == 2 and first["autograd_cache_saved"] == 1
+    assert second["fxgraph_cache_hit"] == 2 and second["autograd_cache_hit"] == 1
+    assert "fxgraph_cache_miss" not in second
+    assert [p.name for p in (tmp_path / "compile-cache").iterdir()] == [
+        f"torch-{torch.__version__}"
+    ]

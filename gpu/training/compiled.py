@@ -1,58 +1,92 @@
-"""`torch.compile` for the parts of a training step, by name (`PARTS`):
+"""`torch.compile` for the parts of a training step, by name (`PARTS`), each by the lengths
+it sees:
 
-- the discriminator, which sees fixed-length slices, and the generator's decoder
+- "fixed": the discriminator, which sees fixed-length slices, and the generator's decoder
   (NSF-HiFiGAN, most of the generator's work), which turns a fixed number of frames into a
-  slice of audio: fixed shapes, compiled once each (the discriminator twice: with its
-  parameters' gradients and without, as Lightning toggles them between the two optimizers);
-  the training loader drops an epoch's last, smaller batch so no batch compiles anew;
-- the posterior encoder and the flow (WaveNet stacks, dozens of small kernels a layer), which
-  see whole pieces of varying length: compiled with dynamic lengths, once. Their fork code
-  slices by a tensor (`fused_add_tanh_sigmoid_multiply`), which splits the graph at each
-  layer, so less fuses than in the fixed parts.
+  slice of audio: compiled once each (the discriminator twice: with its parameters'
+  gradients and without, as Lightning toggles them between the two optimizers); the training
+  loader drops an epoch's last, smaller batch so no batch compiles anew;
+- "any": the posterior encoder and the flow (WaveNet stacks, dozens of small kernels a layer),
+  which see whole pieces: compiled with dynamic lengths, once. Their fork code slices by a
+  tensor (`fused_add_tanh_sigmoid_multiply`), which splits the graph at each layer, so less
+  fuses than in the fixed parts;
+- "bucketed": the prior encoder and the F0 decoder, which recompile for every new length, so
+  they compile only when the loader pads batches to a few lengths (`gpu.training.lengths`).
+  Then the "any" parts compile for each of those lengths too, without symbolic shapes.
 
-The prior encoder and the F0 decoder stay eager: they recompile for every new length. Each
-part is compiled only while training: validation and inference run the same networks on
+Each part is compiled only while training: validation and inference run the same networks on
 pieces of any length. The networks keep their parameters and state dict, so checkpoints load
 either way.
 
 Three things in the fork's layers stop torch 2.8's compiler, each put in an equivalent form
 first (`tests/test_compiled_training.py` compares outputs and gradients with the eager ones)."""
 
+import os
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-# name: (the module within the fork's Lightning module, whether its lengths vary)
-PARTS: dict[str, tuple[Callable[[Any], Any], bool]] = {
-    "discriminator": (lambda model: model.net_d, False),
-    "decoder": (lambda model: model.net_g.dec, False),
-    "posterior": (lambda model: model.net_g.enc_q, True),
-    "flow": (lambda model: model.net_g.flow, True),
+from gpu.training.lengths import LONGEST
+
+# name: (the module within the fork's Lightning module, the lengths it sees)
+PARTS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "discriminator": (lambda model: model.net_d, "fixed"),
+    "decoder": (lambda model: model.net_g.dec, "fixed"),
+    "posterior": (lambda model: model.net_g.enc_q, "any"),
+    "flow": (lambda model: model.net_g.flow, "any"),
+    "prior": (lambda model: model.net_g.enc_p, "bucketed"),
+    "f0": (lambda model: model.net_g.f0_decoder, "bucketed"),
 }
 FIXED_SHAPES = ("discriminator", "decoder")
 
 
 def compile_for_training(
-    model: Any, parts: tuple[str, ...] = FIXED_SHAPES, mode: str = "default"
+    model: Any, parts: tuple[str, ...] = FIXED_SHAPES, mode: str = "default", bucket: int = 0
 ) -> None:
-    """`model` is the fork's Lightning module (`net_g`, `net_d`); `mode` is torch.compile's.
-    With CUDA graphs ("reduce-overhead"), each batch starts a new graph generation and each
-    compiled part's outputs are copied out of the graph's memory: the fork calls the
-    discriminator again on the decoder's output after the generator's backward, which would
-    otherwise start a generation that reuses that output's memory while it is still read."""
+    """`model` is the fork's Lightning module (`net_g`, `net_d`); `mode` is torch.compile's;
+    `bucket` the frames the loader pads batches to a multiple of (`gpu.training.lengths`; 0:
+    lengths vary). With CUDA graphs ("reduce-overhead"), each batch starts a new graph
+    generation and each compiled part's outputs are copied out of the graph's memory: the fork
+    calls the discriminator again on the decoder's output after the generator's backward,
+    which would otherwise start a generation that reuses that output's memory while it is
+    still read."""
+    import torch
+
     unknown = set(parts) - PARTS.keys()
     if unknown:
         raise ValueError(f"no such part to compile: {sorted(unknown)}; parts: {sorted(PARTS)}")
+    if not bucket and (needs := [p for p in parts if PARTS[p][1] == "bucketed"]):
+        raise ValueError(f"{needs} recompile for every length: compile them with length_bucket")
+    lengths = -(-LONGEST // bucket) if bucket else 0
+    if lengths > torch._dynamo.config.recompile_limit:  # past it a part would run eager
+        raise ValueError(f"a length_bucket of {bucket} frames leaves {lengths} lengths to compile")
     graphs = mode == "reduce-overhead"
     for part in parts:
-        module_of, varying = PARTS[part]
+        module_of, lengths_seen = PARTS[part]
         net = module_of(model)
         _weight_norm_in_primitives(net)
         _plain_int_geometry(net)
         _one_channel_inputs_in_plain_layout(net)
-        _compiled_while_training(net, mode, dynamic=varying, copy_out=graphs)
+        dynamic = lengths_seen == "any" and not bucket
+        _compiled_while_training(net, mode, dynamic=dynamic, copy_out=graphs)
     if graphs:
         _a_graph_generation_per_batch(model)
+
+
+def keep_compiled_in(folder: Path) -> None:
+    """Inductor's caches (compiled graphs, their kernels, autotuning results) in `folder`, one
+    per torch version. Its default is the container's /tmp, lost with it, so every training
+    container would pay the compile again (tens of seconds a part); on the work volume only the
+    first training after a deploy pays it. A cache dir set in the environment is kept; so is
+    one torch already chose, since a process that compiled before reads its cache there."""
+    import torch
+
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return
+    target = folder / f"torch-{torch.__version__}"
+    target.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(target)
 
 
 def _compiled_while_training(net: Any, mode: str, dynamic: bool, copy_out: bool) -> None:

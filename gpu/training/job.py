@@ -22,6 +22,7 @@ from gpu.training.schedule import Schedule
 from gpu.training.trainer import export_generator, fit
 from gpu.weights import PRETRAINED_DIRNAME
 from pipeline import keys
+from pipeline.work_dirs import COMPILE_CACHE
 from schemas.jobs import TrainingJobRow, TrainingParams
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,12 @@ class TrainingRun(JobRun):
         self.phase("train")
         s = self.settings
         result = fit(
-            config, total, s.heartbeat_seconds, self.heartbeat.send, Schedule.from_settings(s)
+            config,
+            total,
+            s.heartbeat_seconds,
+            self.heartbeat.send,
+            Schedule.from_settings(s),
+            compile_cache=Path(s.work_dir) / COMPILE_CACHE,
         )
         self.phase("upload", val_history=result.val_history, **result.summary())
         version = model_version_id(self.job_id)

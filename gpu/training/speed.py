@@ -1,15 +1,17 @@
 """How a training step runs on the device: the levers `bench/gpu.py --levers` measures side by
 side on a GPU (precision, TF32 matrix products, pinned host memory for the loader's batches,
-compiled networks).
+compiled networks, batches of a few lengths with cuDNN's autotuning, a fused optimizer).
 
 They live apart from the schedule (what is done between steps) because they change how fast a
-step is, never what it computes beyond rounding; `Speed()` is what training uses, chosen by
+step is, never what it computes beyond rounding (bucketed lengths: beyond the F0 predictor's
+view of padding, `gpu.training.lengths`); `Speed()` is what training uses, chosen by
 that measurement on an H200 (docs/architecture.md, "Training speed"): TF32 products and
 pinned batches (each 3-13 % off a step, the held-out loss at equal steps within run-to-run
 noise); bf16-mixed made the step 8 % slower, so precision stays fp32. On a CPU precision,
 TF32 and pinning are inert (compiling is not)."""
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gpu.runtime import device
@@ -32,10 +34,23 @@ class Speed:
     # torch.compile's mode: "reduce-overhead" adds CUDA graphs (one launch for a whole
     # compiled part; inert on a CPU)
     compile_mode: str = "default"
+    # pad each batch to a whole number of this many frames (`gpu.training.lengths`; 0: to its
+    # longest piece, as the fork does): a few shapes, so what is paid per shape is paid once
+    length_bucket: int = 0
+    # cuDNN's benchmark mode: autotunes each new shape, so only with `length_bucket`
+    cudnn_benchmark: bool = False
+    # AdamW's fused kernel: a few launches a step for every parameter, instead of a few per
+    # group of tensors (the fork's default, `foreach`)
+    fused_optimizer: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.compile, tuple):  # Speed(compile=True) would compile nothing
             raise TypeError(f"compile names parts (a tuple), not {self.compile!r}")
+        if self.cudnn_benchmark and not self.length_bucket:
+            raise ValueError(
+                "cuDNN's benchmark mode autotunes every new shape: it needs length_bucket "
+                "(with the fork's lengths it took 137 GiB and 53 s before the first step)"
+            )
 
     def apply(self) -> None:
         """Through the new API only: torch >= 2.9 refuses a mix of it and `allow_tf32`. A CPU
@@ -45,42 +60,75 @@ class Speed:
         tf32 = self.tf32 and device() == "cuda"
         torch.set_float32_matmul_precision("high" if tf32 else "highest")
 
-    def compiled(self, model: Any) -> Any:
-        """The Lightning module, its fixed-shape networks compiled for training when asked
-        (`gpu.training.compiled`)."""
+    def applied_to(self, model: Any, compile_cache: Path | None = None) -> Any:
+        """The Lightning module with the levers that act on it: its fixed-shape networks
+        compiled for training (`gpu.training.compiled`; their kernels kept in `compile_cache`
+        for the next process), its optimizers fused."""
         if self.compile:
-            from gpu.training.compiled import compile_for_training
+            from gpu.training.compiled import compile_for_training, keep_compiled_in
 
-            compile_for_training(model, self.compile, self.compile_mode)
+            if compile_cache:
+                keep_compiled_in(compile_cache)
+            compile_for_training(model, self.compile, self.compile_mode, self.length_bucket)
+        if self.fused_optimizer:
+            _fused_optimizers(model)
         return model
 
-    def trainer_precision(self) -> str:
-        return self.precision if device() == "cuda" else "32-true"
+    def trainer_options(self) -> dict[str, Any]:
+        """Lightning's precision and cuDNN benchmark mode."""
+        return {
+            "precision": self.precision if device() == "cuda" else "32-true",
+            "benchmark": self.cudnn_benchmark,
+        }
 
     def datamodule(self, hparams: Any) -> Any:
-        """The fork's `VCDataModule`, its training loader pinned, sized and (when compiling)
-        of equal batches as asked."""
+        """The fork's `VCDataModule`, its training loader pinned, sized, of bucketed lengths
+        and (when compiling) of equal batches as asked."""
         from multiprocessing import cpu_count
 
         from so_vits_svc_fork.train import VCDataModule
         from torch.utils.data import DataLoader
 
-        speed = self
+        from gpu.training.lengths import BucketedCollate
+
+        speed, hop = self, hparams.data.hop_length
 
         class Loader(VCDataModule):
             def train_dataloader(self) -> DataLoader:
                 workers = speed.workers or hparams.train.get("num_workers", 8)
+                equal_batches = bool(speed.compile) and len(self.train_dataset) > self.batch_size
                 return DataLoader(
                     self.train_dataset,
                     num_workers=max(1, min(cpu_count(), workers)),
                     batch_size=self.batch_size,
-                    collate_fn=self.collate_fn,
+                    collate_fn=BucketedCollate(self.collate_fn, speed.length_bucket, hop)
+                    if speed.length_bucket
+                    else self.collate_fn,
                     persistent_workers=True,
                     pin_memory=speed.pin_memory and device() == "cuda",
                     # compiled parts are compiled for the batch's size: an epoch's last, smaller
-                    # batch would compile them again (its pieces train in the next epoch's
-                    # shuffle)
-                    drop_last=bool(speed.compile) and len(self.train_dataset) > self.batch_size,
+                    # batch would compile them again. It is dropped, and the loader shuffles
+                    # every epoch so each epoch drops other pieces (the fork's dataset shuffles
+                    # once, so its fixed order would drop the same pieces every epoch)
+                    drop_last=equal_batches,
+                    shuffle=equal_batches,
                 )
 
         return Loader(hparams)
+
+
+def _fused_optimizers(model: Any) -> None:
+    """The fork builds its AdamW optimizers before it loads a checkpoint's optimizer state,
+    which brings back the saved flags; Lightning asks for them once the model is on its
+    device and every checkpoint is loaded, so they are switched there. The fused kernel
+    computes AdamW's update as the per-tensor ones do (to rounding)."""
+    before = model.configure_optimizers
+
+    def configure_optimizers() -> Any:
+        optimizers, schedulers = before()
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                group.update(fused=True, foreach=False)
+        return optimizers, schedulers
+
+    model.configure_optimizers = configure_optimizers

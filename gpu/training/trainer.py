@@ -211,9 +211,11 @@ def fit(
     sink: ProgressSink,
     schedule: Schedule | None = None,
     speed: Speed | None = None,
+    compile_cache: Path | None = None,
 ) -> TrainResult:
     """Trains until the step limit, or until `schedule.patience` steps went by without a
-    validation better than the best by more than `schedule.min_delta` (0: never stops early)."""
+    validation better than the best by more than `schedule.min_delta` (0: never stops early).
+    Compiled parts (`speed.compile`) keep their kernels in `compile_cache` for the next run."""
     from so_vits_svc_fork import utils
 
     from gpu.training.validation import ValidatedVits, held_out_batches, stopping_state
@@ -227,11 +229,11 @@ def fit(
     hparams = utils.get_backup_hparams(config_path, model_dir)
     datamodule = speed.datamodule(hparams)
     stopping = EarlyStopping.load(stopping_state(model_dir), schedule.patience, schedule.min_delta)
-    model = speed.compiled(ValidatedVits(stopping, **hparams))
+    model = speed.applied_to(ValidatedVits(stopping, **hparams), compile_cache)
     bookkeeping = Bookkeeping(schedule, held_out_batches(hparams))
     progress = ProgressCallback(total_steps, every_seconds, sink)
     trainer = pl.Trainer(
-        **trainer_options(model_dir, hparams, [bookkeeping, progress], speed.trainer_precision())
+        **trainer_options(model_dir, hparams, [bookkeeping, progress], speed.trainer_options())
     )
     trainer.fit(model, datamodule=datamodule)
     if progress.canceled:
@@ -261,24 +263,24 @@ def fit(
 
 
 def trainer_options(
-    model_dir: Path, hparams: Any, callbacks: list[pl.Callback], precision: str = "32-true"
+    model_dir: Path, hparams: Any, callbacks: list[pl.Callback], speed: dict[str, Any]
 ) -> dict:
     """Lightning's validation loop is off (`gpu.training.schedule` validates on its own schedule).
-    cuDNN's benchmark mode stays off: pieces vary in length, so it autotuned every new shape
-    (137 GiB and 53 s before the first step on an H200; 10.8 GiB and a 0.8 s first step
-    without, at the same speed per step)."""
+    `speed` (`Speed.trainer_options`) sets the precision and cuDNN's benchmark mode: off unless
+    lengths are bucketed, since with the fork's lengths it autotuned every new shape (137 GiB
+    and 53 s before the first step on an H200; 10.8 GiB and a 0.8 s first step without, at the
+    same speed per step)."""
     return dict(
         default_root_dir=model_dir,
         logger=pl.loggers.TensorBoardLogger(model_dir, "lightning_logs", 0),
         max_epochs=hparams.train.epochs,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        precision=precision,
         callbacks=callbacks,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        benchmark=False,
+        **speed,
     )
 
 
