@@ -312,13 +312,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         use_cache(cache, offline=True)  # before the fork is imported
         import torch
 
+        from bench.gpu_train import cap_memory
         from bench.gpu_weights import write_all
         from gpu.measures import f0
 
         device = "cuda" if torch.cuda.is_available() and not args.small else "cpu"
-        if device == "cuda" and args.cap_gib:
-            total = torch.cuda.get_device_properties(0).total_memory / 2**30
-            torch.cuda.set_per_process_memory_fraction(min(args.cap_gib / total, 1.0))
+        if device == "cuda":
+            cap_memory(args.cap_gib)
         write_all(cache, args.small)
         f0.install(cache)
         out: dict[str, Any] = {
@@ -335,7 +335,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             from bench import gpu_train
 
             config, _ = gpu_train.prepare(root / "levers", args.dataset_seconds, args.small)
-            out["levers"] = gpu_train.levers(config, args.lever_steps, args.lever)
+            out["levers"] = gpu_train.levers(
+                config, args.lever_steps, args.lever, cache, args.cap_gib
+            )
         if "training" in args.only or "song" in args.only:
             model, run_config = training(root / "train", args, out)
             out["conversion"] = conversion(model, run_config, args.audio_seconds, device)

@@ -319,36 +319,33 @@ LEVERS = {  # name: (Speed's arguments, batch size or None for the preset's)
 }  # fmt: skip
 
 
-def levers(config_path: Path, steps: int, names: list[str] | None = None) -> dict[str, Any]:
+def levers(
+    config_path: Path,
+    steps: int,
+    names: list[str] | None,
+    models: Path,
+    cap_gib: float | None,
+) -> dict[str, Any]:
     """Each lever of `gpu.training.speed` trained side by side from the same config and seed:
     train-only and loop seconds a step, seconds per training piece, the held-out loss at the
-    end (equal steps, so quality parity shows), peak memory; ratios against today's."""
-    import torch
-
-    from gpu.training.compiled import keep_compiled_in
-    from gpu.training.speed import Speed
-
-    keep_compiled_in(config_path.parent / "compile-cache")  # cold for this run's first compile
+    end (equal steps, so quality parity shows), peak memory, the first step's latency; ratios
+    against today's. Each lever trains in a process of its own, as a new container would
+    (nothing autotuned, compiled or loaded before), with a compile cache of its own, but
+    "…, cached", which reads the cache its lever before it left."""
     found: dict[str, Any] = {}
     chosen = ["fp32 (today)", *(n for n in names or LEVERS if n != "fp32 (today)")]
-    for name in chosen:
+    for i, name in enumerate(chosen):
         options, batch = LEVERS[name]
-        run = fresh_model_dir(config_path, "lever-" + str(len(found)), batch)
+        run = fresh_model_dir(config_path, "lever-" + str(i), batch)
         batch_size = json.loads(run.read_text())["train"]["batch_size"]
-        torch._dynamo.reset()  # each lever compiles from scratch, within its own limits
+        cached = name.endswith(", cached") and i > 0
+        cache = config_path.parent / f"compile-cache-{i - 1 if cached else i}"
         try:
-            measured = train(run, steps, max(steps - 1, 1), 10**9, Speed(**options))
+            measured = in_own_process(_lever, run, steps, options, models, cache, cap_gib)
         except Exception as error:  # one lever failing must not lose the others' figures
             found[name] = {"error": f"{type(error).__name__}: {error}"[:300]}
             continue
-        found[name] = {
-            "train_only_s_per_step": measured["train_only_s_per_step"],
-            "loop_s_per_step": measured["loop_s_per_step"],
-            "s_per_piece": measured["loop_s_per_step"] / batch_size,
-            "val_loss": measured["val_loss"],
-            "peak_gib": measured["peak_gib"],
-            "first_step_seconds": measured["first_step_seconds"],
-        }
+        found[name] = measured | {"s_per_piece": measured["loop_s_per_step"] / batch_size}
     base = found["fp32 (today)"]
     for row in found.values():
         if "error" in row or "error" in base:
@@ -356,6 +353,65 @@ def levers(config_path: Path, steps: int, names: list[str] | None = None) -> dic
         row["loop_vs_today"] = row["loop_s_per_step"] / base["loop_s_per_step"]
         row["piece_vs_today"] = row["s_per_piece"] / base["s_per_piece"]
     return found
+
+
+def in_own_process(fn: Callable[..., dict], *args: Any) -> dict:
+    """`fn(*args)` in a spawned process (not a pool's: a training's loader starts workers of
+    its own), its dict back through a file."""
+    import multiprocessing
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        process = multiprocessing.get_context("spawn").Process(
+            target=_to_file, args=(fn, args, out)
+        )
+        process.start()
+        process.join()
+        if process.exitcode or not out.exists():
+            raise RuntimeError(f"the process exited with {process.exitcode}")
+        return json.loads(out.read_text())
+
+
+def _to_file(fn: Callable[..., dict], args: tuple, out: Path) -> None:
+    out.write_text(json.dumps(fn(*args)))
+
+
+def _lever(
+    config_path: Path,
+    steps: int,
+    options: dict[str, Any],
+    models: Path,
+    compile_cache: Path,
+    cap_gib: float | None,
+) -> dict[str, Any]:
+    """One lever's run, set up as `bench.gpu.run` sets up its own process."""
+    import logging
+    import os
+
+    from gpu.weights import use_cache
+
+    logging.disable(logging.WARNING)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache)
+    use_cache(models, offline=True)  # before the fork is imported
+    from gpu.measures import f0
+    from gpu.training.speed import Speed
+
+    f0.install(models)
+    cap_memory(cap_gib)
+    measured = train(config_path, steps, max(steps - 1, 1), 10**9, Speed(**options))
+    keys = ("train_only_s_per_step", "loop_s_per_step", "val_loss", "peak_gib",
+            "first_step_seconds")  # fmt: skip
+    return {key: measured[key] for key in keys}
+
+
+def cap_memory(cap_gib: float | None) -> None:
+    """This process's GPU memory capped, as on a smaller GPU (an L4/A10G's 22 GiB)."""
+    import torch
+
+    if cap_gib and torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(0).total_memory / 2**30
+        torch.cuda.set_per_process_memory_fraction(min(cap_gib / total, 1.0))
 
 
 def _device_us(event: Any) -> float:

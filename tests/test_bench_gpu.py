@@ -1,7 +1,7 @@
 """`bench/gpu.py --small` runs end to end on a CPU (tiny sizes), so the GPU bench never rots:
-every section (song mode, the instant tier and text in a voice included) and the profile's
-breakdown are in its JSON. No figure is asserted, only that
-each was measured."""
+every section (song mode, the instant tier, text in a voice and a training lever against
+today's included) and the profile's breakdown are in its JSON. No timing is asserted, only
+that each was measured (and that the fused optimizer's held-out loss is today's)."""
 
 import json
 import os
@@ -35,6 +35,9 @@ def test_the_gpu_bench_runs_small_on_a_cpu(tmp_path) -> None:
             "song",
             "instant",
             "text",
+            "levers",
+            "--lever",
+            "fused AdamW",
         ],
         cwd=tmp_path,
         env=env,
@@ -71,3 +74,8 @@ def test_the_gpu_bench_runs_small_on_a_cpu(tmp_path) -> None:
     assert set(found["text"]) == {"50", "100", "500"}
     assert all(line["audio_seconds"] > 1 for line in found["text"].values())
     assert "training: train-only" in run.stdout.decode()
+    levers = found["levers"]  # each in a process of its own, as a new container
+    assert set(levers) == {"fp32 (today)", "fused AdamW"}
+    assert all(lever["first_step_seconds"] > 0 for lever in levers.values())
+    today, fused = levers["fp32 (today)"]["val_loss"], levers["fused AdamW"]["val_loss"]
+    assert fused == pytest.approx(today, rel=1e-4)

@@ -2,8 +2,8 @@
 the fork's batches train: the real tiny dataset (features extracted by the real fork) collated
 both ways, through the loader a training uses, into the real tiny generator. Every output a
 loss reads agrees on each piece's frames, the padding adds nothing to the KL loss, and the
-flow gives the same latent. Then the parts that recompile for every length compile once per
-bucket."""
+flow gives the same latent. A real training runs at bucketed lengths, and the parts that
+recompile for every length compile once per bucket."""
 
 import json
 import subprocess
@@ -52,11 +52,26 @@ hparams = utils.get_backup_hparams(config_path, work / "model")
 pieces = [TextAudioDataset(hparams)[i] for i in range(4)]
 speed = Speed(length_bucket={BUCKET}, workers=1)
 loader = speed.datamodule(hparams).train_dataloader()
-torch.save(dict(
+batches = dict(
     config=config_path.read_text(),
     plain=TextAudioCollate()(pieces),
     bucketed=loader.collate_fn(pieces),
     from_loader=[batch for batch in loader],
+)
+
+from gpu.training.schedule import Schedule
+from gpu.training.trainer import fit
+
+benchmark_during = []
+def sink(progress):
+    benchmark_during.append(torch.backends.cudnn.benchmark)
+    return True
+speed = Speed(length_bucket={BUCKET}, cudnn_benchmark=True, workers=1)
+result = fit(config_path, 3, 0.0, sink, Schedule(validate_every=2, checkpoint_seconds=0), speed)
+torch.save(batches | dict(
+    trained=result.steps,
+    benchmark_during=benchmark_during,
+    benchmark_after=torch.backends.cudnn.benchmark,
 ), {str(out)!r})
 """
     env = {"VC_MODEL_CACHE_DIR": str(MODEL_CACHE), "VC_OFFLINE_MODELS": "true"}
@@ -84,6 +99,15 @@ def test_a_bucketed_batch_is_the_forks_batch_padded_to_a_whole_bucket(batches) -
     assert torch.equal(bucketed[5], plain[5]) and torch.equal(bucketed[6], plain[6])
     for batch in batches["from_loader"]:  # a training's loader, with its worker process
         assert all(batch[i].shape[-1] % BUCKET == 0 for i in (0, 1, 2, 3, 7))
+
+
+def test_a_bucketed_training_autotunes_while_it_trains_and_not_after(batches) -> None:
+    """The real `fit`, 3 steps at bucketed lengths with cuDNN's benchmark mode: Lightning sets
+    the mode for the whole process, and what runs after a training (its quality report, at
+    every length) must not autotune each new shape."""
+    assert batches["trained"] == 3
+    assert batches["benchmark_during"] and all(batches["benchmark_during"])
+    assert batches["benchmark_after"] is False
 
 
 def _generator(config: dict) -> torch.nn.Module:
@@ -156,6 +180,8 @@ def test_the_parts_that_recompile_per_length_compile_once_per_bucket(batches) ->
         compile_for_training(model, ("prior", "f0"))
     with pytest.raises(ValueError, match="lengths to compile"):
         compile_for_training(model, ("prior",), bucket=LONGEST // 20)
+    fixed = type("Vits", (), {"net_g": _generator(config), "net_d": None})()
+    compile_for_training(fixed, ("decoder",), bucket=LONGEST // 20)  # its shapes never vary
     compile_for_training(model, ("prior", "f0"), bucket=BUCKET)
 
     def prior_and_f0(net_g: torch.nn.Module, batch: tuple) -> tuple:

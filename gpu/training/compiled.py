@@ -58,7 +58,7 @@ def compile_for_training(
         raise ValueError(f"no such part to compile: {sorted(unknown)}; parts: {sorted(PARTS)}")
     if not bucket and (needs := [p for p in parts if PARTS[p][1] == "bucketed"]):
         raise ValueError(f"{needs} recompile for every length: compile them with length_bucket")
-    lengths = -(-LONGEST // bucket) if bucket else 0
+    lengths = -(-LONGEST // bucket) if bucket and any(PARTS[p][1] != "fixed" for p in parts) else 0
     if lengths > torch._dynamo.config.recompile_limit:  # past it a part would run eager
         raise ValueError(f"a length_bucket of {bucket} frames leaves {lengths} lengths to compile")
     graphs = mode == "reduce-overhead"

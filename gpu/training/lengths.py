@@ -8,7 +8,9 @@ the prior encoder and the F0 decoder stay eager), a CUDA graph is captured again
 dataset cuts a piece at 800 frames, so a bucket of b frames leaves at most ceil(800 / b)
 lengths; a bucket of 800 leaves one.
 
-Why it changes nothing a step learns: the networks mask every frame past a piece's length
+Why it changes nothing a step learns (in distribution: the posterior's and prior's samples
+draw a number for every padded frame too, so a seed gives other draws after them): the
+networks mask every frame past a piece's length
 (the fork already pads every piece but a batch's longest), the mel, feature-matching and
 adversarial losses see slices drawn inside a piece's length, and the KL loss is averaged
 over the mask (`tests/test_length_buckets.py` compares them). The exceptions are the F0

@@ -39,13 +39,15 @@ class Speed:
     length_bucket: int = 0
     # cuDNN's benchmark mode: autotunes each new shape, so only with `length_bucket`
     cudnn_benchmark: bool = False
-    # AdamW's fused kernel: a few launches a step for every parameter, instead of a few per
-    # group of tensors (the fork's default, `foreach`)
+    # AdamW's fused kernel: the whole update of every parameter in a few launches a step,
+    # instead of a launch per operation over the list of tensors (`foreach`, the fork's default)
     fused_optimizer: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.compile, tuple):  # Speed(compile=True) would compile nothing
             raise TypeError(f"compile names parts (a tuple), not {self.compile!r}")
+        if self.length_bucket < 0:
+            raise ValueError(f"length_bucket is a number of frames, not {self.length_bucket}")
         if self.cudnn_benchmark and not self.length_bucket:
             raise ValueError(
                 "cuDNN's benchmark mode autotunes every new shape: it needs length_bucket "
@@ -70,8 +72,7 @@ class Speed:
             if compile_cache:
                 keep_compiled_in(compile_cache)
             compile_for_training(model, self.compile, self.compile_mode, self.length_bucket)
-        if self.fused_optimizer:
-            _fused_optimizers(model)
+        _optimizers_as_asked(model, self.fused_optimizer)
         return model
 
     def trainer_options(self) -> dict[str, Any]:
@@ -117,18 +118,26 @@ class Speed:
         return Loader(hparams)
 
 
-def _fused_optimizers(model: Any) -> None:
-    """The fork builds its AdamW optimizers before it loads a checkpoint's optimizer state,
-    which brings back the saved flags; Lightning asks for them once the model is on its
-    device and every checkpoint is loaded, so they are switched there. The fused kernel
-    computes AdamW's update as the per-tensor ones do (to rounding)."""
+def _optimizers_as_asked(model: Any, fused: bool) -> None:
+    """AdamW fused or not, as this run asks. The fork builds its optimizers before it loads a
+    checkpoint's optimizer state, and loading brings back the saved flags (a job resumed with
+    the lever switched off would stay fused); Lightning asks for them once the model is on its
+    device and every checkpoint is loaded, so they are set there. The fused kernel keeps each
+    step count as a float on the parameter's device: a loaded one is moved there (Lightning
+    leaves step counts where they were). It computes AdamW's update as the others do (to
+    rounding)."""
+    import torch
+
     before = model.configure_optimizers
 
     def configure_optimizers() -> Any:
         optimizers, schedulers = before()
         for optimizer in optimizers:
             for group in optimizer.param_groups:
-                group.update(fused=True, foreach=False)
+                group.update(fused=fused or None, foreach=None)  # None: torch's default
+            for param, state in optimizer.state.items():
+                if fused and torch.is_tensor(state.get("step")):
+                    state["step"] = state["step"].to(param.device, torch.float32)
         return optimizers, schedulers
 
     model.configure_optimizers = configure_optimizers

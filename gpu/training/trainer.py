@@ -232,10 +232,14 @@ def fit(
     model = speed.applied_to(ValidatedVits(stopping, **hparams), compile_cache)
     bookkeeping = Bookkeeping(schedule, held_out_batches(hparams))
     progress = ProgressCallback(total_steps, every_seconds, sink)
+    benchmark = torch.backends.cudnn.benchmark
     trainer = pl.Trainer(
         **trainer_options(model_dir, hparams, [bookkeeping, progress], speed.trainer_options())
     )
-    trainer.fit(model, datamodule=datamodule)
+    try:
+        trainer.fit(model, datamodule=datamodule)
+    finally:  # Lightning set it for the process: what runs next sees pieces of any length
+        torch.backends.cudnn.benchmark = benchmark
     if progress.canceled:
         raise JobCanceled
     plateau = model.plateaued and progress.last_step < total_steps
