@@ -8,6 +8,9 @@ compiled kernels in the cache a first one left. Whether any of it is faster is
 `bench/gpu.py --only levers`' question, on a GPU. CUDA graphs cannot run here."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,9 +163,6 @@ print(json.dumps({"seconds": time.perf_counter() - started, **counters["inductor
 def test_a_second_training_process_reads_its_compiled_kernels_from_the_cache(tmp_path) -> None:
     """As two training containers on one work volume: the first compiles the F0 decoder's
     forward and backward and writes them to the cache; the second finds both there."""
-    import os
-    import subprocess
-    import sys
 
     root = Path(__file__).resolve().parent.parent
     env = {
@@ -184,3 +184,19 @@ def test_a_second_training_process_reads_its_compiled_kernels_from_the_cache(tmp
     assert [p.name for p in (tmp_path / "compile-cache").iterdir()] == [
         f"torch-{torch.__version__}"
     ]
+
+
+def test_the_cache_of_another_torch_version_goes(tmp_path, monkeypatch) -> None:
+    from gpu.training.compiled import keep_compiled_in
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "set by an operator")
+    keep_compiled_in(tmp_path)
+    assert not any(tmp_path.iterdir()), "an operator's cache dir is theirs"
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    old = tmp_path / "torch-2.7.1" / "fxgraph" / "kernel"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"compiled by 2.7.1")
+    keep_compiled_in(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [f"torch-{torch.__version__}"]
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / f"torch-{torch.__version__}")

@@ -2,6 +2,7 @@
 cancel delivered as Modal's `InputCancellation` (a BaseException), an erasure while it runs,
 a budget stop once its grace period is over; the sweep removes what no job may use."""
 
+import shutil
 from pathlib import Path
 from uuid import uuid4
 
@@ -10,7 +11,7 @@ from modal.exception import InputCancellation
 
 from gpu.training.job import TrainingRun
 from pipeline import cron
-from pipeline.work_dirs import sweep_work_dirs, training_work_dir
+from pipeline.work_dirs import COMPILE_CACHE, sweep_work_dirs, training_work_dir
 from tests.helpers import ready_dataset
 
 
@@ -124,6 +125,9 @@ def test_the_sweep_keeps_live_and_recently_budget_stopped_trainings_only(
         _recordings(training_work_dir(settings.work_dir, job_id))
     stray = Path(settings.work_dir) / "training" / "not-a-job"
     stray.mkdir(parents=True, exist_ok=True)
+    kernels = Path(settings.work_dir) / COMPILE_CACHE / "torch-x" / "fxgraph" / "kernel"
+    kernels.parent.mkdir(parents=True, exist_ok=True)
+    kernels.write_bytes(b"compiled")  # every training container's, nobody's data
 
     sweep_work_dirs(repo, settings.work_dir)
 
@@ -134,7 +138,9 @@ def test_the_sweep_keeps_live_and_recently_budget_stopped_trainings_only(
     }
     assert left == {"running", "recent"}
     assert stray.exists(), "a name that is not a job's is left alone"
+    assert kernels.read_bytes() == b"compiled", "the compile cache is left alone"
     stray.rmdir()
+    shutil.rmtree(Path(settings.work_dir) / COMPILE_CACHE)
 
 
 @pytest.mark.slow

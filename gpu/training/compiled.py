@@ -78,13 +78,20 @@ def keep_compiled_in(folder: Path) -> None:
     """Inductor's caches (compiled graphs, their kernels, autotuning results) in `folder`, one
     per torch version. Its default is the container's /tmp, lost with it, so every training
     container would pay the compile again (tens of seconds a part); on the work volume only the
-    first training after a deploy pays it. A cache dir set in the environment is kept; so is
-    one torch already chose, since a process that compiled before reads its cache there."""
+    first training after a deploy pays it. Another torch version's cache is of no use to this
+    one and goes (at worst a container still on that version compiles again). A cache dir set
+    in the environment is kept and left alone; so is one torch already chose, since a process
+    that compiled before reads its cache there."""
+    import shutil
+
     import torch
 
     if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
         return
     target = folder / f"torch-{torch.__version__}"
+    for other in folder.glob("torch-*"):
+        if other != target:
+            shutil.rmtree(other, ignore_errors=True)
     target.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(target)
 
