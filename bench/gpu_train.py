@@ -290,6 +290,7 @@ def _is_range(key: str, labels: set[str]) -> bool:
 TF32_PINNED = {"tf32": True, "pin_memory": True, "workers": 4}
 BUCKETS = {"length_bucket": 128, "cudnn_benchmark": True}
 ONE_LENGTH = {"length_bucket": LONGEST, "cudnn_benchmark": True}
+ALL_COMPILED = {**ONE_LENGTH, "compile": tuple(PARTS)}
 LEVERS = {  # name: (Speed's arguments, batch size or None for the preset's)
     "fp32 (today)": ({}, None),
     "bf16-mixed": ({"precision": "bf16-mixed"}, None),
@@ -307,15 +308,14 @@ LEVERS = {  # name: (Speed's arguments, batch size or None for the preset's)
     # batches padded to a few lengths (gpu.training.lengths), so what is paid per shape pays
     "buckets of 128, cuDNN benchmark": (BUCKETS, None),
     "one length, cuDNN benchmark": (ONE_LENGTH, None),
-    "one length, all compiled": ({**ONE_LENGTH, "compile": tuple(PARTS)}, None),
+    "one length, all compiled": (ALL_COMPILED, None),
     # the same again: its first step reads the kernels the last one cached, as a later
     # training container does from the work volume
-    "one length, all compiled, cached": ({**ONE_LENGTH, "compile": tuple(PARTS)}, None),
+    "one length, all compiled, cached": (ALL_COMPILED, None),
     "one length, all compiled, CUDA graphs": (
-        {**ONE_LENGTH, "compile": tuple(PARTS), "compile_mode": "reduce-overhead"}, None),
+        {**ALL_COMPILED, "compile_mode": "reduce-overhead"}, None),
     "one length, all compiled, CUDA graphs, fused AdamW": (
-        {**ONE_LENGTH, "compile": tuple(PARTS), "compile_mode": "reduce-overhead",
-         "fused_optimizer": True}, None),
+        {**ALL_COMPILED, "compile_mode": "reduce-overhead", "fused_optimizer": True}, None),
 }  # fmt: skip
 
 

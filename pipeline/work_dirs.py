@@ -34,6 +34,10 @@ def training_work_dir(work_dir: str | Path, job_id: UUID) -> Path:
     return Path(work_dir) / TRAINING / str(job_id)
 
 
+def compile_cache_dir(work_dir: str | Path) -> Path:
+    return Path(work_dir) / COMPILE_CACHE
+
+
 def sweep_work_dirs(repo: Repository, work_dir: str | Path) -> WorkSweep:
     """Removes every training directory whose job may no longer use it. A name that is not a
     job id is not ours to judge and stays (logged)."""

@@ -70,6 +70,14 @@ def settings(stack: LocalStack) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def offline_models_env() -> dict[str, str]:
+    """A worker's environment for stages that need only the offline weights, not the stack."""
+    env = os.environ | {"VC_MODEL_CACHE_DIR": str(MODEL_CACHE), "VC_OFFLINE_MODELS": "true"}
+    subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env, check=True)
+    return env
+
+
+@pytest.fixture(scope="session")
 def worker_env(settings: Settings) -> dict[str, str]:
     """What a GPU worker process sees: the same settings, the worker login as its only
     database login (as `svc_worker`, like production), with the offline weights built."""

@@ -165,11 +165,10 @@ def test_a_second_training_process_reads_its_compiled_kernels_from_the_cache(tmp
     forward and backward and writes them to the cache; the second finds both there."""
 
     root = Path(__file__).resolve().parent.parent
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
-    } | {"PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": ""}
+    own = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in own}
+    (tmp_path / "tmp").mkdir()  # torch's default cache dir is under it: private, and empty
+    env |= {"PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(tmp_path / "tmp")}
     runs = []
     for _ in range(2):
         done = subprocess.run(
@@ -181,9 +180,10 @@ def test_a_second_training_process_reads_its_compiled_kernels_from_the_cache(tmp
     assert first["fxgraph_cache_miss"] == 2 and first["autograd_cache_saved"] == 1
     assert second["fxgraph_cache_hit"] == 2 and second["autograd_cache_hit"] == 1
     assert "fxgraph_cache_miss" not in second
-    assert [p.name for p in (tmp_path / "compile-cache").iterdir()] == [
-        f"torch-{torch.__version__}"
-    ]
+    cache = tmp_path / "compile-cache"
+    assert [p.name for p in cache.iterdir()] == [f"torch-{torch.__version__}"]
+    assert any((cache / f"torch-{torch.__version__}" / "fxgraph").rglob("*"))
+    assert not any((tmp_path / "tmp").rglob("*fxgraph*")), "nothing went to the default"
 
 
 def test_the_cache_of_another_torch_version_goes(tmp_path, monkeypatch) -> None:

@@ -21,11 +21,9 @@ BUCKET = 128
 
 
 @pytest.fixture(scope="module")
-def batches(tmp_path_factory) -> dict:
+def batches(tmp_path_factory, offline_models_env) -> dict:
     """Four real pieces of 2.3-4.1 s, collated as the fork does and as a bucketed loader does
     (its worker processes included: the collate must pickle), saved by a worker-like process."""
-    from tests.conftest import MODEL_CACHE
-
     work = tmp_path_factory.mktemp("buckets")
     dataset = work / "dataset" / "44k"
     (dataset / "voice").mkdir(parents=True)
@@ -74,16 +72,9 @@ torch.save(batches | dict(
     benchmark_after=torch.backends.cudnn.benchmark,
 ), {str(out)!r})
 """
-    env = {"VC_MODEL_CACHE_DIR": str(MODEL_CACHE), "VC_OFFLINE_MODELS": "true"}
-    subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=_env(env), check=True)
-    subprocess.run([sys.executable, "-c", code], env=_env(env), check=True, timeout=600)
+    env = offline_models_env | {"CUDA_VISIBLE_DEVICES": ""}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600)
     return torch.load(out, weights_only=False)
-
-
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    import os
-
-    return os.environ | extra | {"CUDA_VISIBLE_DEVICES": ""}
 
 
 def test_a_bucketed_batch_is_the_forks_batch_padded_to_a_whole_bucket(batches) -> None:

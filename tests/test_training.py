@@ -393,16 +393,6 @@ def test_loss_history_stays_bounded_ordered_and_ends_at_the_latest_step() -> Non
     assert callback.history[-1] == [1000, 0.001, None, 0.5]
 
 
-@pytest.fixture(scope="module")
-def offline_models_env() -> dict[str, str]:
-    """A worker's environment for stages that need only the offline weights, not the stack."""
-    from tests.conftest import MODEL_CACHE
-
-    env = os.environ | {"VC_MODEL_CACHE_DIR": str(MODEL_CACHE), "VC_OFFLINE_MODELS": "true"}
-    subprocess.run([sys.executable, "-m", "gpu", "models", "--offline"], env=env, check=True)
-    return env
-
-
 def test_the_exported_generator_is_the_best_validated_one_not_the_last(
     offline_models_env, tmp_path
 ) -> None:

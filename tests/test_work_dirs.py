@@ -11,7 +11,7 @@ from modal.exception import InputCancellation
 
 from gpu.training.job import TrainingRun
 from pipeline import cron
-from pipeline.work_dirs import COMPILE_CACHE, sweep_work_dirs, training_work_dir
+from pipeline.work_dirs import compile_cache_dir, sweep_work_dirs, training_work_dir
 from tests.helpers import ready_dataset
 
 
@@ -125,7 +125,7 @@ def test_the_sweep_keeps_live_and_recently_budget_stopped_trainings_only(
         _recordings(training_work_dir(settings.work_dir, job_id))
     stray = Path(settings.work_dir) / "training" / "not-a-job"
     stray.mkdir(parents=True, exist_ok=True)
-    kernels = Path(settings.work_dir) / COMPILE_CACHE / "torch-x" / "fxgraph" / "kernel"
+    kernels = compile_cache_dir(settings.work_dir) / "torch-x" / "fxgraph" / "kernel"
     kernels.parent.mkdir(parents=True, exist_ok=True)
     kernels.write_bytes(b"compiled")  # every training container's, nobody's data
 
@@ -140,7 +140,7 @@ def test_the_sweep_keeps_live_and_recently_budget_stopped_trainings_only(
     assert stray.exists(), "a name that is not a job's is left alone"
     assert kernels.read_bytes() == b"compiled", "the compile cache is left alone"
     stray.rmdir()
-    shutil.rmtree(Path(settings.work_dir) / COMPILE_CACHE)
+    shutil.rmtree(compile_cache_dir(settings.work_dir))
 
 
 @pytest.mark.slow

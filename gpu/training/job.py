@@ -22,7 +22,7 @@ from gpu.training.schedule import Schedule
 from gpu.training.trainer import export_generator, fit
 from gpu.weights import PRETRAINED_DIRNAME
 from pipeline import keys
-from pipeline.work_dirs import COMPILE_CACHE
+from pipeline.work_dirs import compile_cache_dir
 from schemas.jobs import TrainingJobRow, TrainingParams
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class TrainingRun(JobRun):
             s.heartbeat_seconds,
             self.heartbeat.send,
             Schedule.from_settings(s),
-            compile_cache=Path(s.work_dir) / COMPILE_CACHE,
+            compile_cache=compile_cache_dir(s.work_dir),
         )
         self.phase("upload", val_history=result.val_history, **result.summary())
         version = model_version_id(self.job_id)

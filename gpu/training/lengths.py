@@ -10,15 +10,15 @@ lengths; a bucket of 800 leaves one.
 
 Why it changes nothing a step learns (in distribution: the posterior's and prior's samples
 draw a number for every padded frame too, so a seed gives other draws after them): the
-networks mask every frame past a piece's length
-(the fork already pads every piece but a batch's longest), the mel, feature-matching and
-adversarial losses see slices drawn inside a piece's length, and the KL loss is averaged
-over the mask (`tests/test_length_buckets.py` compares them). The exceptions are the F0
-predictor's: only it learns from its loss (its input is detached), and Adam's step hardly
-depends on a gradient's scale. Its loss is a plain mean over the padded tensor, where padded
-frames add no error but weigh the mean down by their share; and its first convolution reads
-one frame past a piece, which is the padding for every piece but a batch's longest in the
-fork's batches, and for the longest too in bucketed ones.
+networks mask every frame past a piece's length (the fork already pads every piece but a
+batch's longest), the mel, feature-matching and adversarial losses see slices drawn inside a
+piece's length, and the KL loss is averaged over the mask (`tests/test_length_buckets.py`
+compares them). The exceptions are the F0 predictor's: only it learns from its loss (its
+input is detached), and Adam's step hardly depends on a gradient's scale. Its loss is a plain
+mean over the padded tensor, where padded frames add no error but weigh the mean down by
+their share; and its first convolution reads one frame past a piece, which is the padding
+for every piece but a batch's longest in the fork's batches, and for the longest too in
+bucketed ones.
 """
 
 from dataclasses import dataclass
